@@ -1,0 +1,1 @@
+"""WAM Isaac: World Action Models for Isaac Lab."""

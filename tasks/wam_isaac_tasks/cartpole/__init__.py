@@ -1,0 +1,16 @@
+"""WAM-Cartpole task registration."""
+
+import gymnasium as gym
+
+from . import agents
+
+gym.register(
+    id="WAM-Cartpole",
+    entry_point="isaaclab.envs:ManagerBasedRLEnv",
+    disable_env_checker=True,
+    kwargs={
+        "env_cfg_entry_point": f"{__name__}.cartpole_env_cfg:CartpoleEnvCfg",
+        "rsl_rl_cfg_entry_point": f"{agents.__name__}.rsl_rl_ppo_cfg:CartpolePPORunnerCfg",
+        "default_agent": "rsl_rl",
+    },
+)

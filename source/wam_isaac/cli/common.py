@@ -1,0 +1,124 @@
+"""Argument handling shared by the subcommands: task lookup, device choice, Hydra override checks."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from .errors import UsageError
+
+OVERRIDE_RE = re.compile(r"^[+~]?(?P<key>[A-Za-z_][\w]*(\.[\w]+)*)=(?P<value>.*)$")
+"""A Hydra override ``[+|~]key.path=value``."""
+
+PRESET_KEYS = ("presets", "physics", "renderer")
+"""Isaac Lab's typed preset selectors, accepted without a path check."""
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts that must be >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_env_args(parser: argparse.ArgumentParser, num_envs_help: str = "number of parallel environments") -> None:
+    """Isaac Lab's environment flags: ``--task``, ``--num_envs``, ``--device``, ``--seed``."""
+    parser.add_argument("--task", required=True, help="task id, e.g. WAM-Cartpole (see `wam tasks`)")
+    parser.add_argument("--num_envs", type=positive_int, default=None, help=num_envs_help)
+    parser.add_argument(
+        "--device", default=None, help="simulation and learning device: cpu, cuda or cuda:N (default: cuda:0 if "
+        "available, else cpu)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed of the environment and the agent")
+
+
+def resolve_device(device: str | None) -> str:
+    """The device to run on: ``cuda:0`` when CUDA is available and none was asked for, else ``cpu``."""
+    import torch
+
+    if device is None:
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise UsageError(f"unknown device '{device}'; expected cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"device '{device}' requested but CUDA is not available here; use --device cpu")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise UsageError(f"device '{device}' does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
+    return device
+
+
+def registered_task_ids(prefix: str = "") -> list[str]:
+    """Ids of the registered Isaac Lab tasks starting with ``prefix`` (WAM tasks are imported first)."""
+    import gymnasium as gym
+
+    import wam_isaac_tasks  # noqa: F401  (registers the WAM tasks)
+
+    return sorted(spec.id for spec in gym.registry.values() if spec.id.startswith(prefix) and _is_isaaclab(spec))
+
+
+def _is_isaaclab(spec) -> bool:
+    return isinstance(spec.kwargs, dict) and "env_cfg_entry_point" in spec.kwargs
+
+
+def check_task(task: str, agent_entry_point: str = "rsl_rl_cfg_entry_point") -> None:
+    """Raise a :class:`UsageError` unless ``task`` is registered with an ``agent_entry_point`` config."""
+    import gymnasium as gym
+
+    from wam_isaac_tasks import TASK_PREFIX
+
+    wam_tasks = registered_task_ids(TASK_PREFIX)
+    if task not in gym.registry and not task.startswith(TASK_PREFIX):
+        import isaaclab_tasks  # noqa: F401  (Isaac Lab's own tasks, e.g. Isaac-Cartpole-Direct)
+    if task not in gym.registry:
+        raise UsageError(f"unknown task '{task}'; WAM tasks are: {', '.join(wam_tasks)}")
+    if agent_entry_point not in gym.spec(task).kwargs:
+        raise UsageError(f"task '{task}' has no '{agent_entry_point}' agent configuration")
+
+
+def split_overrides(extra: list[str]) -> list[str]:
+    """Check that every leftover argument is a Hydra override ``env.x=...``, ``agent.x=...`` or a preset selector.
+
+    Raises:
+        UsageError: naming the first argument that is not one.
+    """
+    for token in extra:
+        if token.startswith("-"):
+            raise UsageError(f"unknown option '{token}'")
+        match = OVERRIDE_RE.match(token)
+        if match is None:
+            raise UsageError(
+                f"malformed override '{token}'; expected key=value, e.g. env.scene.num_envs=64 or agent.seed=1"
+            )
+        key = match.group("key")
+        root = key.split(".")[0]
+        if root not in ("env", "agent") and key not in PRESET_KEYS:
+            raise UsageError(
+                f"override '{token}' must start with env. or agent. (or be one of {', '.join(PRESET_KEYS)}=...)"
+            )
+    return list(extra)
+
+
+def check_override_paths(overrides: list[str], env_cfg, agent_cfg) -> None:
+    """Raise a :class:`UsageError` for an override whose path names no field of the env or agent config."""
+    roots = {"env": env_cfg, "agent": agent_cfg}
+    for token in overrides:
+        match = OVERRIDE_RE.match(token)
+        key = match.group("key")
+        if key in PRESET_KEYS or token.startswith("+"):
+            continue
+        root, *path = key.split(".")
+        node = roots[root]
+        for depth, name in enumerate(path):
+            if isinstance(node, dict):
+                found, node = name in node, node.get(name)
+            else:
+                found, node = hasattr(node, name), getattr(node, name, None)
+            if not found:
+                where = ".".join([root, *path[:depth]])
+                raise UsageError(f"override '{token}': '{where}' has no field '{name}'")

@@ -1,0 +1,42 @@
+# Set-up is part of every target: on a fresh machine `make train` or `make test` creates the venv (Python 3.12,
+# Isaac Lab 3.0 with its CUDA-enabled torch: about 8 GB, a few minutes) and installs this project, then runs.
+
+VENV     ?= .venv
+PYTHON   ?= $(shell pyenv which python 2>/dev/null || command -v python3.12)
+TASK     ?= WAM-Cartpole
+NUM_ENVS ?= 512
+ITERS    ?= 100
+STAMP    := $(VENV)/.installed
+
+.PHONY: setup train test unit bench assets lint
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: Python 3.12 not found; install it (pyenv install 3.12) or set PYTHON=..."; exit 1; }
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), sys.version' \
+		|| { echo "error: $(PYTHON) is not Python 3.12 (Isaac Lab 3.0 needs 3.12); set PYTHON=/path/to/python3.12"; exit 1; }
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --upgrade pip
+	$(VENV)/bin/python -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+# The main job on the CPU default: PPO on WAM-Cartpole; prints where the run was logged.
+train: $(STAMP)
+	$(VENV)/bin/wam train --task $(TASK) --num_envs $(NUM_ENVS) --max_iterations $(ITERS)
+
+# Unit tests (no simulator, seconds) and integration tests (real Isaac Lab envs on the CPU, a few envs).
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest tests -q
+
+unit: $(STAMP)
+	$(VENV)/bin/python -m pytest tests/unit -q
+
+bench: $(STAMP)
+	$(VENV)/bin/wam bench
+
+assets: $(STAMP)
+	$(VENV)/bin/python -m wam_isaac_assets
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -109,3 +109,21 @@ def test_action_latency_delays_the_response_by_its_steps(env):
         moving = env.scene["robot"].data.joint_vel.torch[:, 0].abs() > 1e-3
         first_motion = torch.where((first_motion < 0) & moving, torch.tensor(step), first_motion)
     assert first_motion.tolist() == latency.tolist()
+
+
+def test_dr_params_are_read_back_per_env(env):
+    from wam_isaac.envs.dr import read_dr_params
+
+    params = read_dr_params(env)
+    robot = env.scene["robot"]
+    cart, pole = robot.find_bodies(["cart", "pole"])[0]
+    masses = params["robot/body_mass"]
+    assert masses.shape == (4, robot.num_bodies)
+    # startup DR scaled the authored 1 kg cart and 0.1 kg pole by 0.7..1.3, differently per env
+    assert ((masses[:, cart] >= 0.7 - 1e-4) & (masses[:, cart] <= 1.3 + 1e-4)).all()
+    assert ((masses[:, pole] >= 0.07 - 1e-5) & (masses[:, pole] <= 0.13 + 1e-5)).all()
+    assert masses[:, cart].unique().numel() == 4
+    term = cart_term(env)
+    assert torch.equal(params["action/cart_force/latency"], term.latency)
+    assert params["robot/joint_damping"].shape == (4, 2)
+    assert params["robot/shape_friction"].shape[0] == 4

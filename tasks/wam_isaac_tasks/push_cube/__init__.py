@@ -1,0 +1,16 @@
+"""WAM-Push-Cube task registration."""
+
+import gymnasium as gym
+
+from . import agents
+
+gym.register(
+    id="WAM-Push-Cube",
+    entry_point="isaaclab.envs:ManagerBasedRLEnv",
+    disable_env_checker=True,
+    kwargs={
+        "env_cfg_entry_point": f"{__name__}.push_cube_env_cfg:PushCubeEnvCfg",
+        "rsl_rl_cfg_entry_point": f"{agents.__name__}.rsl_rl_ppo_cfg:PushCubePPORunnerCfg",
+        "default_agent": "rsl_rl",
+    },
+)

@@ -1,0 +1,1 @@
+"""Agent configurations of WAM-Push-Cube."""

@@ -1,0 +1,235 @@
+"""WAM-Push-Cube: a SCARA arm pushes a cube across a table to a goal sampled at every reset.
+
+The arm's three yaw joints take position targets; its spherical tip rides at the cube's mid-height. An episode
+succeeds (and ends) when the cube's center is within 2 cm of the goal horizontally; it fails when the cube falls
+off the table. Randomized per env: cube mass, arm link masses, cube and table friction, servo gains (startup);
+actuator strength and action latency, arm pose and cube pose (reset); observation noise on the policy group.
+"""
+
+from __future__ import annotations
+
+import math
+
+import isaaclab.envs.mdp as mdp
+import isaaclab.sim as sim_utils
+from isaaclab.assets import ArticulationCfg, AssetBaseCfg, RigidObjectCfg
+from isaaclab.envs import ManagerBasedRLEnvCfg
+from isaaclab.managers import EventTermCfg as EventTerm
+from isaaclab.managers import ObservationGroupCfg as ObsGroup
+from isaaclab.managers import ObservationTermCfg as ObsTerm
+from isaaclab.managers import RewardTermCfg as RewTerm
+from isaaclab.managers import SceneEntityCfg
+from isaaclab.managers import TerminationTermCfg as DoneTerm
+from isaaclab.scene import InteractiveSceneCfg
+from isaaclab.utils import configclass, replace
+from isaaclab.utils.noise import UniformNoiseCfg as Unoise
+
+from wam_isaac.envs import observations as wam_obs
+from wam_isaac.envs.actions import ActuationRandomizedActionCfg
+from wam_isaac.envs.physics import physics_presets
+from wam_isaac_assets.builders import pusher as geometry
+from wam_isaac_assets.robots.pusher import ARM_JOINTS, CUBE_CFG, PUSHER_CFG, TABLE_CFG
+
+from . import mdp as push_mdp
+
+ARM = SceneEntityCfg("robot", joint_names=list(ARM_JOINTS))
+"""The arm's three actuated joints."""
+LINKS = SceneEntityCfg("robot", body_names=["upper_arm", "forearm", "pusher"])
+"""The arm's moving links."""
+CUBE = SceneEntityCfg("cube")
+"""The pushed cube."""
+TABLE = SceneEntityCfg("table")
+"""The table top."""
+SUCCESS_DISTANCE = 0.02
+"""Horizontal cube-to-goal distance [m] under which the push has succeeded."""
+PUSH_STANDOFF = 0.5 * geometry.CUBE_SIZE + geometry.TIP_RADIUS
+"""Tip-center to cube-center distance [m] when the tip touches the middle of a face."""
+
+
+@configclass
+class PushCubeSceneCfg(InteractiveSceneCfg):
+    """One arm, table and cube per env; the arm's base is at the env origin."""
+
+    robot: ArticulationCfg = replace(PUSHER_CFG, prim_path="{ENV_REGEX_NS}/Robot")
+    table: RigidObjectCfg = replace(TABLE_CFG, prim_path="{ENV_REGEX_NS}/Table")
+    cube: RigidObjectCfg = replace(CUBE_CFG, prim_path="{ENV_REGEX_NS}/Cube")
+    light = AssetBaseCfg(prim_path="/World/light", spawn=sim_utils.DistantLightCfg(intensity=2000.0))
+
+
+@configclass
+class CommandsCfg:
+    """Where the cube must go."""
+
+    goal = push_mdp.GoalOnTableCommandCfg(object_name="cube", x_range=(0.46, 0.56), y_range=(-0.15, 0.15))
+
+
+@configclass
+class ActionsCfg:
+    """Joint position targets [rad] = ready pose + 0.5 * action * strength, applied after the env's latency."""
+
+    arm = ActuationRandomizedActionCfg(
+        term=mdp.JointPositionActionCfg(
+            asset_name="robot", joint_names=list(ARM_JOINTS), scale=0.5, use_default_offset=True
+        ),
+        latency_steps=(0, 1),
+        strength_scale=(0.8, 1.2),
+    )
+
+
+@configclass
+class ObservationsCfg:
+    """Policy: noisy arm state and cube/goal geometry. Critic: the same, exact, plus the randomized parameters."""
+
+    @configclass
+    class PolicyCfg(ObsGroup):
+        """What the deployed policy sees (with sensor noise)."""
+
+        joint_pos = ObsTerm(func=mdp.joint_pos_rel, params={"asset_cfg": ARM}, noise=Unoise(n_min=-0.01, n_max=0.01))
+        joint_vel = ObsTerm(func=mdp.joint_vel_rel, params={"asset_cfg": ARM}, noise=Unoise(n_min=-0.05, n_max=0.05))
+        tip_pos = ObsTerm(func=push_mdp.tip_pos, noise=Unoise(n_min=-0.002, n_max=0.002))
+        cube_rel_tip = ObsTerm(func=push_mdp.cube_pos_rel_tip, noise=Unoise(n_min=-0.005, n_max=0.005))
+        cube_yaw = ObsTerm(func=push_mdp.cube_yaw_features, noise=Unoise(n_min=-0.05, n_max=0.05))
+        goal_rel_cube = ObsTerm(func=push_mdp.goal_pos_rel_cube, noise=Unoise(n_min=-0.005, n_max=0.005))
+        actions = ObsTerm(func=mdp.last_action)
+
+        def __post_init__(self):
+            self.enable_corruption = True
+            self.concatenate_terms = True
+
+    @configclass
+    class CriticCfg(ObsGroup):
+        """Exact state plus privileged information: cube velocity and every randomized physical parameter."""
+
+        joint_pos = ObsTerm(func=mdp.joint_pos_rel, params={"asset_cfg": ARM})
+        joint_vel = ObsTerm(func=mdp.joint_vel_rel, params={"asset_cfg": ARM})
+        tip_pos = ObsTerm(func=push_mdp.tip_pos)
+        cube_rel_tip = ObsTerm(func=push_mdp.cube_pos_rel_tip)
+        cube_yaw = ObsTerm(func=push_mdp.cube_yaw_features)
+        goal_rel_cube = ObsTerm(func=push_mdp.goal_pos_rel_cube)
+        actions = ObsTerm(func=mdp.last_action)
+        cube_vel = ObsTerm(func=mdp.root_lin_vel_w, params={"asset_cfg": CUBE})
+        cube_mass = ObsTerm(func=wam_obs.body_mass, params={"asset_cfg": CUBE})
+        link_mass = ObsTerm(func=wam_obs.body_mass, params={"asset_cfg": LINKS})
+        cube_friction = ObsTerm(func=push_mdp.shape_friction, params={"asset_cfg": CUBE})
+        table_friction = ObsTerm(func=push_mdp.shape_friction, params={"asset_cfg": TABLE})
+        stiffness = ObsTerm(func=wam_obs.joint_stiffness, params={"asset_cfg": ARM}, scale=0.05)
+        damping = ObsTerm(func=wam_obs.joint_damping, params={"asset_cfg": ARM}, scale=0.25)
+        latency = ObsTerm(func=wam_obs.action_latency, params={"action_name": "arm"})
+        strength = ObsTerm(func=wam_obs.action_strength, params={"action_name": "arm"})
+
+        def __post_init__(self):
+            self.enable_corruption = False
+            self.concatenate_terms = True
+
+    policy: PolicyCfg = PolicyCfg()
+    critic: CriticCfg = CriticCfg()
+
+
+@configclass
+class EventCfg:
+    """Domain randomization."""
+
+    # startup: physical parameters, sampled once per env
+    cube_mass = EventTerm(
+        func=mdp.randomize_rigid_body_mass,
+        mode="startup",
+        params={"asset_cfg": CUBE, "mass_distribution_params": (0.5, 2.0), "operation": "scale"},
+    )
+    link_mass = EventTerm(
+        func=mdp.randomize_rigid_body_mass,
+        mode="startup",
+        params={"asset_cfg": LINKS, "mass_distribution_params": (0.8, 1.2), "operation": "scale"},
+    )
+    cube_friction = EventTerm(
+        func=mdp.randomize_rigid_body_material,
+        mode="startup",
+        params={
+            "asset_cfg": CUBE,
+            "static_friction_range": (0.3, 1.0),
+            "dynamic_friction_range": (0.3, 1.0),
+            "restitution_range": (0.0, 0.0),
+            "num_buckets": 64,
+        },
+    )
+    table_friction = EventTerm(
+        func=mdp.randomize_rigid_body_material,
+        mode="startup",
+        params={
+            "asset_cfg": TABLE,
+            "static_friction_range": (0.3, 0.8),
+            "dynamic_friction_range": (0.3, 0.8),
+            "restitution_range": (0.0, 0.0),
+            "num_buckets": 64,
+        },
+    )
+    servo_gains = EventTerm(
+        func=mdp.randomize_actuator_gains,
+        mode="startup",
+        params={
+            "asset_cfg": ARM,
+            "stiffness_distribution_params": (0.8, 1.2),
+            "damping_distribution_params": (0.8, 1.2),
+            "operation": "scale",
+        },
+    )
+    # reset: initial state
+    reset_arm = EventTerm(
+        func=mdp.reset_joints_by_offset,
+        mode="reset",
+        params={"asset_cfg": ARM, "position_range": (-0.15, 0.15), "velocity_range": (0.0, 0.0)},
+    )
+    reset_cube = EventTerm(
+        func=mdp.reset_root_state_uniform,
+        mode="reset",
+        params={
+            "asset_cfg": CUBE,
+            "pose_range": {"x": (-0.04, 0.04), "y": (-0.1, 0.1), "yaw": (-math.pi, math.pi)},
+            "velocity_range": {},
+        },
+    )
+
+
+@configclass
+class RewardsCfg:
+    """Reach the push point behind the cube, move the cube toward the goal, finish; move smoothly."""
+
+    reach = RewTerm(
+        func=push_mdp.tip_push_point_kernel, weight=0.5, params={"std": 0.1, "standoff": PUSH_STANDOFF}
+    )
+    progress = RewTerm(func=push_mdp.cube_progress, weight=20.0)
+    near_goal = RewTerm(func=push_mdp.cube_goal_distance_kernel, weight=1.0, params={"std": 0.05})
+    success = RewTerm(func=push_mdp.success_bonus, weight=10.0, params={"term_name": "success"})
+    cube_lost = RewTerm(func=mdp.is_terminated_term, weight=-50.0, params={"term_keys": ["cube_off_table"]})
+    action_rate = RewTerm(func=mdp.action_rate_l2, weight=-0.01)
+    joint_vel = RewTerm(func=mdp.joint_vel_l2, weight=-0.001, params={"asset_cfg": ARM})
+    success_rate = RewTerm(func=push_mdp.push_success_rate, weight=0.0, params={"term_name": "success"})
+
+
+@configclass
+class TerminationsCfg:
+    """Time out; cube at the goal (success); cube off the table (failure)."""
+
+    time_out = DoneTerm(func=mdp.time_out, time_out=True)
+    success = DoneTerm(func=push_mdp.cube_at_goal, params={"threshold": SUCCESS_DISTANCE})
+    cube_off_table = DoneTerm(func=push_mdp.cube_off_table, params={"min_height": geometry.TABLE_TOP_Z - 0.05})
+
+
+@configclass
+class PushCubeEnvCfg(ManagerBasedRLEnvCfg):
+    """WAM-Push-Cube: 6 s episodes at 25 Hz control (50 Hz physics)."""
+
+    scene: PushCubeSceneCfg = PushCubeSceneCfg(num_envs=512, env_spacing=2.0, clone_in_fabric=True)
+    observations: ObservationsCfg = ObservationsCfg()
+    actions: ActionsCfg = ActionsCfg()
+    commands: CommandsCfg = CommandsCfg()
+    rewards: RewardsCfg = RewardsCfg()
+    terminations: TerminationsCfg = TerminationsCfg()
+    events: EventCfg = EventCfg()
+
+    def __post_init__(self):
+        self.decimation = 2
+        self.episode_length_s = 6.0
+        self.sim.dt = 1 / 50
+        self.sim.render_interval = self.decimation
+        # contacts: cube-table (up to 8 box-box points) and tip-cube (1); 3 joint limits; pyramidal rows 4/contact
+        self.sim.physics = physics_presets(njmax=64, nconmax=16)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +43,14 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and message in errors[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_isaaclab_list_envs_finds_the_tasks_through_the_entry_point(tmp_path):
+    # run outside the repository so Isaac Lab discovers the tasks through the installed entry point only
+    isaaclab = Path(sys.executable).with_name("isaaclab")
+    result = subprocess.run(
+        [str(isaaclab), "list_envs", "--keyword", "WAM-"], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    for task in ("WAM-Cartpole", "WAM-Push-Cube", "WAM-Quadruped-Flat"):
+        assert f"| {task} " in result.stdout, f"{task} missing from `isaaclab list_envs`"

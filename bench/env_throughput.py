@@ -54,13 +54,15 @@ def measure(task: str, num_envs: int, steps: int, device: str) -> float:
     """Env-steps/s of ``task`` measured in a fresh process."""
     result = subprocess.run(
         [sys.executable, "-c", _CHILD, task, str(num_envs), str(steps), device],
-        capture_output=True, text=True, timeout=1800,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     if result.returncode != 0 or not lines:
         tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
         raise RuntimeError(f"{task}: benchmark process failed: {' | '.join(tail)}")
-    return json.loads(lines[-1][len("RESULT "):])["steps_per_s"]
+    return json.loads(lines[-1][len("RESULT ") :])["steps_per_s"]
 
 
 def run(args) -> list[dict]:
@@ -70,12 +72,25 @@ def run(args) -> list[dict]:
     for task in (REFERENCE, *TASKS):
         rates[task] = measure(task, NUM_ENVS, steps, args.device)
         figures.append(
-            {"name": f"env_steps_per_s/{task}", "value": round(rates[task], 1), "unit": "env-steps/s",
-             "target": None, "num_envs": NUM_ENVS, "device": args.device, "steps": steps}
+            {
+                "name": f"env_steps_per_s/{task}",
+                "value": round(rates[task], 1),
+                "unit": "env-steps/s",
+                "target": None,
+                "num_envs": NUM_ENVS,
+                "device": args.device,
+                "steps": steps,
+            }
         )
     figures.append(
-        {"name": f"ratio/WAM-Cartpole_vs_{REFERENCE}", "value": round(rates["WAM-Cartpole"] / rates[REFERENCE], 3),
-         "unit": "x", "target": RATIO_TARGET, "num_envs": NUM_ENVS, "device": args.device,
-         "pass": rates["WAM-Cartpole"] / rates[REFERENCE] >= RATIO_TARGET}
+        {
+            "name": f"ratio/WAM-Cartpole_vs_{REFERENCE}",
+            "value": round(rates["WAM-Cartpole"] / rates[REFERENCE], 3),
+            "unit": "x",
+            "target": RATIO_TARGET,
+            "num_envs": NUM_ENVS,
+            "device": args.device,
+            "pass": rates["WAM-Cartpole"] / rates[REFERENCE] >= RATIO_TARGET,
+        }
     )
     return figures

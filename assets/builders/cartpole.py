@@ -27,26 +27,47 @@ def build() -> Usd.Stage:
     stage, root = u.new_stage("cartpole")
     u.articulation_root(stage.GetPrimAtPath(root))
 
-    rail = u.rigid_body(stage, root.AppendChild("rail"), (0.0, 0.0, 0.0), 5.0, u.box_inertia(5.0, (RAIL_LENGTH, 0.04, 0.04)))
+    rail = u.rigid_body(
+        stage, root.AppendChild("rail"), (0.0, 0.0, 0.0), 5.0, u.box_inertia(5.0, (RAIL_LENGTH, 0.04, 0.04))
+    )
     u.box(stage, rail.path.AppendChild("visual"), (RAIL_LENGTH, 0.04, 0.04), color=(0.4, 0.4, 0.4), collide=False)
     u.fixed_joint(stage, root.AppendChild("root_joint"), None, rail)
 
-    cart = u.rigid_body(stage, root.AppendChild("cart"), (0.0, 0.0, 0.0), CART_MASS, u.box_inertia(CART_MASS, CART_SIZE))
+    cart = u.rigid_body(
+        stage, root.AppendChild("cart"), (0.0, 0.0, 0.0), CART_MASS, u.box_inertia(CART_MASS, CART_SIZE)
+    )
     u.box(stage, cart.path.AppendChild("collision"), CART_SIZE, color=(0.2, 0.4, 0.8))
     u.prismatic_joint(
-        stage, root.AppendChild("slider_to_cart"), rail, cart, anchor=(0.0, 0.0, 0.0), axis="X",
-        limit=(-RAIL_LENGTH / 2, RAIL_LENGTH / 2), max_force=400.0,
+        stage,
+        root.AppendChild("slider_to_cart"),
+        rail,
+        cart,
+        anchor=(0.0, 0.0, 0.0),
+        axis="X",
+        limit=(-RAIL_LENGTH / 2, RAIL_LENGTH / 2),
+        max_force=400.0,
     )
 
     # the pole's body frame sits at the hinge (the cart's front face); its mass is centered halfway up
     hinge = (0.0, CART_SIZE[1] / 2 + POLE_RADIUS + 0.01, 0.0)
     pole_com = (0.0, 0.0, POLE_LENGTH / 2)
     pole = u.rigid_body(
-        stage, root.AppendChild("pole"), hinge, POLE_MASS,
-        u.cylinder_inertia(POLE_MASS, POLE_RADIUS, POLE_LENGTH, axis="Z"), center_of_mass=pole_com,
+        stage,
+        root.AppendChild("pole"),
+        hinge,
+        POLE_MASS,
+        u.cylinder_inertia(POLE_MASS, POLE_RADIUS, POLE_LENGTH, axis="Z"),
+        center_of_mass=pole_com,
     )
-    u.capsule(stage, pole.path.AppendChild("collision"), POLE_RADIUS, POLE_LENGTH - 2 * POLE_RADIUS, axis="Z",
-              offset=pole_com, color=(0.9, 0.6, 0.1))
+    u.capsule(
+        stage,
+        pole.path.AppendChild("collision"),
+        POLE_RADIUS,
+        POLE_LENGTH - 2 * POLE_RADIUS,
+        axis="Z",
+        offset=pole_com,
+        color=(0.9, 0.6, 0.1),
+    )
     u.revolute_joint(
         stage, root.AppendChild("cart_to_pole"), cart, pole, anchor=hinge, axis="Y", limit_deg=None, max_force=400.0
     )

@@ -242,11 +242,11 @@ def _anchor(joint: UsdPhysics.Joint, parent: Body | None, child: Body, anchor_wo
     """Place the joint frame at ``anchor_world`` [m] in both bodies (bodies are authored unrotated)."""
     if parent is not None:
         joint.CreateBody0Rel().SetTargets([parent.path])
-        local0 = tuple(a - p for a, p in zip(anchor_world, parent.position))
+        local0 = tuple(a - p for a, p in zip(anchor_world, parent.position, strict=True))
     else:
         local0 = anchor_world  # world-anchored joint
     joint.CreateBody1Rel().SetTargets([child.path])
-    local1 = tuple(a - c for a, c in zip(anchor_world, child.position))
+    local1 = tuple(a - c for a, c in zip(anchor_world, child.position, strict=True))
     joint.CreateLocalPos0Attr(Gf.Vec3f(*_r(local0)))
     joint.CreateLocalPos1Attr(Gf.Vec3f(*_r(local1)))
     joint.CreateLocalRot0Attr(Gf.Quatf(1.0, 0.0, 0.0, 0.0))

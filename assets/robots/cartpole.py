@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from isaaclab_newton.sim.schemas import NewtonArticulationCfg
-
 import isaaclab.sim as sim_utils
 from isaaclab.actuators import ImplicitActuatorCfg
 from isaaclab.assets import ArticulationCfg
+from isaaclab_newton.sim.schemas import NewtonArticulationCfg
 
 from .. import usd_path
 

@@ -73,7 +73,7 @@ def test_reset_clears_history_and_resamples_within_range():
     torch.manual_seed(0)
     term = make_term(64, latency=(1, 2), strength=(0.5, 1.5))
     assert set(term.latency.tolist()) == {1, 2}
-    assert 0.5 <= term.strength.min() and term.strength.max() <= 1.5
+    assert term.strength.min() >= 0.5 and term.strength.max() <= 1.5
     assert term.strength.std() > 0.1, "strength must differ between envs"
     term.process_actions(torch.ones(64, 2))
     term.process_actions(torch.ones(64, 2))

@@ -24,7 +24,9 @@ def test_box_and_cylinder_inertia_closed_form():
     assert iyy == pytest.approx(2.0 * (0.09 + 0.01) / 12)
     assert izz == pytest.approx(2.0 * (0.09 + 0.04) / 12)
     # solid cylinder 1 kg, r 0.1 m, L 1 m about Z: axial m r^2 / 2, transverse m (3 r^2 + L^2) / 12
-    assert usd_common.cylinder_inertia(1.0, 0.1, 1.0, "Z") == pytest.approx((0.25 / 3 + 0.0025, 0.25 / 3 + 0.0025, 0.005))
+    assert usd_common.cylinder_inertia(1.0, 0.1, 1.0, "Z") == pytest.approx(
+        (0.25 / 3 + 0.0025, 0.25 / 3 + 0.0025, 0.005)
+    )
 
 
 def test_cartpole_structure():
@@ -36,7 +38,8 @@ def test_cartpole_structure():
     assert slider and hinge
     assert slider.GetAxisAttr().Get() == "X" and hinge.GetAxisAttr().Get() == "Y"
     masses = {
-        name: UsdPhysics.MassAPI(stage.GetPrimAtPath(f"/cartpole/{name}")).GetMassAttr().Get() for name in ("cart", "pole")
+        name: UsdPhysics.MassAPI(stage.GetPrimAtPath(f"/cartpole/{name}")).GetMassAttr().Get()
+        for name in ("cart", "pole")
     }
     assert masses == {"cart": pytest.approx(1.0), "pole": pytest.approx(0.1)}
     # the pole's center of mass is half its length above the hinge

@@ -30,8 +30,9 @@ def add_env_args(parser: argparse.ArgumentParser, num_envs_help: str = "number o
     parser.add_argument("--task", required=True, help="task id, e.g. WAM-Cartpole (see `wam tasks`)")
     parser.add_argument("--num_envs", type=positive_int, default=None, help=num_envs_help)
     parser.add_argument(
-        "--device", default=None, help="simulation and learning device: cpu, cuda or cuda:N (default: cuda:0 if "
-        "available, else cpu)"
+        "--device",
+        default=None,
+        help="simulation and learning device: cpu, cuda or cuda:N (default: cuda:0 if available, else cpu)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed of the environment and the agent")
 

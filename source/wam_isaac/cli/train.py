@@ -28,9 +28,7 @@ def add_parser(subparsers) -> None:
     )
     add_env_args(parser)
     parser.add_argument("--max_iterations", type=positive_int, default=None, help="PPO iterations")
-    parser.add_argument(
-        "--agent", default="rsl_rl_cfg_entry_point", help="agent configuration entry point of the task"
-    )
+    parser.add_argument("--agent", default="rsl_rl_cfg_entry_point", help="agent configuration entry point of the task")
     parser.add_argument("--checkpoint", default=None, help="checkpoint to resume training from")
     parser.set_defaults(run=run)
 

@@ -7,12 +7,11 @@ machine of this project has Isaac Sim).
 
 from __future__ import annotations
 
+from isaaclab.physics import PhysxAutoCfg
+from isaaclab.utils import configclass
 from isaaclab_newton.physics import MJWarpSolverCfg, NewtonCfg
 from isaaclab_ov.physics import OvPhysxCfg
 from isaaclab_physx.physics import PhysxCfg
-
-from isaaclab.physics import PhysxAutoCfg
-from isaaclab.utils import configclass
 
 from isaaclab_tasks.utils import PresetCfg
 

@@ -71,7 +71,9 @@ class ObservationsCfg:
     class CriticCfg(ObsGroup):
         joint_pos = ObsTerm(func=mdp.joint_pos_rel)
         joint_vel = ObsTerm(func=mdp.joint_vel_rel)
-        body_mass = ObsTerm(func=wam_obs.body_mass, params={"asset_cfg": SceneEntityCfg("robot", body_names=["cart", "pole"])})
+        body_mass = ObsTerm(
+            func=wam_obs.body_mass, params={"asset_cfg": SceneEntityCfg("robot", body_names=["cart", "pole"])}
+        )
         cart_damping = ObsTerm(func=wam_obs.joint_damping, params={"asset_cfg": CART})
         latency = ObsTerm(func=wam_obs.action_latency, params={"action_name": "cart_force"})
         strength = ObsTerm(func=wam_obs.action_strength, params={"action_name": "cart_force"})

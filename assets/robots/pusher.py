@@ -33,19 +33,21 @@ PUSHER_CFG = ArticulationCfg(
     ),
     init_state=ArticulationCfg.InitialStateCfg(pos=(0.0, 0.0, 0.0), joint_pos=READY_JOINT_POS),
     actuators={
-        # position servos; gains give a damping ratio of about 0.9 at the arm's extended inertia (0.35 kg m^2
-        # about the shoulder, 0.03 about the elbow, 0.002 about the wrist)
+        # geared position servos: the armature is the motor's reflected rotor inertia [kg m^2]; with the links'
+        # inertia (extended arm: 0.35 kg m^2 about the shoulder, 0.03 about the elbow, 0.002 about the wrist) the
+        # gains give damping ratios of about 0.8 (shoulder) to 2 (elbow, wrist), and the damping caps the speed a
+        # saturated joint reaches (effort / damping) at about 4 rad/s, a SCARA's usual joint speed
         "shoulder": ImplicitActuatorCfg(
             joint_names_expr=["shoulder"], joint_effort_limit=geometry.SHOULDER_EFFORT,
-            joint_velocity_limit=math.radians(geometry.JOINT_VELOCITY_LIMIT_DEG), stiffness=60.0, damping=8.0,
+            joint_velocity_limit=math.radians(geometry.JOINT_VELOCITY_LIMIT_DEG), stiffness=60.0, damping=8.0, armature=0.05,
         ),
         "elbow": ImplicitActuatorCfg(
             joint_names_expr=["elbow"], joint_effort_limit=geometry.ELBOW_EFFORT,
-            joint_velocity_limit=math.radians(geometry.JOINT_VELOCITY_LIMIT_DEG), stiffness=20.0, damping=2.0,
+            joint_velocity_limit=math.radians(geometry.JOINT_VELOCITY_LIMIT_DEG), stiffness=20.0, damping=4.0, armature=0.02,
         ),
         "wrist": ImplicitActuatorCfg(
             joint_names_expr=["wrist"], joint_effort_limit=geometry.WRIST_EFFORT,
-            joint_velocity_limit=math.radians(geometry.JOINT_VELOCITY_LIMIT_DEG), stiffness=5.0, damping=0.3,
+            joint_velocity_limit=math.radians(geometry.JOINT_VELOCITY_LIMIT_DEG), stiffness=5.0, damping=1.0, armature=0.01,
         ),
     },
 )

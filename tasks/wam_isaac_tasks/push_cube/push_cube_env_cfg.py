@@ -65,11 +65,11 @@ class CommandsCfg:
 
 @configclass
 class ActionsCfg:
-    """Joint position targets [rad] = ready pose + 0.5 * action * strength, applied after the env's latency."""
+    """Joint position targets [rad] = ready pose + 1.0 * action * strength, applied after the env's latency."""
 
     arm = ActuationRandomizedActionCfg(
         term=mdp.JointPositionActionCfg(
-            asset_name="robot", joint_names=list(ARM_JOINTS), scale=0.5, use_default_offset=True
+            asset_name="robot", joint_names=list(ARM_JOINTS), scale=1.0, use_default_offset=True
         ),
         latency_steps=(0, 1),
         strength_scale=(0.8, 1.2),
@@ -194,9 +194,9 @@ class RewardsCfg:
     """Reach the push point behind the cube, move the cube toward the goal, finish; move smoothly."""
 
     reach = RewTerm(
-        func=push_mdp.tip_push_point_kernel, weight=0.5, params={"std": 0.1, "standoff": PUSH_STANDOFF}
+        func=push_mdp.tip_push_point_kernel, weight=1.0, params={"std": 0.1, "standoff": PUSH_STANDOFF}
     )
-    progress = RewTerm(func=push_mdp.cube_progress, weight=20.0)
+    progress = RewTerm(func=push_mdp.cube_progress, weight=20.0, params={"max_speed": 0.5})
     near_goal = RewTerm(func=push_mdp.cube_goal_distance_kernel, weight=1.0, params={"std": 0.05})
     success = RewTerm(func=push_mdp.success_bonus, weight=10.0, params={"term_name": "success"})
     cube_lost = RewTerm(func=mdp.is_terminated_term, weight=-50.0, params={"term_keys": ["cube_off_table"]})

@@ -21,7 +21,7 @@ class PushCubePPORunnerCfg(RslRlOnPolicyRunnerCfg):
         hidden_dims=[128, 128],
         activation="elu",
         obs_normalization=True,
-        distribution_cfg=RslRlMLPModelCfg.GaussianDistributionCfg(init_std=0.6),
+        distribution_cfg=RslRlMLPModelCfg.GaussianDistributionCfg(init_std=0.5),
     )
     critic = RslRlMLPModelCfg(hidden_dims=[128, 128], activation="elu", obs_normalization=True)
     algorithm = RslRlPpoAlgorithmCfg(

@@ -40,11 +40,14 @@ def cube_goal_distance_kernel(
 
 
 class cube_progress(ManagerTermBase):
-    """Rate at which the cube approaches the goal [m/s], shape (num_envs,): ``(d_{t-1} - d_t) / step_dt``.
+    """Rate at which the cube approaches the goal [m/s], shape (num_envs,): ``(d_{t-1} - d_t) / step_dt``, clipped
+    to ``+-max_speed``.
 
     The reward manager multiplies by ``step_dt``, so over an episode the term sums to ``weight * (d_0 - d_T)``
-    (a potential-based shaping: it cannot be farmed by moving the cube back and forth). It is zero on the first
-    step of an episode, when no previous distance exists.
+    (a potential-based shaping: it cannot be farmed by moving the cube back and forth) as long as the cube moves
+    slower than ``max_speed``; a cube knocked away faster is not being pushed, and the clip keeps one hit from
+    dominating a whole batch of returns. It is zero on the first step of an episode, when no previous distance
+    exists.
     """
 
     def __init__(self, cfg: RewardTermCfg, env: ManagerBasedRLEnv):
@@ -56,13 +59,17 @@ class cube_progress(ManagerTermBase):
         self._fresh[slice(None) if env_ids is None else env_ids] = True
 
     def __call__(
-        self, env: ManagerBasedRLEnv, command_name: str = "goal", cube_cfg: SceneEntityCfg = CUBE
+        self,
+        env: ManagerBasedRLEnv,
+        max_speed: float = 1.0,
+        command_name: str = "goal",
+        cube_cfg: SceneEntityCfg = CUBE,
     ) -> torch.Tensor:
         distance = torch.linalg.norm(goal_pos_rel_cube(env, command_name, cube_cfg), dim=-1)
         previous = torch.where(self._fresh, distance, self._previous)
         self._previous = distance
         self._fresh[:] = False
-        return (previous - distance) / env.step_dt
+        return ((previous - distance) / env.step_dt).clamp(-max_speed, max_speed)
 
 
 def success_bonus(env: ManagerBasedRLEnv, term_name: str = "success") -> torch.Tensor:

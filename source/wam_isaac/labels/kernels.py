@@ -1,0 +1,250 @@
+"""Warp kernels computing dense dynamics labels from simulator state, per env (and per body, joint or shape).
+
+Layout follows newton: inputs, then a ``# outputs`` marker, then outputs; ``tid = wp.tid()`` first. Quaternions
+are xyzw (Warp, Newton and Isaac Lab 3.0). Every kernel runs on whatever device its arrays live on.
+"""
+
+from __future__ import annotations
+
+import warp as wp
+
+GEO_SPHERE = wp.constant(3)
+GEO_CAPSULE = wp.constant(4)
+GEO_ELLIPSOID = wp.constant(5)
+GEO_CYLINDER = wp.constant(6)
+GEO_BOX = wp.constant(7)
+"""Newton's ``GeoType`` codes of the primitive shapes the penetration kernel handles (others give depth 0)."""
+
+
+@wp.func
+def quat_log(q: wp.quat) -> wp.vec3:
+    """Rotation vector [rad] (axis * angle, angle in [0, pi]) of the unit quaternion ``q``.
+
+    ``q`` and ``-q`` are the same rotation: the hemisphere with ``w >= 0`` is taken, so the result is the shortest
+    rotation whatever the sign the simulator reports.
+    """
+    x = q[0]
+    y = q[1]
+    z = q[2]
+    w = q[3]
+    if w < 0.0:
+        x = -x
+        y = -y
+        z = -z
+        w = -w
+    v = wp.vec3(x, y, z)
+    s = wp.length(v)
+    if s < 1.0e-7:
+        # small angle: log(q) ~ 2 v / w
+        return v * (2.0 / wp.max(w, 1.0e-7))
+    angle = 2.0 * wp.atan2(s, w)
+    return v * (angle / s)
+
+
+@wp.kernel
+def pose_delta_kernel(
+    pos_prev: wp.array2d(dtype=wp.vec3),
+    quat_prev: wp.array2d(dtype=wp.quat),
+    pos_now: wp.array2d(dtype=wp.vec3),
+    quat_now: wp.array2d(dtype=wp.quat),
+    # outputs
+    dpos_world: wp.array2d(dtype=wp.vec3),
+    dpos_local: wp.array2d(dtype=wp.vec3),
+    drot: wp.array2d(dtype=wp.vec3),
+):
+    """Change of a pose between two times, shape (num_envs, num_poses).
+
+    - ``dpos_world`` [m]: ``p_now - p_prev`` in the world frame;
+    - ``dpos_local`` [m]: the same displacement expressed in the earlier pose's frame, ``R_prev^T (p_now - p_prev)``;
+    - ``drot`` [rad]: rotation vector of ``q_prev^-1 q_now`` (the rotation in the earlier pose's frame).
+    """
+    env, pose = wp.tid()
+    q0 = quat_prev[env, pose]
+    delta = pos_now[env, pose] - pos_prev[env, pose]
+    dpos_world[env, pose] = delta
+    dpos_local[env, pose] = wp.quat_rotate_inv(q0, delta)
+    drot[env, pose] = quat_log(wp.mul(wp.quat_inverse(q0), quat_now[env, pose]))
+
+
+@wp.kernel
+def body_velocity_delta_kernel(
+    quat_prev: wp.array2d(dtype=wp.quat),
+    lin_vel_prev: wp.array2d(dtype=wp.vec3),
+    ang_vel_prev: wp.array2d(dtype=wp.vec3),
+    quat_now: wp.array2d(dtype=wp.quat),
+    lin_vel_now: wp.array2d(dtype=wp.vec3),
+    ang_vel_now: wp.array2d(dtype=wp.vec3),
+    # outputs
+    dlin_vel_body: wp.array2d(dtype=wp.vec3),
+    dang_vel_body: wp.array2d(dtype=wp.vec3),
+):
+    """Change of body-frame velocities, shape (num_envs, num_bodies): each velocity (given in the world frame) is
+    expressed in its body's frame at its own time, then differenced; [m/s] and [rad/s]."""
+    env, body = wp.tid()
+    q0 = quat_prev[env, body]
+    q1 = quat_now[env, body]
+    dlin_vel_body[env, body] = wp.quat_rotate_inv(q1, lin_vel_now[env, body]) - wp.quat_rotate_inv(
+        q0, lin_vel_prev[env, body]
+    )
+    dang_vel_body[env, body] = wp.quat_rotate_inv(q1, ang_vel_now[env, body]) - wp.quat_rotate_inv(
+        q0, ang_vel_prev[env, body]
+    )
+
+
+@wp.kernel
+def joint_delta_kernel(
+    q_prev: wp.array2d(dtype=wp.float32),
+    qd_prev: wp.array2d(dtype=wp.float32),
+    q_now: wp.array2d(dtype=wp.float32),
+    qd_now: wp.array2d(dtype=wp.float32),
+    wrap: wp.array(dtype=wp.int32),
+    # outputs
+    dq: wp.array2d(dtype=wp.float32),
+    dqd: wp.array2d(dtype=wp.float32),
+):
+    """Joint position and velocity changes, shape (num_envs, num_joints). For joints with ``wrap[j] != 0``
+    (unlimited revolute joints) the position change is wrapped to (-pi, pi]: crossing +-pi is a small step."""
+    env, joint = wp.tid()
+    d = q_now[env, joint] - q_prev[env, joint]
+    if wrap[joint] != 0:
+        d = wp.atan2(wp.sin(d), wp.cos(d))
+    dq[env, joint] = d
+    dqd[env, joint] = qd_now[env, joint] - qd_prev[env, joint]
+
+
+@wp.kernel
+def mechanical_energy_kernel(
+    com_pos: wp.array2d(dtype=wp.vec3),
+    com_quat: wp.array2d(dtype=wp.quat),
+    com_lin_vel: wp.array2d(dtype=wp.vec3),
+    ang_vel: wp.array2d(dtype=wp.vec3),
+    mass: wp.array2d(dtype=wp.float32),
+    inertia: wp.array2d(dtype=wp.mat33),
+    gravity: wp.vec3,
+    energy_prev: wp.array(dtype=wp.float32),
+    # outputs
+    kinetic: wp.array(dtype=wp.float32),
+    potential: wp.array(dtype=wp.float32),
+    energy: wp.array(dtype=wp.float32),
+    energy_delta: wp.array(dtype=wp.float32),
+):
+    """Mechanical energy of each env's bodies [J], shape (num_envs,).
+
+    ``kinetic = sum_b 1/2 m_b |v_b|^2 + 1/2 w_b^T I_b w_b`` with ``v_b`` the center-of-mass velocity, ``w_b`` the
+    angular velocity expressed in the body's (principal) frame and ``I_b`` the inertia about the center of mass in
+    that frame; ``potential = -sum_b m_b g . p_b`` (zero at the world origin); ``energy_delta = energy -
+    energy_prev``.
+    """
+    env = wp.tid()
+    ke = float(0.0)
+    pe = float(0.0)
+    for body in range(mass.shape[1]):
+        m = mass[env, body]
+        v = com_lin_vel[env, body]
+        w_body = wp.quat_rotate_inv(com_quat[env, body], ang_vel[env, body])
+        ke += 0.5 * m * wp.dot(v, v) + 0.5 * wp.dot(w_body, inertia[env, body] * w_body)
+        pe -= m * wp.dot(gravity, com_pos[env, body])
+    kinetic[env] = ke
+    potential[env] = pe
+    energy[env] = ke + pe
+    energy_delta[env] = ke + pe - energy_prev[env]
+
+
+@wp.kernel
+def actuator_work_kernel(
+    torque: wp.array2d(dtype=wp.float32),
+    qd_prev: wp.array2d(dtype=wp.float32),
+    qd_now: wp.array2d(dtype=wp.float32),
+    dt: float,
+    # outputs
+    work: wp.array(dtype=wp.float32),
+):
+    """Work done by the actuators over a step [J], shape (num_envs,): ``sum_j tau_j (qd_prev_j + qd_now_j) / 2 dt``
+    (trapezoidal rule, torque held over the step)."""
+    env = wp.tid()
+    total = float(0.0)
+    for joint in range(torque.shape[1]):
+        total += torque[env, joint] * 0.5 * (qd_prev[env, joint] + qd_now[env, joint])
+    work[env] = total * dt
+
+
+@wp.kernel
+def contact_kernel(
+    forces: wp.array2d(dtype=wp.vec3),
+    threshold: float,
+    # outputs
+    in_contact: wp.array2d(dtype=wp.float32),
+    force_norm: wp.array2d(dtype=wp.float32),
+):
+    """Contact flag (1 when the contact force exceeds ``threshold`` [N], else 0) and contact force magnitude [N],
+    shape (num_envs, num_sensed_bodies)."""
+    env, body = wp.tid()
+    magnitude = wp.length(forces[env, body])
+    force_norm[env, body] = magnitude
+    in_contact[env, body] = wp.where(magnitude > threshold, 1.0, 0.0)
+
+
+@wp.func
+def lowest_point_z(shape_type: int, center: wp.vec3, rotation: wp.quat, scale: wp.vec3) -> float:
+    """Height [m] of the lowest point of a primitive shape (Newton's conventions: sphere ``scale.x`` = radius; box
+    ``scale`` = half extents; capsule and cylinder along local Z, ``scale`` = (radius, half height); ellipsoid
+    ``scale`` = semi-axes). Unhandled types return +inf (never penetrating)."""
+    axis_z = wp.quat_rotate(rotation, wp.vec3(0.0, 0.0, 1.0))
+    if shape_type == GEO_SPHERE:
+        return center[2] - scale[0]
+    if shape_type == GEO_BOX:
+        ex = wp.quat_rotate(rotation, wp.vec3(1.0, 0.0, 0.0))
+        ey = wp.quat_rotate(rotation, wp.vec3(0.0, 1.0, 0.0))
+        return center[2] - (wp.abs(ex[2]) * scale[0] + wp.abs(ey[2]) * scale[1] + wp.abs(axis_z[2]) * scale[2])
+    if shape_type == GEO_CAPSULE:
+        return center[2] - wp.abs(axis_z[2]) * scale[1] - scale[0]
+    if shape_type == GEO_CYLINDER:
+        tilt = wp.sqrt(wp.max(1.0 - axis_z[2] * axis_z[2], 0.0))
+        return center[2] - wp.abs(axis_z[2]) * scale[1] - tilt * scale[0]
+    if shape_type == GEO_ELLIPSOID:
+        ex = wp.quat_rotate(rotation, wp.vec3(1.0, 0.0, 0.0))
+        ey = wp.quat_rotate(rotation, wp.vec3(0.0, 1.0, 0.0))
+        a = ex[2] * scale[0]
+        b = ey[2] * scale[1]
+        c = axis_z[2] * scale[2]
+        return center[2] - wp.sqrt(a * a + b * b + c * c)
+    return 1.0e30
+
+
+@wp.kernel
+def plane_penetration_kernel(
+    body_pose: wp.array2d(dtype=wp.transform),
+    shape_body: wp.array(dtype=wp.int32),
+    shape_type: wp.array(dtype=wp.int32),
+    shape_local: wp.array(dtype=wp.transform),
+    shape_scale: wp.array(dtype=wp.vec3),
+    plane_height: wp.array(dtype=wp.float32),
+    # outputs
+    depth: wp.array2d(dtype=wp.float32),
+):
+    """Penetration depth [m] of each collision shape below the horizontal plane ``z = plane_height[env]`` (ground
+    or table top), shape (num_envs, num_shapes); 0 when the shape is above it."""
+    env, shape = wp.tid()
+    pose = wp.transform_multiply(body_pose[env, shape_body[shape]], shape_local[shape])
+    lowest = lowest_point_z(
+        shape_type[shape], wp.transform_get_translation(pose), wp.transform_get_rotation(pose), shape_scale[shape]
+    )
+    depth[env, shape] = wp.max(plane_height[env] - lowest, 0.0)
+
+
+@wp.kernel
+def relative_pose_kernel(
+    pos_a: wp.array(dtype=wp.vec3),
+    quat_a: wp.array(dtype=wp.quat),
+    pos_b: wp.array(dtype=wp.vec3),
+    quat_b: wp.array(dtype=wp.quat),
+    # outputs
+    pos_b_in_a: wp.array(dtype=wp.vec3),
+    rot_b_in_a: wp.array(dtype=wp.vec3),
+):
+    """Pose of frame b in frame a, shape (num_envs,): position ``R_a^T (p_b - p_a)`` [m] and rotation vector of
+    ``q_a^-1 q_b`` [rad]."""
+    env = wp.tid()
+    qa = quat_a[env]
+    pos_b_in_a[env] = wp.quat_rotate_inv(qa, pos_b[env] - pos_a[env])
+    rot_b_in_a[env] = quat_log(wp.mul(wp.quat_inverse(qa), quat_b[env]))

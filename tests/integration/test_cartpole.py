@@ -57,9 +57,10 @@ def test_rewards_stay_in_range(env):
     for _ in range(30):
         _, reward, terminated, _, _ = env.step(torch.rand(4, 1) * 2 - 1)
         assert torch.isfinite(reward).all()
-        # alive (1) is the only positive term; penalties: termination (2), pole angle^2 <= (pi/2)^2, velocities
+        # alive (1) is the only positive term; penalties: termination (2), pole angle^2 <= (pi/2)^2,
+        # 0.05 cart position^2 <= 0.05 * 3^2, velocities
         assert (reward <= 1.0 * dt + 1e-6).all()
-        assert (reward >= -(2.0 + (math.pi / 2) ** 2 + 1.0) * dt).all()
+        assert (reward >= -(2.0 + (math.pi / 2) ** 2 + 0.05 * 9 + 1.0) * dt).all()
 
 
 def test_cart_leaving_the_rail_terminates_and_resets(env):

@@ -136,8 +136,8 @@ def mechanical_energy_kernel(
     energy_prev``.
     """
     env = wp.tid()
-    ke = float(0.0)
-    pe = float(0.0)
+    ke = float(0.0)  # noqa: UP018 (a mutable Warp local needs the constructor)
+    pe = float(0.0)  # noqa: UP018 (a mutable Warp local needs the constructor)
     for body in range(mass.shape[1]):
         m = mass[env, body]
         v = com_lin_vel[env, body]
@@ -162,7 +162,7 @@ def actuator_work_kernel(
     """Work done by the actuators over a step [J], shape (num_envs,): ``sum_j tau_j (qd_prev_j + qd_now_j) / 2 dt``
     (trapezoidal rule, torque held over the step)."""
     env = wp.tid()
-    total = float(0.0)
+    total = float(0.0)  # noqa: UP018 (a mutable Warp local needs the constructor)
     for joint in range(torque.shape[1]):
         total += torque[env, joint] * 0.5 * (qd_prev[env, joint] + qd_now[env, joint])
     work[env] = total * dt

@@ -129,11 +129,13 @@ class EventCfg:
 
 @configclass
 class RewardsCfg:
-    """Stay alive, keep the pole upright, move gently."""
+    """Stay alive, keep the pole upright and the cart centered, move gently."""
 
     alive = RewTerm(func=mdp.is_alive, weight=1.0)
     terminating = RewTerm(func=mdp.is_terminated, weight=-2.0)
     pole_pos = RewTerm(func=mdp.joint_pos_target_l2, weight=-1.0, params={"asset_cfg": POLE, "target": 0.0})
+    # keeps the cart near the middle of the rail: drifting off it ends the episode beyond the discount horizon
+    cart_pos = RewTerm(func=mdp.joint_pos_target_l2, weight=-0.05, params={"asset_cfg": CART, "target": 0.0})
     cart_vel = RewTerm(func=mdp.joint_vel_l1, weight=-0.01, params={"asset_cfg": CART})
     pole_vel = RewTerm(func=mdp.joint_vel_l1, weight=-0.005, params={"asset_cfg": POLE})
     success_rate = RewTerm(func=mdp.survival_success_rate, weight=0.0)

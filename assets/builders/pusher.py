@@ -85,11 +85,22 @@ def build() -> Usd.Stage:
     # pillar: frame at the floor, welded to the world
     pillar_size = (2 * PILLAR_RADIUS, 2 * PILLAR_RADIUS, PILLAR_HEIGHT)
     base = u.rigid_body(
-        stage, root.AppendChild("base"), (0.0, 0.0, 0.0), BASE_MASS,
-        u.cylinder_inertia(BASE_MASS, PILLAR_RADIUS, PILLAR_HEIGHT), center_of_mass=(0.0, 0.0, PILLAR_HEIGHT / 2),
+        stage,
+        root.AppendChild("base"),
+        (0.0, 0.0, 0.0),
+        BASE_MASS,
+        u.cylinder_inertia(BASE_MASS, PILLAR_RADIUS, PILLAR_HEIGHT),
+        center_of_mass=(0.0, 0.0, PILLAR_HEIGHT / 2),
     )
-    u.cylinder(stage, base.path.AppendChild("visual"), PILLAR_RADIUS, pillar_size[2], offset=(0.0, 0.0, PILLAR_HEIGHT / 2),
-               color=_DARK, collide=False)
+    u.cylinder(
+        stage,
+        base.path.AppendChild("visual"),
+        PILLAR_RADIUS,
+        pillar_size[2],
+        offset=(0.0, 0.0, PILLAR_HEIGHT / 2),
+        color=_DARK,
+        collide=False,
+    )
     u.fixed_joint(stage, root.AppendChild("root_joint"), None, base)
 
     shoulder = (0.0, 0.0, LINK_Z)
@@ -102,44 +113,90 @@ def build() -> Usd.Stage:
     upper_size = (UPPER_ARM_LENGTH + 0.06, 0.06, 0.04)
     upper_com = (UPPER_ARM_LENGTH / 2, 0.0, 0.0)
     upper = u.rigid_body(
-        stage, root.AppendChild("upper_arm"), shoulder, UPPER_ARM_MASS, u.box_inertia(UPPER_ARM_MASS, upper_size),
+        stage,
+        root.AppendChild("upper_arm"),
+        shoulder,
+        UPPER_ARM_MASS,
+        u.box_inertia(UPPER_ARM_MASS, upper_size),
         center_of_mass=upper_com,
     )
     u.box(stage, upper.path.AppendChild("visual"), upper_size, offset=upper_com, color=_METAL, collide=False)
     u.revolute_joint(
-        stage, root.AppendChild("shoulder"), base, upper, anchor=shoulder, axis="Z",
-        limit_deg=(-SHOULDER_LIMIT_DEG, SHOULDER_LIMIT_DEG), max_force=SHOULDER_EFFORT, max_velocity_deg=max_velocity,
+        stage,
+        root.AppendChild("shoulder"),
+        base,
+        upper,
+        anchor=shoulder,
+        axis="Z",
+        limit_deg=(-SHOULDER_LIMIT_DEG, SHOULDER_LIMIT_DEG),
+        max_force=SHOULDER_EFFORT,
+        max_velocity_deg=max_velocity,
     )
 
     # forearm: frame on the elbow axis; rides just above the upper arm
     fore_size = (FOREARM_LENGTH + 0.05, 0.05, 0.035)
     fore_com = (FOREARM_LENGTH / 2, 0.0, 0.0)
     fore = u.rigid_body(
-        stage, root.AppendChild("forearm"), elbow, FOREARM_MASS, u.box_inertia(FOREARM_MASS, fore_size),
+        stage,
+        root.AppendChild("forearm"),
+        elbow,
+        FOREARM_MASS,
+        u.box_inertia(FOREARM_MASS, fore_size),
         center_of_mass=fore_com,
     )
-    u.box(stage, fore.path.AppendChild("visual"), fore_size, offset=(fore_com[0], 0.0, 0.04), color=_METAL,
-          collide=False)
+    u.box(
+        stage, fore.path.AppendChild("visual"), fore_size, offset=(fore_com[0], 0.0, 0.04), color=_METAL, collide=False
+    )
     u.revolute_joint(
-        stage, root.AppendChild("elbow"), upper, fore, anchor=elbow, axis="Z",
-        limit_deg=(-ELBOW_LIMIT_DEG, ELBOW_LIMIT_DEG), max_force=ELBOW_EFFORT, max_velocity_deg=max_velocity,
+        stage,
+        root.AppendChild("elbow"),
+        upper,
+        fore,
+        anchor=elbow,
+        axis="Z",
+        limit_deg=(-ELBOW_LIMIT_DEG, ELBOW_LIMIT_DEG),
+        max_force=ELBOW_EFFORT,
+        max_velocity_deg=max_velocity,
     )
 
     # pusher tool: frame at the tip sphere's center (so the body position is the tip position)
     rod_length = LINK_Z - TIP_Z
     tool_com = (-TOOL_LENGTH / 2, 0.0, rod_length / 2)
     pusher = u.rigid_body(
-        stage, root.AppendChild("pusher"), tip, PUSHER_MASS,
+        stage,
+        root.AppendChild("pusher"),
+        tip,
+        PUSHER_MASS,
         u.box_inertia(PUSHER_MASS, (TOOL_LENGTH + 2 * TIP_RADIUS, 2 * TIP_RADIUS, rod_length + TIP_RADIUS)),
         center_of_mass=tool_com,
     )
-    u.box(stage, pusher.path.AppendChild("tool_visual"), (TOOL_LENGTH + 0.03, 0.03, 0.02),
-          offset=(-TOOL_LENGTH / 2, 0.0, rod_length + 0.08), color=_METAL, collide=False)
-    u.cylinder(stage, pusher.path.AppendChild("rod_visual"), 0.008, rod_length + 0.08,
-               offset=(0.0, 0.0, (rod_length + 0.08) / 2), color=_METAL, collide=False)
+    u.box(
+        stage,
+        pusher.path.AppendChild("tool_visual"),
+        (TOOL_LENGTH + 0.03, 0.03, 0.02),
+        offset=(-TOOL_LENGTH / 2, 0.0, rod_length + 0.08),
+        color=_METAL,
+        collide=False,
+    )
+    u.cylinder(
+        stage,
+        pusher.path.AppendChild("rod_visual"),
+        0.008,
+        rod_length + 0.08,
+        offset=(0.0, 0.0, (rod_length + 0.08) / 2),
+        color=_METAL,
+        collide=False,
+    )
     u.sphere(stage, pusher.path.AppendChild("tip"), TIP_RADIUS, color=_ORANGE, material=tip_material)
     u.revolute_joint(
-        stage, root.AppendChild("wrist"), fore, pusher, anchor=wrist, axis="Z",
-        limit_deg=(-WRIST_LIMIT_DEG, WRIST_LIMIT_DEG), max_force=WRIST_EFFORT, max_velocity_deg=max_velocity,
+        stage,
+        root.AppendChild("wrist"),
+        fore,
+        pusher,
+        anchor=wrist,
+        axis="Z",
+        limit_deg=(-WRIST_LIMIT_DEG, WRIST_LIMIT_DEG),
+        max_force=WRIST_EFFORT,
+        max_velocity_deg=max_velocity,
     )
     return stage

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import math
 
-from isaaclab_newton.sim.schemas import NewtonArticulationCfg
-
 import isaaclab.sim as sim_utils
 from isaaclab.actuators import ImplicitActuatorCfg
 from isaaclab.assets import ArticulationCfg, RigidObjectCfg
+from isaaclab_newton.sim.schemas import NewtonArticulationCfg
 
 from .. import usd_path
 from ..builders import pusher as geometry
@@ -38,16 +37,28 @@ PUSHER_CFG = ArticulationCfg(
         # gains give damping ratios of about 0.8 (shoulder) to 2 (elbow, wrist), and the damping caps the speed a
         # saturated joint reaches (effort / damping) at about 4 rad/s, a SCARA's usual joint speed
         "shoulder": ImplicitActuatorCfg(
-            joint_names_expr=["shoulder"], joint_effort_limit=geometry.SHOULDER_EFFORT,
-            joint_velocity_limit=math.radians(geometry.JOINT_VELOCITY_LIMIT_DEG), stiffness=60.0, damping=8.0, armature=0.05,
+            joint_names_expr=["shoulder"],
+            joint_effort_limit=geometry.SHOULDER_EFFORT,
+            joint_velocity_limit=math.radians(geometry.JOINT_VELOCITY_LIMIT_DEG),
+            stiffness=60.0,
+            damping=8.0,
+            armature=0.05,
         ),
         "elbow": ImplicitActuatorCfg(
-            joint_names_expr=["elbow"], joint_effort_limit=geometry.ELBOW_EFFORT,
-            joint_velocity_limit=math.radians(geometry.JOINT_VELOCITY_LIMIT_DEG), stiffness=20.0, damping=4.0, armature=0.02,
+            joint_names_expr=["elbow"],
+            joint_effort_limit=geometry.ELBOW_EFFORT,
+            joint_velocity_limit=math.radians(geometry.JOINT_VELOCITY_LIMIT_DEG),
+            stiffness=20.0,
+            damping=4.0,
+            armature=0.02,
         ),
         "wrist": ImplicitActuatorCfg(
-            joint_names_expr=["wrist"], joint_effort_limit=geometry.WRIST_EFFORT,
-            joint_velocity_limit=math.radians(geometry.JOINT_VELOCITY_LIMIT_DEG), stiffness=5.0, damping=1.0, armature=0.01,
+            joint_names_expr=["wrist"],
+            joint_effort_limit=geometry.WRIST_EFFORT,
+            joint_velocity_limit=math.radians(geometry.JOINT_VELOCITY_LIMIT_DEG),
+            stiffness=5.0,
+            damping=1.0,
+            armature=0.01,
         ),
     },
 )

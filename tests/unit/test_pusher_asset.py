@@ -18,7 +18,10 @@ def stage():
 
 
 def test_three_yaw_joints_with_limits(stage):
-    joints = {name: UsdPhysics.RevoluteJoint(stage.GetPrimAtPath(f"/pusher/{name}")) for name in ("shoulder", "elbow", "wrist")}
+    joints = {
+        name: UsdPhysics.RevoluteJoint(stage.GetPrimAtPath(f"/pusher/{name}"))
+        for name in ("shoulder", "elbow", "wrist")
+    }
     assert all(joints.values()), "shoulder, elbow and wrist must be revolute joints"
     # every axis vertical: the tip height cannot change whatever the joint angles
     assert {name: j.GetAxisAttr().Get() for name, j in joints.items()} == dict.fromkeys(joints, "Z")
@@ -44,7 +47,9 @@ def test_masses_and_inertias_are_positive_and_realistic(stage):
 def test_only_the_tip_sphere_collides_and_sits_at_the_cube_mid_height(stage):
     colliders = [p for p in stage.Traverse() if p.HasAPI(UsdPhysics.CollisionAPI)]
     assert [str(p.GetPath()) for p in colliders] == ["/pusher/pusher/tip"]
-    tip_world = UsdGeom.Xformable(colliders[0]).ComputeLocalToWorldTransform(Usd.TimeCode.Default()).ExtractTranslation()
+    tip_world = (
+        UsdGeom.Xformable(colliders[0]).ComputeLocalToWorldTransform(Usd.TimeCode.Default()).ExtractTranslation()
+    )
     radius = UsdGeom.Sphere(colliders[0]).GetRadiusAttr().Get()
     assert tip_world[2] == pytest.approx(geometry.TABLE_TOP_Z + geometry.CUBE_SIZE / 2)
     assert tip_world[2] - radius == pytest.approx(geometry.TABLE_TOP_Z + 0.005), "5 mm clearance over the table"
@@ -59,7 +64,7 @@ def test_ready_pose_puts_the_tip_behind_the_cube_pointing_forward():
     # planar forward kinematics of the SCARA: sum of the link vectors at their cumulative angles
     lengths = (geometry.UPPER_ARM_LENGTH, geometry.FOREARM_LENGTH, geometry.TOOL_LENGTH)
     angles = (q1, q1 + q2, q1 + q2 + q3)
-    x = sum(length * math.cos(a) for length, a in zip(lengths, angles))
-    y = sum(length * math.sin(a) for length, a in zip(lengths, angles))
+    x = sum(length * math.cos(a) for length, a in zip(lengths, angles, strict=True))
+    y = sum(length * math.sin(a) for length, a in zip(lengths, angles, strict=True))
     assert (x, y) == pytest.approx((0.25, 0.0), abs=5e-3)
     assert q1 + q2 + q3 == pytest.approx(0.0, abs=1e-6), "the tool points along +x"

@@ -193,9 +193,7 @@ class EventCfg:
 class RewardsCfg:
     """Reach the push point behind the cube, move the cube toward the goal, finish; move smoothly."""
 
-    reach = RewTerm(
-        func=push_mdp.tip_push_point_kernel, weight=1.0, params={"std": 0.1, "standoff": PUSH_STANDOFF}
-    )
+    reach = RewTerm(func=push_mdp.tip_push_point_kernel, weight=1.0, params={"std": 0.1, "standoff": PUSH_STANDOFF})
     progress = RewTerm(func=push_mdp.cube_progress, weight=20.0, params={"max_speed": 0.5})
     near_goal = RewTerm(func=push_mdp.cube_goal_distance_kernel, weight=1.0, params={"std": 0.05})
     success = RewTerm(func=push_mdp.success_bonus, weight=10.0, params={"term_name": "success"})

@@ -45,7 +45,9 @@ def cube_pos_rel_tip(
     return cube_pos(env, cube_cfg) - tip_pos(env, tip_cfg)
 
 
-def goal_pos_rel_cube(env: ManagerBasedRLEnv, command_name: str = "goal", cube_cfg: SceneEntityCfg = CUBE) -> torch.Tensor:
+def goal_pos_rel_cube(
+    env: ManagerBasedRLEnv, command_name: str = "goal", cube_cfg: SceneEntityCfg = CUBE
+) -> torch.Tensor:
     """Goal position minus cube position [m], shape (num_envs, 2)."""
     return goal_pos(env, command_name) - cube_pos(env, cube_cfg)
 

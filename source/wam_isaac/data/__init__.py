@@ -1,0 +1,52 @@
+"""Datasets of simulated episodes: collect them from parallel envs, write crash-safe HDF5 shards, read windows.
+
+- :class:`EpisodeCollector` (``collector.py``): batched per-step data of N envs -> completed :class:`Episode` s.
+- :class:`DatasetWriter` (``writer.py``): episodes -> ``shard_<i>.h5`` (robomimic layout) + ``manifest.json``.
+- ``reader.py``: :func:`load_manifest`, :func:`verify`, :func:`unlisted_files`, :func:`read_episode`,
+  :func:`iter_episodes`, :func:`split_by_episode`.
+- :class:`WindowDataset` (``windows.py``): a torch Dataset of history/forecast windows within episodes.
+- :func:`summarize` (``summary.py``): what ``wam inspect`` prints.
+
+Names are imported lazily, so that reading or inspecting a dataset does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Episode": "episode",
+    "EpisodeCollector": "collector",
+    "nonfinite_envs": "collector",
+    "KeySpec": "specs",
+    "key_specs_from_example": "specs",
+    "DatasetWriter": "writer",
+    "DatasetError": "errors",
+    "DatasetExistsError": "errors",
+    "DatasetNotWritableError": "errors",
+    "ManifestError": "errors",
+    "WriterError": "errors",
+    "SCHEMA_VERSION": "manifest",
+    "config_hash": "manifest",
+    "load_manifest": "manifest",
+    "verify": "reader",
+    "unlisted_files": "reader",
+    "read_episode": "reader",
+    "iter_episodes": "reader",
+    "split_by_episode": "reader",
+    "WindowDataset": "windows",
+    "summarize": "summary",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -19,7 +19,7 @@ Collision shapes are primitives: a box trunk, capsule thighs and calves, sphere 
 
 from __future__ import annotations
 
-from pxr import Sdf, Usd, UsdGeom
+from pxr import Sdf, Usd, UsdGeom, UsdShade
 
 from . import usd_common as u
 
@@ -87,15 +87,24 @@ def build() -> Usd.Stage:
     foot_material = u.physics_material(stage, root.AppendPath("materials/foot"), 1.0, 0.8)
     body_material = u.physics_material(stage, root.AppendPath("materials/body"), 0.6, 0.5)
 
-    base = u.rigid_body(stage, root.AppendChild("base"), (0.0, 0.0, 0.0), TRUNK_MASS, u.box_inertia(TRUNK_MASS, TRUNK_SIZE))
+    base_inertia = u.box_inertia(TRUNK_MASS, TRUNK_SIZE)
+    base = u.rigid_body(stage, root.AppendChild("base"), (0.0, 0.0, 0.0), TRUNK_MASS, base_inertia)
     u.box(stage, base.path.AppendChild("collision"), TRUNK_SIZE, color=_TRUNK_COLOR, material=body_material)
     for name, (sign_x, sign_y) in LEGS.items():
         _leg(stage, root, base, name, sign_x, sign_y, foot_material, body_material)
     return stage
 
 
-def _leg(stage: Usd.Stage, root: Sdf.Path, base: u.Body, name: str, sign_x: float, sign_y: float,
-         foot_material, body_material) -> None:
+def _leg(
+    stage: Usd.Stage,
+    root: Sdf.Path,
+    base: u.Body,
+    name: str,
+    sign_x: float,
+    sign_y: float,
+    foot_material: UsdShade.Material,
+    body_material: UsdShade.Material,
+) -> None:
     """Author one leg (hip, thigh, calf, foot bodies and their joints), hanging straight down from the hip."""
     hip_pos = (sign_x * HIP_OFFSET[0], sign_y * HIP_OFFSET[1], 0.0)
     thigh_pos = (hip_pos[0], hip_pos[1] + sign_y * THIGH_OFFSET_Y, 0.0)
@@ -144,6 +153,7 @@ def _leg(stage: Usd.Stage, root: Sdf.Path, base: u.Body, name: str, sign_x: floa
     )
 
     # foot: its own body (welded) so contact sensing and rewards can select ".*_foot"
-    foot = u.rigid_body(stage, root.AppendChild(f"{name}_foot"), foot_pos, FOOT_MASS, u.sphere_inertia(FOOT_MASS, FOOT_RADIUS))
+    foot_inertia = u.sphere_inertia(FOOT_MASS, FOOT_RADIUS)
+    foot = u.rigid_body(stage, root.AppendChild(f"{name}_foot"), foot_pos, FOOT_MASS, foot_inertia)
     u.sphere(stage, foot.path.AppendChild("collision"), FOOT_RADIUS, color=_FOOT_COLOR, material=foot_material)
     u.fixed_joint(stage, root.AppendChild(f"{name}_foot_joint"), calf, foot)

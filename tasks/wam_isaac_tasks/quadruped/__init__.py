@@ -1,0 +1,16 @@
+"""WAM-Quadruped-Flat task registration."""
+
+import gymnasium as gym
+
+from . import agents
+
+gym.register(
+    id="WAM-Quadruped-Flat",
+    entry_point="isaaclab.envs:ManagerBasedRLEnv",
+    disable_env_checker=True,
+    kwargs={
+        "env_cfg_entry_point": f"{__name__}.quadruped_env_cfg:QuadrupedFlatEnvCfg",
+        "rsl_rl_cfg_entry_point": f"{agents.__name__}.rsl_rl_ppo_cfg:QuadrupedFlatPPORunnerCfg",
+        "default_agent": "rsl_rl",
+    },
+)

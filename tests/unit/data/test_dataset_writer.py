@@ -1,0 +1,181 @@
+"""DatasetWriter: roundtrip equality, manifest and layout, output-directory checks, bounded queue, failures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from conftest import KEY_SPECS, assert_episodes_equal, make_episode, write_dataset
+
+from wam_isaac.data.errors import DatasetExistsError, DatasetNotWritableError, WriterError
+from wam_isaac.data.manifest import load_manifest
+from wam_isaac.data.reader import iter_episodes, read_episode, verify
+from wam_isaac.data.writer import DatasetWriter
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
+
+
+def test_roundtrip_equals_every_array_and_attribute(dataset):
+    out_dir, episodes = dataset
+    read = list(iter_episodes(out_dir))
+    assert [episode_id for episode_id, _ in read] == [0, 1, 2, 3, 4]
+    for (_, actual), expected in zip(read, episodes, strict=True):
+        assert_episodes_equal(actual, expected)
+    assert_episodes_equal(read_episode(out_dir, 3), episodes[3])
+
+
+def test_manifest_counts_and_checksums_match_the_files(dataset):
+    out_dir, episodes = dataset
+    manifest = load_manifest(out_dir)
+    assert [s["name"] for s in manifest["shards"]] == ["shard_00000.h5", "shard_00001.h5", "shard_00002.h5"]
+    assert [(s["episodes"], s["transitions"], s["first_episode"]) for s in manifest["shards"]] == [
+        (2, 10, 0), (2, 15, 2), (1, 1, 4)]  # fmt: skip
+    assert [s["episode_lengths"] for s in manifest["shards"]] == [[7, 3], [5, 10], [1]]
+    assert manifest["totals"] == {"episodes": 5, "transitions": 26, "successes": 3, "dropped_episodes": 0}
+    for shard in manifest["shards"]:
+        assert shard["sha256"] == hashlib.sha256((out_dir / shard["name"]).read_bytes()).hexdigest()
+    assert manifest["complete"] is True and manifest["task_id"] == "WAM-Test" and manifest["env_config_hash"] == "cafe"
+    assert manifest["keys"]["states/joint_pos"] == {"group": "states", "shape": [2], "dtype": "float64", "unit": "rad",
+                                                    "description": ""}  # fmt: skip
+    assert manifest["keys"]["obs/policy"]["group"] == "obs" and manifest["keys"]["labels/contact"]["dtype"] == "bool"
+    assert manifest["dr_keys"] == {"robot/body_mass": {"shape": [2], "dtype": "float32"},
+                                   "action/joint_pos/latency": {"shape": [], "dtype": "int64"}}  # fmt: skip
+    assert manifest["created_with"]["wam_isaac"] and manifest["schema_version"] == 1
+    assert sorted(path.name for path in out_dir.iterdir()) == [
+        "manifest.json",
+        *[s["name"] for s in manifest["shards"]],
+    ]
+
+
+def test_hdf5_layout_is_robomimic_like_chunked_and_compressed(dataset):
+    out_dir, episodes = dataset
+    with h5py.File(out_dir / "shard_00001.h5", "r") as file:
+        data = file["data"]
+        assert sorted(data) == ["demo_2", "demo_3"]
+        assert data.attrs["total"] == 15 and json.loads(data.attrs["env_args"])["env_name"] == "WAM-Test"
+        demo = data["demo_3"]
+        assert dict(demo.attrs) == {"num_samples": 10, "seed": 1003, "success": False, "env_id": 3, "timeout": True}
+        assert sorted(demo) == ["actions", "dones", "dr", "labels", "obs", "rewards", "states"]
+        policy = demo["obs/policy"]
+        assert policy.shape == (10, 3) and policy.compression == "gzip" and policy.chunks == (10, 3)
+        np.testing.assert_array_equal(demo["dr/robot/body_mass"][()], episodes[3].dr["robot/body_mass"])
+
+
+def test_dropped_episodes_are_counted_in_the_manifest(tmp_path):
+    with DatasetWriter(tmp_path / "d", "WAM-Test", "cafe", KEY_SPECS, compression="lzf") as writer:
+        writer.write(make_episode(0, 4))
+        writer.add_dropped(2)
+        writer.add_dropped(1)
+    manifest = load_manifest(tmp_path / "d")
+    assert manifest["totals"]["dropped_episodes"] == 3 and manifest["totals"]["episodes"] == 1
+    with h5py.File(tmp_path / "d" / "shard_00000.h5", "r") as file:
+        assert file["data/demo_0/actions"].compression == "lzf"
+
+
+def test_non_empty_dir_without_overwrite_raises_and_leaves_files_untouched(dataset):
+    out_dir, _ = dataset
+    before = snapshot(out_dir)
+    with pytest.raises(DatasetExistsError, match="not empty.*overwrite"):
+        DatasetWriter(out_dir, "WAM-Test", "cafe", KEY_SPECS)
+    assert snapshot(out_dir) == before
+
+
+def test_overwrite_keeps_old_dataset_on_bad_input_or_failure_before_data(dataset):
+    out_dir, _ = dataset
+    before = snapshot(out_dir)
+    with pytest.raises(ValueError, match="episodes_per_shard"):
+        DatasetWriter(out_dir, "WAM-Test", "cafe", KEY_SPECS, overwrite=True, episodes_per_shard=0)
+    with pytest.raises(RuntimeError, match="env failed"), DatasetWriter(out_dir, "W", "h", KEY_SPECS, overwrite=True):
+        raise RuntimeError("env failed to start")
+    assert snapshot(out_dir) == before
+
+
+def test_overwrite_replaces_dataset_files_only(dataset):
+    out_dir, _ = dataset
+    (out_dir / "notes.txt").write_text("mine")
+    write_dataset(out_dir, [2], overwrite=True)
+    assert sorted(path.name for path in out_dir.iterdir()) == ["manifest.json", "notes.txt", "shard_00000.h5"]
+    assert load_manifest(out_dir)["totals"]["episodes"] == 1 and verify(out_dir) == []
+
+
+def test_unwritable_out_dir_raises_before_writing(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(DatasetNotWritableError, match="a_file"):
+        DatasetWriter(tmp_path / "a_file" / "dataset", "WAM-Test", "cafe", KEY_SPECS)
+    with pytest.raises(DatasetNotWritableError, match="not a directory"):
+        DatasetWriter(tmp_path / "a_file", "WAM-Test", "cafe", KEY_SPECS)
+
+
+def test_producer_blocks_when_queue_is_full(tmp_path):
+    writer = DatasetWriter(tmp_path / "d", "WAM-Test", "cafe", KEY_SPECS, max_queued_episodes=3)
+    release = threading.Event()
+    append = writer._append
+    writer._append = lambda episode: (release.wait(), append(episode))  # a stalled disk
+    produced = []
+
+    def produce():
+        for i in range(6):
+            writer.write(make_episode(i, 2))
+            produced.append(i)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    deadline = time.monotonic() + 10
+    while len(produced) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    producer.join(timeout=0.3)
+    # one episode held by the stalled writing thread, three queued: the fifth write cannot return
+    assert producer.is_alive() and produced == [0, 1, 2, 3]
+    assert writer.max_queued_episodes == 3 and writer._queue.qsize() == 3
+    release.set()
+    producer.join()
+    writer.close()
+    assert load_manifest(tmp_path / "d")["totals"]["episodes"] == 6
+
+
+def test_exception_mid_shard_deletes_temp_shard_and_keeps_manifest_truthful(tmp_path):
+    out_dir = tmp_path / "d"
+    with pytest.raises(KeyboardInterrupt), DatasetWriter(out_dir, "W", "h", KEY_SPECS, episodes_per_shard=2) as writer:
+        writer.write_many(make_episode(i, 3) for i in range(3))
+        while not (out_dir / ".shard_00001.h5.tmp").exists():  # the third episode is in the temp shard
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+    manifest = load_manifest(out_dir)
+    assert sorted(path.name for path in out_dir.iterdir()) == ["manifest.json", "shard_00000.h5"]
+    assert [s["name"] for s in manifest["shards"]] == ["shard_00000.h5"] and manifest["complete"] is False
+    assert verify(out_dir) == []
+
+
+def test_writing_thread_failure_is_raised_to_the_caller(tmp_path):
+    writer = DatasetWriter(tmp_path / "d", "WAM-Test", "cafe", KEY_SPECS)
+
+    def fail(episode):
+        raise OSError(28, "No space left on device")
+
+    writer._append = fail
+    writer.write(make_episode(0, 2))
+    with pytest.raises(WriterError, match="No space left") as error:
+        writer.close()
+    assert isinstance(error.value.__cause__, OSError)
+    assert not list((tmp_path / "d").glob("*.tmp"))
+
+
+def test_episode_not_matching_key_specs_is_rejected(tmp_path):
+    with DatasetWriter(tmp_path / "d", "WAM-Test", "cafe", KEY_SPECS) as writer:
+        episode = make_episode(0, 3)
+        episode.data["actions"] = episode.data["actions"].astype(np.float64)
+        with pytest.raises(ValueError, match="actions.*float64.*expected float32"):
+            writer.write(episode)
+        writer.write(make_episode(1, 3))
+        other_dr = make_episode(2, 3)
+        other_dr.dr.pop("robot/body_mass")
+        with pytest.raises(ValueError, match="DR parameters"):
+            writer.write(other_dr)

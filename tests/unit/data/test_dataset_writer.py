@@ -11,7 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import KEY_SPECS, assert_episodes_equal, make_episode, write_dataset
+from synthetic_episodes import KEY_SPECS, assert_episodes_equal, make_episode, write_dataset
 
 from wam_isaac.data.errors import DatasetExistsError, DatasetNotWritableError, WriterError
 from wam_isaac.data.manifest import load_manifest

@@ -128,3 +128,21 @@ def test_dr_params_are_read_back_per_env(env):
     assert torch.equal(params["action/cart_force/latency"], term.latency)
     assert params["robot/joint_damping"].shape == (4, 2)
     assert params["robot/shape_friction"].shape[0] == 4
+
+
+def test_lqr_expert_balances_every_env_for_a_full_episode(env):
+    from wam_isaac_tasks.cartpole.expert import CartpoleLQRExpert
+
+    env.reset()
+    cart_term(env).latency[:] = torch.tensor([0, 1, 0, 1])
+    expert = CartpoleLQRExpert(env)
+    obs = env.observation_manager.compute()
+    failures = torch.zeros(4, dtype=torch.bool)
+    for _ in range(int(env.max_episode_length) - 1):
+        obs, _, terminated, _, _ = env.step(expert(obs))
+        failures |= terminated
+    assert not failures.any(), (
+        f"the pole fell or the cart left the rail in envs {failures.nonzero().flatten().tolist()}"
+    )
+    pole = env.scene["robot"].data.joint_pos.torch[:, 1]
+    assert (pole.abs() < 0.05).all(), "the expert must hold the pole upright"

@@ -12,5 +12,6 @@ gym.register(
         "env_cfg_entry_point": f"{__name__}.cartpole_env_cfg:CartpoleEnvCfg",
         "rsl_rl_cfg_entry_point": f"{agents.__name__}.rsl_rl_ppo_cfg:CartpolePPORunnerCfg",
         "default_agent": "rsl_rl",
+        "wam_expert_entry_point": f"{__name__}.expert:CartpoleLQRExpert",
     },
 )

@@ -1,0 +1,114 @@
+"""Behaviour policies for data generation: ``random``, ``scripted`` (the task's expert) or an rsl-rl checkpoint.
+
+Every policy maps the observation dict of a manager-based env to actions ``(num_envs, action_dim)`` in the task's
+normalized action space; :class:`ExplorationNoise` adds Gaussian noise on top (``noise_std``, clipped to [-1, 1]).
+A task provides its scripted expert through the gym registration key ``wam_expert_entry_point``
+(``"module:Class"``, constructed with the env).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from isaaclab.envs import ManagerBasedRLEnv
+
+Policy = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+"""Observation dict -> actions (num_envs, action_dim)."""
+
+EXPERT_KEY = "wam_expert_entry_point"
+"""Gym registration key naming a task's scripted expert (``"module:Class"``)."""
+
+BUILTIN = ("random", "scripted")
+
+
+class PolicyError(ValueError):
+    """A behaviour policy that cannot be made (unknown name, task without expert, unreadable checkpoint)."""
+
+
+class RandomPolicy:
+    """Uniform random actions in [-1, 1]."""
+
+    def __init__(self, env: ManagerBasedRLEnv):
+        self.shape = (env.num_envs, env.action_manager.total_action_dim)
+        self.device = env.device
+
+    def __call__(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.rand(self.shape, device=self.device) * 2.0 - 1.0
+
+
+class ExplorationNoise:
+    """Adds zero-mean Gaussian noise of standard deviation ``std`` to a policy's actions, clipped to [-1, 1]."""
+
+    def __init__(self, policy: Policy, std: float):
+        if std < 0:
+            raise PolicyError(f"exploration noise must be >= 0, got {std}")
+        self.policy, self.std = policy, std
+
+    def __call__(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        actions = self.policy(obs)
+        if self.std == 0.0:
+            return actions
+        return (actions + self.std * torch.randn_like(actions)).clamp(-1.0, 1.0)
+
+
+class CheckpointPolicy:
+    """The actor of an rsl-rl checkpoint (``model_<i>.pt`` written by ``wam train`` / ``isaaclab train``)."""
+
+    def __init__(self, env: ManagerBasedRLEnv, task: str, checkpoint: str | Path):
+        from isaaclab_rl.rsl_rl import RslRlVecEnvWrapper, create_rsl_rl_runner
+        from tensordict import TensorDict
+
+        from isaaclab_tasks.utils import resolve_task_config
+
+        _, agent_cfg = resolve_task_config(task, "rsl_rl_cfg_entry_point", overrides=[])
+        agent_cfg.device = str(env.device)
+        wrapped = RslRlVecEnvWrapper(env, clip_actions=agent_cfg.clip_actions)
+        runner = create_rsl_rl_runner(wrapped, agent_cfg)
+        try:
+            runner.load(str(checkpoint), map_location=str(env.device))
+        except (RuntimeError, KeyError, OSError) as error:
+            raise PolicyError(f"checkpoint '{checkpoint}' does not fit task {task}: {error}") from None
+        self._policy = runner.get_inference_policy(device=env.device)
+        self._tensordict = TensorDict
+
+    def __call__(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode():
+            batch = self._tensordict(obs, batch_size=[next(iter(obs.values())).shape[0]])
+            return self._policy(batch).clone()
+
+
+def make_policy(spec: str, env: ManagerBasedRLEnv, task: str, noise_std: float = 0.0) -> Policy:
+    """The behaviour policy named ``spec``: ``random``, ``scripted`` or a path to an rsl-rl checkpoint."""
+    if spec == "random":
+        policy: Policy = RandomPolicy(env)
+    elif spec == "scripted":
+        policy = load_expert(task, env)
+    elif Path(spec).is_file():
+        policy = CheckpointPolicy(env, task, spec)
+    else:
+        raise PolicyError(f"unknown policy '{spec}'; expected random, scripted or a path to a checkpoint file")
+    return ExplorationNoise(policy, noise_std)
+
+
+def load_expert(task: str, env: ManagerBasedRLEnv) -> Policy:
+    """Construct the scripted expert the task registered under :data:`EXPERT_KEY`."""
+    import gymnasium as gym
+
+    entry = gym.spec(task).kwargs.get(EXPERT_KEY)
+    if entry is None:
+        raise PolicyError(f"task {task} has no scripted expert (no '{EXPERT_KEY}' in its registration)")
+    module, name = entry.split(":")
+    return getattr(importlib.import_module(module), name)(env)
+
+
+def has_expert(task: str) -> bool:
+    """Whether ``task`` registered a scripted expert."""
+    import gymnasium as gym
+
+    return EXPERT_KEY in gym.spec(task).kwargs

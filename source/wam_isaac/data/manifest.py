@@ -88,15 +88,21 @@ def fsync_dir(path: str | os.PathLike) -> None:
     fsync_file(path)
 
 
-def write_json_atomic(path: Path, content: Mapping[str, Any]) -> None:
-    """Replace ``path`` with ``content`` as JSON so that a reader sees either the old or the new file, whole."""
+def prepare_json(path: Path, content: Mapping[str, Any]) -> Path:
+    """Write ``content`` as JSON to ``.<name>.tmp`` beside ``path`` and sync it; :func:`os.replace` it onto ``path``
+    to publish it. Returns the temporary path."""
     temp = path.with_name(f".{path.name}.tmp")
     with open(temp, "w") as file:
         json.dump(content, file, indent=1, allow_nan=False)
         file.write("\n")
         file.flush()
         os.fsync(file.fileno())
-    os.replace(temp, path)
+    return temp
+
+
+def write_json_atomic(path: Path, content: Mapping[str, Any]) -> None:
+    """Replace ``path`` with ``content`` as JSON so that a reader sees either the old or the new file, whole."""
+    os.replace(prepare_json(path, content), path)
     fsync_dir(path.parent)
 
 

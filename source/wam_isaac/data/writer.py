@@ -4,13 +4,15 @@ The simulation loop only enqueues finished episodes (:meth:`DatasetWriter.write`
 holds at most ``max_queued_episodes`` episodes and :meth:`~DatasetWriter.write` blocks while it is full, so memory
 stays bounded by ``max_queued_episodes + 1`` episodes (plus HDF5's chunk cache) whatever the dataset size.
 
-Crash safety: a shard is written as ``.shard_<i>.h5.tmp``, synced, then renamed to ``shard_<i>.h5``; the manifest is
-then replaced atomically and lists only complete shards with their sha256. A SIGKILL at any moment therefore leaves
-complete shards that the manifest describes correctly, at most one removable ``.tmp`` shard, and possibly complete
-shards not yet in the manifest (the kill fell between rename and manifest update; :func:`~wam_isaac.data.reader.
-unlisted_files` names them). On an exception or Ctrl-C inside ``with DatasetWriter(...)``, the temporary shard is
-deleted and the queued episodes are discarded. The HDF5 layout is described in :mod:`wam_isaac.data.shards`, the
-manifest in :mod:`wam_isaac.data.manifest`.
+Crash safety: a shard is written as ``.shard_<i>.h5.tmp`` and synced; the manifest that lists it (with its sha256)
+is written and synced as ``.manifest.json.tmp``; then the shard is renamed to ``shard_<i>.h5`` and the manifest to
+``manifest.json``, back to back. The manifest therefore never lists a shard that is missing or incomplete. A SIGKILL
+leaves complete shards that the manifest describes, and at most a removable ``.tmp`` shard and ``.tmp`` manifest;
+only a kill landing between the two consecutive renames leaves one complete shard that the manifest does not list
+yet (readers ignore it; :func:`~wam_isaac.data.reader.unlisted_files` names it).
+On an exception or Ctrl-C inside ``with DatasetWriter(...)``, the temporary shard is deleted and the queued episodes
+are discarded. The HDF5 layout is described in :mod:`wam_isaac.data.shards`, the manifest in
+:mod:`wam_isaac.data.manifest`.
 
 Output directory: the writer refuses a non-empty directory unless ``overwrite=True``, and checks that it can write
 there before anything is written. With ``overwrite``, the old dataset's files (manifest and shards, nothing else) are
@@ -43,6 +45,7 @@ from .manifest import (
     fsync_file,
     is_dataset_file,
     package_versions,
+    prepare_json,
     sha256_file,
     shard_name,
     temp_shard_name,
@@ -304,13 +307,11 @@ class DatasetWriter:
                     self._discard_shard()
                     return
                 if item is _CLOSE:
-                    self._complete_shard()
-                    self._write_manifest(complete=True)
+                    self._complete_shard(complete=True)
                     return
                 self._append(item)
                 if len(self._shard_lengths) == self.episodes_per_shard:
-                    self._complete_shard()
-                    self._write_manifest(complete=False)
+                    self._complete_shard(complete=False)
         except BaseException as error:
             self._error = error
             self._discard_shard()
@@ -341,9 +342,15 @@ class DatasetWriter:
         self._shard_lengths.append(episode.num_samples)
         self._shard_successes += int(episode.success)
 
-    def _complete_shard(self) -> None:
-        """Close the current shard, sync it, rename it to its final name and record it (not yet in the manifest)."""
+    def _complete_shard(self, complete: bool) -> None:
+        """Close the current shard, sync it, and publish it together with a manifest that lists it.
+
+        The shard and the new manifest are both written and synced under temporary names first, then renamed one
+        right after the other, so that a kill leaves an unlisted complete shard only if it lands between those two
+        renames (the manifest never lists a shard that is not there).
+        """
         if self._shard_file is None:
+            self._write_manifest(complete)
             return
         index = len(self._shards)
         self._shard_file["data"].attrs["total"] = sum(self._shard_lengths)
@@ -351,13 +358,10 @@ class DatasetWriter:
         self._shard_file = None
         temp, final = self.out_dir / temp_shard_name(index), self.out_dir / shard_name(index)
         fsync_file(temp)
-        digest = sha256_file(temp)
-        os.replace(temp, final)
-        fsync_dir(self.out_dir)
         self._shards.append(
             {
                 "name": final.name,
-                "sha256": digest,
+                "sha256": sha256_file(temp),
                 "episodes": len(self._shard_lengths),
                 "transitions": sum(self._shard_lengths),
                 "successes": self._shard_successes,
@@ -366,6 +370,11 @@ class DatasetWriter:
             }
         )
         self._shard_lengths, self._shard_successes = [], 0
+        manifest_path = self.out_dir / MANIFEST_NAME
+        manifest_temp = prepare_json(manifest_path, self._build_manifest(complete))
+        os.replace(temp, final)
+        os.replace(manifest_temp, manifest_path)
+        fsync_dir(self.out_dir)
 
     def _discard_shard(self) -> None:
         """Delete the incomplete shard; the episodes in it are lost, the manifest is unchanged."""
@@ -375,6 +384,10 @@ class DatasetWriter:
         (self.out_dir / temp_shard_name(len(self._shards))).unlink(missing_ok=True)
 
     def _write_manifest(self, complete: bool) -> None:
+        write_json_atomic(self.out_dir / MANIFEST_NAME, self._build_manifest(complete))
+
+    def _build_manifest(self, complete: bool) -> dict[str, Any]:
+        """The manifest describing the complete shards so far; also kept as :attr:`manifest`."""
         with self._lock:
             dropped, dr_keys = self._dropped, dict(self._dr_keys or {})
         now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -399,4 +412,4 @@ class DatasetWriter:
             "created_at": self._created_at,
             "updated_at": now,
         }
-        write_json_atomic(self.out_dir / MANIFEST_NAME, self.manifest)
+        return self.manifest

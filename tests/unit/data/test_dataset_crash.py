@@ -58,8 +58,8 @@ def test_sigkill_mid_shard_leaves_a_truthful_manifest(tmp_path: Path):
             for offset in range(3):
                 episode_id = shard["first_episode"] + offset
                 np.testing.assert_array_equal(file[f"data/demo_{episode_id}/x"][()], episode_id)
-    # only a removable temp shard (or temp manifest) may remain, or the next shard if the kill fell between its
-    # rename and the manifest update
+    # only a removable temp shard (or temp manifest) may remain; the next shard can be complete but unlisted only if
+    # the kill fell between the two back-to-back renames that publish it and its manifest (see writer.py)
     allowed_shard = shard_name(len(manifest["shards"]))
     for name in unlisted_files(out_dir):
         assert TEMP_SHARD_NAME.fullmatch(name) or name in (".manifest.json.tmp", allowed_shard), name

@@ -114,42 +114,98 @@ def _leg(
     # hip: the abduction motor housing, a cylinder along Y between the trunk and the thigh
     hip_center = (0.0, sign_y * THIGH_OFFSET_Y / 2, 0.0)
     hip = u.rigid_body(
-        stage, root.AppendChild(f"{name}_hip"), hip_pos, HIP_MASS,
-        u.cylinder_inertia(HIP_MASS, HIP_RADIUS, THIGH_OFFSET_Y, axis="Y"), center_of_mass=hip_center,
+        stage,
+        root.AppendChild(f"{name}_hip"),
+        hip_pos,
+        HIP_MASS,
+        u.cylinder_inertia(HIP_MASS, HIP_RADIUS, THIGH_OFFSET_Y, axis="Y"),
+        center_of_mass=hip_center,
     )
-    u.cylinder(stage, hip.path.AppendChild("visual"), HIP_RADIUS, THIGH_OFFSET_Y, axis="Y", offset=hip_center,
-               color=_LINK_COLOR, collide=False)
+    u.cylinder(
+        stage,
+        hip.path.AppendChild("visual"),
+        HIP_RADIUS,
+        THIGH_OFFSET_Y,
+        axis="Y",
+        offset=hip_center,
+        color=_LINK_COLOR,
+        collide=False,
+    )
     u.revolute_joint(
-        stage, root.AppendChild(f"{name}_hip_joint"), base, hip, anchor=hip_pos, axis="X",
-        limit_deg=HIP_LIMIT_DEG, max_force=HIP_EFFORT, max_velocity_deg=HIP_VELOCITY_DEG,
+        stage,
+        root.AppendChild(f"{name}_hip_joint"),
+        base,
+        hip,
+        anchor=hip_pos,
+        axis="X",
+        limit_deg=HIP_LIMIT_DEG,
+        max_force=HIP_EFFORT,
+        max_velocity_deg=HIP_VELOCITY_DEG,
     )
 
     # thigh: mass centered halfway down; the capsule stops short of both joints so it never overlaps the trunk
     thigh_center = (0.0, 0.0, -THIGH_LENGTH / 2)
     thigh = u.rigid_body(
-        stage, root.AppendChild(f"{name}_thigh"), thigh_pos, THIGH_MASS,
+        stage,
+        root.AppendChild(f"{name}_thigh"),
+        thigh_pos,
+        THIGH_MASS,
         u.capsule_inertia(THIGH_MASS, THIGH_RADIUS, THIGH_LENGTH - 2 * THIGH_RADIUS, axis="Z"),
         center_of_mass=thigh_center,
     )
-    u.capsule(stage, thigh.path.AppendChild("collision"), THIGH_RADIUS, THIGH_LENGTH - 2 * THIGH_RADIUS, axis="Z",
-              offset=thigh_center, color=_LINK_COLOR, material=body_material)
+    u.capsule(
+        stage,
+        thigh.path.AppendChild("collision"),
+        THIGH_RADIUS,
+        THIGH_LENGTH - 2 * THIGH_RADIUS,
+        axis="Z",
+        offset=thigh_center,
+        color=_LINK_COLOR,
+        material=body_material,
+    )
     u.revolute_joint(
-        stage, root.AppendChild(f"{name}_thigh_joint"), hip, thigh, anchor=thigh_pos, axis="Y",
-        limit_deg=THIGH_LIMIT_DEG, max_force=HIP_EFFORT, max_velocity_deg=HIP_VELOCITY_DEG,
+        stage,
+        root.AppendChild(f"{name}_thigh_joint"),
+        hip,
+        thigh,
+        anchor=thigh_pos,
+        axis="Y",
+        limit_deg=THIGH_LIMIT_DEG,
+        max_force=HIP_EFFORT,
+        max_velocity_deg=HIP_VELOCITY_DEG,
     )
 
     # calf: from the knee to just above the foot sphere
     calf_center = (0.0, 0.0, -CALF_LENGTH / 2)
     calf_capsule_length = CALF_LENGTH - FOOT_RADIUS - 2 * CALF_RADIUS
     calf = u.rigid_body(
-        stage, root.AppendChild(f"{name}_calf"), knee_pos, CALF_MASS,
-        u.capsule_inertia(CALF_MASS, CALF_RADIUS, calf_capsule_length, axis="Z"), center_of_mass=calf_center,
+        stage,
+        root.AppendChild(f"{name}_calf"),
+        knee_pos,
+        CALF_MASS,
+        u.capsule_inertia(CALF_MASS, CALF_RADIUS, calf_capsule_length, axis="Z"),
+        center_of_mass=calf_center,
     )
-    u.capsule(stage, calf.path.AppendChild("collision"), CALF_RADIUS, calf_capsule_length, axis="Z",
-              offset=(0.0, 0.0, -(CALF_LENGTH - FOOT_RADIUS) / 2), color=_LINK_COLOR, material=body_material)
+    u.capsule(
+        stage,
+        calf.path.AppendChild("collision"),
+        CALF_RADIUS,
+        calf_capsule_length,
+        axis="Z",
+        offset=(0.0, 0.0, -(CALF_LENGTH - FOOT_RADIUS) / 2),
+        color=_LINK_COLOR,
+        material=body_material,
+    )
     u.revolute_joint(
-        stage, root.AppendChild(f"{name}_calf_joint"), thigh, calf, anchor=knee_pos, axis="Y",
-        limit_deg=CALF_LIMIT_DEG, max_force=CALF_EFFORT, max_velocity_deg=CALF_VELOCITY_DEG,
+        stage,
+        root.AppendChild(f"{name}_calf_joint"),
+        thigh,
+        calf,
+        anchor=knee_pos,
+        axis="Y",
+        limit_deg=CALF_LIMIT_DEG,
+        max_force=CALF_EFFORT,
+        max_velocity_deg=CALF_VELOCITY_DEG,
     )
 
     # foot: its own body (welded) so contact sensing and rewards can select ".*_foot"

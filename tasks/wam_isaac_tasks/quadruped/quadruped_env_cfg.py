@@ -51,7 +51,7 @@ class QuadrupedSceneCfg(InteractiveSceneCfg):
     ground = AssetBaseCfg(
         prim_path="/World/ground",
         spawn=CollisionPlaneCfg(
-            collision_props=sim_utils.CollisionPropertiesCfg(),
+            collision_props=[sim_utils.UsdPhysicsCollisionCfg(collision_enabled=True)],
             physics_material=sim_utils.RigidBodyMaterialCfg(
                 static_friction=GROUND_FRICTION, dynamic_friction=GROUND_FRICTION, restitution=0.0
             ),

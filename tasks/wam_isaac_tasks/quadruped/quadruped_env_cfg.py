@@ -58,8 +58,11 @@ class QuadrupedSceneCfg(InteractiveSceneCfg):
             visual_material=sim_utils.PreviewSurfaceCfg(diffuse_color=(0.3, 0.3, 0.32)),
         ),
     )
+    """Infinite static plane at z = 0, friction ``GROUND_FRICTION``."""
     robot: ArticulationCfg = replace(QUADRUPED_CFG, prim_path="{ENV_REGEX_NS}/Robot")
+    """The 12-DoF quadruped, spawned standing."""
     contact_forces = ContactSensorCfg(prim_path="{ENV_REGEX_NS}/Robot/.*", history_length=3, track_air_time=True)
+    """Net contact force [N] on every link, 3 physics steps of history, feet air/contact times [s]."""
     light = AssetBaseCfg(prim_path="/World/light", spawn=sim_utils.DistantLightCfg(intensity=2000.0))
 
 
@@ -152,6 +155,7 @@ class EventCfg:
             "operation": "add",
         },
     )
+    """Trunk mass: authored 6 kg plus -1..+2 kg (payload, battery), inertia scaled with it."""
     foot_friction = EventTerm(
         func=mdp.randomize_rigid_body_material,
         mode="startup",
@@ -163,6 +167,7 @@ class EventCfg:
             "num_buckets": 64,
         },
     )
+    """Foot friction coefficient in ``FOOT_FRICTION_RANGE``, per foot (Newton uses one coefficient)."""
     actuator_gains = EventTerm(
         func=mdp.randomize_actuator_gains,
         mode="startup",
@@ -173,6 +178,7 @@ class EventCfg:
             "operation": "scale",
         },
     )
+    """PD stiffness and damping of every joint scaled by 0.8..1.2 (motor and driver spread)."""
     # reset: initial state
     reset_base = EventTerm(
         func=mdp.reset_root_state_uniform,
@@ -189,11 +195,13 @@ class EventCfg:
             },
         },
     )
+    """Base position +-0.5 m and any heading around the env origin; base velocity +-0.5 m/s and +-0.5 rad/s."""
     reset_joints = EventTerm(
         func=mdp.reset_joints_by_scale,
         mode="reset",
         params={"position_range": (0.8, 1.2), "velocity_range": (0.0, 0.0)},
     )
+    """Joint positions: the stance scaled by 0.8..1.2 (clamped to the soft limits), at rest."""
     # interval: external pushes, a random base velocity change of up to 0.5 m/s every 10-15 s
     push_robot = EventTerm(
         func=mdp.push_by_setting_velocity,
@@ -201,6 +209,7 @@ class EventCfg:
         interval_range_s=(10.0, 15.0),
         params={"velocity_range": {"x": (-0.5, 0.5), "y": (-0.5, 0.5)}},
     )
+    """Adds a uniform -0.5..0.5 m/s to the base's x and y velocity, every 10-15 s (per env)."""
 
 
 @configclass

@@ -12,7 +12,7 @@ import sys
 
 from .errors import UsageError
 
-SUBCOMMANDS = ("tasks", "train", "bench")
+SUBCOMMANDS = ("tasks", "train", "generate", "inspect", "bench")
 """Subcommand modules of this package, in the order ``wam --help`` lists them."""
 
 

@@ -22,6 +22,7 @@ _EXPORTS = {
     "KeySpec": "specs",
     "key_specs_from_example": "specs",
     "DatasetWriter": "writer",
+    "check_out_dir": "writer",
     "DatasetError": "errors",
     "DatasetExistsError": "errors",
     "DatasetNotWritableError": "errors",

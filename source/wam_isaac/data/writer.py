@@ -270,19 +270,7 @@ class DatasetWriter:
                 raise ValueError(f"episode DR parameters {dr_keys} differ from the first episode's {self._dr_keys}")
 
     def _check_out_dir(self) -> None:
-        """Refuse a non-empty directory without overwrite; prove the directory writable. Deletes nothing."""
-        if self.out_dir.exists() and not self.out_dir.is_dir():
-            raise DatasetNotWritableError(f"{self.out_dir} exists and is not a directory")
-        if self.out_dir.is_dir() and any(self.out_dir.iterdir()) and not self.overwrite:
-            raise DatasetExistsError(
-                f"{self.out_dir} is not empty: pass overwrite=True (--overwrite) to replace the dataset in it"
-            )
-        try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=self.out_dir):
-                pass
-        except OSError as error:
-            raise DatasetNotWritableError(f"cannot write to {self.out_dir}: {error.strerror or error}") from error
+        check_out_dir(self.out_dir, self.overwrite)
 
     def _start(self) -> None:
         """Replace the old dataset (if any) by an empty one and start the writing thread, once."""
@@ -413,3 +401,24 @@ class DatasetWriter:
             "updated_at": now,
         }
         return self.manifest
+
+
+def check_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse a non-empty directory without ``overwrite``; prove the directory writable (creating it if missing).
+    Deletes nothing.
+
+    Raises:
+        DatasetExistsError: ``out_dir`` is not empty and ``overwrite`` is False.
+        DatasetNotWritableError: ``out_dir`` is not a directory, or cannot be created or written to.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DatasetNotWritableError(f"{out_dir} exists and is not a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise DatasetExistsError(f"{out_dir} is not empty: pass --overwrite to replace the dataset in it")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as error:
+        raise DatasetNotWritableError(f"cannot write to {out_dir}: {error.strerror or error}") from error

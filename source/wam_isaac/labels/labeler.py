@@ -45,6 +45,25 @@ class LabelerCfg:
     """Command term whose ``goal_pos_w`` [m] (num_envs, 3) is the object's goal."""
 
 
+LABELER_KEY = "wam_labels_cfg_entry_point"
+"""Gym registration key naming a task's :class:`LabelerCfg` (``"module:name"``); tasks without it get the defaults."""
+
+
+def labeler_cfg_for(task: str, **overrides) -> LabelerCfg:
+    """The labeler configuration the task registered (or the default), with ``overrides`` applied."""
+    import dataclasses
+    import importlib
+
+    import gymnasium as gym
+
+    entry = gym.spec(task).kwargs.get(LABELER_KEY)
+    cfg = LabelerCfg()
+    if entry is not None:
+        module, name = entry.split(":")
+        cfg = getattr(importlib.import_module(module), name)
+    return dataclasses.replace(cfg, **overrides)
+
+
 class Labeler:
     """Computes the labels of :class:`LabelerCfg` for every env of ``env``; see the module docstring."""
 
@@ -80,12 +99,29 @@ class Labeler:
 
     # -- public ----------------------------------------------------------------------------------------------------
 
-    def reset(self) -> None:
-        """Start the history from the current state (call after ``env.reset()``)."""
-        for slot in range(max(self.cfg.horizons) + 1):
-            self._push(slot)
-        self._step = 0
-        self._energy = self._energies()["energy"]
+    def reset(self, env_ids: torch.Tensor | None = None) -> None:
+        """Start the history from the current state: of every env after ``env.reset()`` (``env_ids`` None), or of
+        ``env_ids`` after a reset outside ``env.step`` (e.g. the data driver resetting an env that blew up)."""
+        if env_ids is None:
+            for slot in range(max(self.cfg.horizons) + 1):
+                self._push(slot)
+            self._step = 0
+            self._energy = self._energies()["energy"]
+            return
+        saved = {key: value.clone() for key, value in self._history.items()}
+        saved_joints = {key: value.clone() for key, value in self._joint_history.items()}
+        now = self._step % (max(self.cfg.horizons) + 1)
+        self._push(now)
+        # keep the other envs' history untouched: restore everything but the reset envs' current slot
+        for key, value in self._history.items():
+            fresh = value[now, env_ids].clone()
+            value.copy_(saved[key])
+            value[now, env_ids] = fresh
+        for key, value in self._joint_history.items():
+            fresh = value[now, :, env_ids].clone()
+            value.copy_(saved_joints[key])
+            value[now, :, env_ids] = fresh
+        self._energy[env_ids] = self._energies()["energy"][env_ids]
 
     def compute(self) -> dict[str, torch.Tensor]:
         """Labels of the current step (call after ``env.step()``); each tensor's first dimension is num_envs."""
@@ -134,12 +170,12 @@ class Labeler:
         root = {"root_pos_w": dpos_w, "root_pos_b": dpos_b, "root_rotvec": drot, "root_lin_vel_b": dlin}
         root["root_ang_vel_b"] = dang
         for key, value in root.items():
-            out[f"delta_{k}/{key}"] = value * mask[:, None, None]
+            out[f"delta_{k}/{key}"] = torch.where(valid[:, None, None], value, 0.0)
         for name in self.robot_names:
             joints = self._joint_history[name]
             dq, dqd = F.joint_delta(joints[prev, 0], joints[prev, 1], joints[now, 0], joints[now, 1], self._wrap[name])
-            out[f"delta_{k}/{name}/joint_pos"] = dq * mask[:, None]
-            out[f"delta_{k}/{name}/joint_vel"] = dqd * mask[:, None]
+            out[f"delta_{k}/{name}/joint_pos"] = torch.where(valid[:, None], dq, 0.0)
+            out[f"delta_{k}/{name}/joint_vel"] = torch.where(valid[:, None], dqd, 0.0)
         return out
 
     # -- energy ----------------------------------------------------------------------------------------------------
@@ -163,12 +199,11 @@ class Labeler:
     def _energy_labels(self, valid: torch.Tensor) -> dict[str, torch.Tensor]:
         energies = self._energies()
         self._energy = energies["energy"]
-        mask = valid.float()
         labels = {
             "energy/kinetic": energies["kinetic"],
             "energy/potential": energies["potential"],
             "energy/total": energies["energy"],
-            "energy/delta": energies["energy_delta"] * mask,
+            "energy/delta": torch.where(valid, energies["energy_delta"], 0.0),
         }
         work = torch.zeros(self.env.num_envs, device=self.device)
         depth = max(self.cfg.horizons) + 1
@@ -177,7 +212,7 @@ class Labeler:
             robot = self.env.scene[name]
             joints = self._joint_history[name]
             work += F.actuator_work(robot.data.applied_torque.torch, joints[prev, 1], joints[now, 1], self.env.step_dt)
-        labels["energy/actuator_work"] = work * mask
+        labels["energy/actuator_work"] = torch.where(valid, work, 0.0)
         return labels
 
     # -- contacts and penetration ----------------------------------------------------------------------------------

@@ -61,8 +61,9 @@ class CheckpointPolicy:
     """The actor of an rsl-rl checkpoint (``model_<i>.pt`` written by ``wam train`` / ``isaaclab train``)."""
 
     def __init__(self, env: ManagerBasedRLEnv, task: str, checkpoint: str | Path):
-        from isaaclab_rl.rsl_rl import RslRlVecEnvWrapper, create_rsl_rl_runner
         from tensordict import TensorDict
+
+        from isaaclab_rl.rsl_rl import RslRlVecEnvWrapper, create_rsl_rl_runner
 
         from isaaclab_tasks.utils import resolve_task_config
 

@@ -1,0 +1,64 @@
+"""``wam inspect``: summarize a dataset (episodes, transitions, success rate, keys with shapes and units, the DR
+ranges sampled); ``--verify`` checks every shard's sha256 and names the bad ones (exit code 1)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import UsageError
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("inspect", help="summarize (and verify) a dataset", description=__doc__)
+    parser.add_argument("dataset", help="dataset directory (holding manifest.json)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--verify", action="store_true", help="check every shard's checksum")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from ..data import DatasetError, summarize, verify
+
+    if extra:
+        raise UsageError(f"unexpected arguments: {' '.join(extra)}")
+    try:
+        summary = summarize(args.dataset)
+        bad = verify(args.dataset) if args.verify else []
+    except (DatasetError, FileNotFoundError) as error:
+        raise UsageError(f"cannot read dataset '{args.dataset}': {error}") from None
+    if args.verify:
+        summary["verify"] = {"ok": not bad, "bad_shards": bad}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(_text(summary))
+    if bad:
+        print(f"wam inspect: verify failed: bad shard(s): {', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _text(summary: dict) -> str:
+    lines = [
+        f"dataset      {summary['dataset_dir']} ({summary['task_id']}, {summary['shards']} shards, "
+        f"{'complete' if summary['complete'] else 'INCOMPLETE'})",
+        f"episodes     {summary['episodes']} (dropped {summary['dropped_episodes']})",
+        f"transitions  {summary['transitions']}",
+        f"success rate {summary['success_rate']:.3f}",
+        f"episode len  min {summary['episode_length']['min']}, mean {summary['episode_length']['mean']:.1f}, "
+        f"max {summary['episode_length']['max']}",
+        "keys:",
+    ]
+    for keys in summary["keys"].values():
+        for key, spec in keys.items():
+            unit = f" [{spec['unit']}]" if spec.get("unit") else ""
+            lines.append(f"  {key:<44} {str(tuple(spec['shape'])):<12} {spec['dtype']}{unit}")
+    lines.append("DR ranges sampled:")
+    for name, value in summary["dr_ranges"].items():
+        lines.append(f"  {name:<44} min {value['min']}  max {value['max']}")
+    if "verify" in summary:
+        bad = summary["verify"]["bad_shards"]
+        lines.append(f"verify       {'FAILED: ' + ', '.join(bad) if bad else 'ok'}")
+    return "\n".join(lines)

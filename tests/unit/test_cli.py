@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,57 @@ def test_isaaclab_list_envs_finds_the_tasks_through_the_entry_point(tmp_path):
     assert result.returncode == 0, result.stderr
     for task in ("WAM-Cartpole", "WAM-Push-Cube", "WAM-Quadruped-Flat"):
         assert f"| {task} " in result.stdout, f"{task} missing from `isaaclab list_envs`"
+
+
+GENERATE = ["generate", "--task", "WAM-Cartpole", "--num_envs", "4", "--steps", "10", "--policy", "random"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--policy", "walk", "--out", "{tmp}/new"], "unknown policy 'walk'"),
+        (["--steps", "0", "--out", "{tmp}/new"], "--steps: must be >= 1, got 0"),
+        (["--out", "/proc/1/forbidden"], "cannot write to /proc/1/forbidden"),
+        (["--out", "{tmp}/old"], "is not empty: pass --overwrite"),
+        (["--noise", "-1", "--out", "{tmp}/new"], "--noise must be >= 0"),
+    ],
+)
+def test_generate_bad_input_is_refused_before_anything_is_written(args, message, tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "manifest.json").write_text("{}")
+    argv = GENERATE + [arg.replace("{tmp}", str(tmp_path)) for arg in args]  # a repeated flag's last value wins
+    result = wam(*argv)
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert (old / "manifest.json").read_text() == "{}", "an existing dataset must be left untouched"
+    assert not (tmp_path / "new").exists() or not any((tmp_path / "new").iterdir())
+
+
+def test_inspect_verify_names_the_corrupted_shard(tmp_path):
+    import numpy as np
+
+    from wam_isaac.data import DatasetWriter, Episode, KeySpec
+
+    specs = {"actions": KeySpec((2,)), "rewards": KeySpec(())}
+    with DatasetWriter(tmp_path / "d", "WAM-Cartpole", "h", specs, episodes_per_shard=1, compression=None) as writer:
+        for i in range(3):
+            data = {"actions": np.full((5, 2), i, np.float32), "rewards": np.zeros(5, np.float32)}
+            writer.write(Episode(data=data, env_id=i, seed=0, success=True, dr={}, attrs={}))
+    ok = wam("inspect", str(tmp_path / "d"), "--verify", "--json")
+    assert ok.returncode == 0, ok.stderr
+    summary = json.loads(ok.stdout)
+    assert summary["transitions"] == 15 and summary["episodes"] == 3 and summary["verify"]["ok"]
+    shard = tmp_path / "d" / "shard_00001.h5"
+    raw = bytearray(shard.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    bad = wam("inspect", str(tmp_path / "d"), "--verify")
+    assert bad.returncode == 1
+    assert "shard_00001.h5" in bad.stderr and "shard_00000.h5" not in bad.stderr
+
+
+def test_inspect_of_a_directory_without_a_dataset_is_one_line(tmp_path):
+    result = wam("inspect", str(tmp_path))
+    assert result.returncode == 2 and "cannot read dataset" in result.stderr and "Traceback" not in result.stderr

@@ -139,3 +139,17 @@ def test_friction_randomization_changes_how_far_a_sliding_cube_goes(env):
     torch.testing.assert_close(travel, expected, rtol=0.25, atol=0.005)
     # the order of travels follows the order of frictions
     assert torch.equal(torch.argsort(travel), torch.argsort(-mu))
+
+
+def test_diverging_physics_is_flagged_per_env(env):
+    from wam_isaac_tasks.push_cube import mdp as push_mdp
+    from wam_isaac_tasks.push_cube.push_cube_env_cfg import ARM
+
+    env.reset()
+    velocity = torch.zeros(NUM_ENVS, 2)
+    velocity[1] = torch.tensor([12.0, 0.0])  # [m/s], beyond the 10 m/s a push can give
+    place_cube(env, torch.tensor([[0.36, 0.0]]).repeat(NUM_ENVS, 1), velocity)
+    robot_cfg = ARM.copy()
+    robot_cfg.resolve(env.scene)
+    flags = push_mdp.physics_diverged(env, max_joint_speed=50.0, max_cube_speed=10.0, robot_cfg=robot_cfg)
+    assert flags.tolist() == [False, True, False, False]

@@ -85,7 +85,9 @@ class ObservationsCfg:
         """What the deployed policy sees (with sensor noise)."""
 
         joint_pos = ObsTerm(func=mdp.joint_pos_rel, params={"asset_cfg": ARM}, noise=Unoise(n_min=-0.01, n_max=0.01))
-        joint_vel = ObsTerm(func=mdp.joint_vel_rel, params={"asset_cfg": ARM}, noise=Unoise(n_min=-0.05, n_max=0.05))
+        joint_vel = ObsTerm(
+            func=mdp.joint_vel_rel, params={"asset_cfg": ARM}, noise=Unoise(n_min=-0.05, n_max=0.05), clip=(-20.0, 20.0)
+        )
         tip_pos = ObsTerm(func=push_mdp.tip_pos, noise=Unoise(n_min=-0.002, n_max=0.002))
         cube_rel_tip = ObsTerm(func=push_mdp.cube_pos_rel_tip, noise=Unoise(n_min=-0.005, n_max=0.005))
         cube_yaw = ObsTerm(func=push_mdp.cube_yaw_features, noise=Unoise(n_min=-0.05, n_max=0.05))
@@ -101,13 +103,13 @@ class ObservationsCfg:
         """Exact state plus privileged information: cube velocity and every randomized physical parameter."""
 
         joint_pos = ObsTerm(func=mdp.joint_pos_rel, params={"asset_cfg": ARM})
-        joint_vel = ObsTerm(func=mdp.joint_vel_rel, params={"asset_cfg": ARM})
+        joint_vel = ObsTerm(func=mdp.joint_vel_rel, params={"asset_cfg": ARM}, clip=(-20.0, 20.0))
         tip_pos = ObsTerm(func=push_mdp.tip_pos)
         cube_rel_tip = ObsTerm(func=push_mdp.cube_pos_rel_tip)
         cube_yaw = ObsTerm(func=push_mdp.cube_yaw_features)
         goal_rel_cube = ObsTerm(func=push_mdp.goal_pos_rel_cube)
         actions = ObsTerm(func=mdp.last_action)
-        cube_vel = ObsTerm(func=mdp.root_lin_vel_w, params={"asset_cfg": CUBE})
+        cube_vel = ObsTerm(func=mdp.root_lin_vel_w, params={"asset_cfg": CUBE}, clip=(-10.0, 10.0))
         cube_mass = ObsTerm(func=wam_obs.body_mass, params={"asset_cfg": CUBE})
         link_mass = ObsTerm(func=wam_obs.body_mass, params={"asset_cfg": LINKS})
         cube_friction = ObsTerm(func=push_mdp.shape_friction, params={"asset_cfg": CUBE})
@@ -199,17 +201,20 @@ class RewardsCfg:
     success = RewTerm(func=push_mdp.success_bonus, weight=10.0, params={"term_name": "success"})
     cube_lost = RewTerm(func=mdp.is_terminated_term, weight=-50.0, params={"term_keys": ["cube_off_table"]})
     action_rate = RewTerm(func=mdp.action_rate_l2, weight=-0.01)
-    joint_vel = RewTerm(func=mdp.joint_vel_l2, weight=-0.001, params={"asset_cfg": ARM})
+    joint_vel = RewTerm(func=push_mdp.joint_speed_l2, weight=-0.001, params={"asset_cfg": ARM, "max_speed": 20.0})
     success_rate = RewTerm(func=push_mdp.push_success_rate, weight=0.0, params={"term_name": "success"})
 
 
 @configclass
 class TerminationsCfg:
-    """Time out; cube at the goal (success); cube off the table (failure)."""
+    """Time out; cube at the goal (success); cube off the table (failure); diverged physics (safety net)."""
 
     time_out = DoneTerm(func=mdp.time_out, time_out=True)
     success = DoneTerm(func=push_mdp.cube_at_goal, params={"threshold": SUCCESS_DISTANCE})
     cube_off_table = DoneTerm(func=push_mdp.cube_off_table, params={"min_height": geometry.TABLE_TOP_Z - 0.05})
+    physics_diverged = DoneTerm(
+        func=push_mdp.physics_diverged, params={"robot_cfg": ARM, "max_joint_speed": 50.0, "max_cube_speed": 10.0}
+    )
 
 
 @configclass

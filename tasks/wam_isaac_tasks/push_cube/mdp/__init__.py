@@ -15,8 +15,15 @@ from .observations import (
     shape_friction,
     tip_pos,
 )
-from .rewards import cube_goal_distance_kernel, cube_progress, push_success_rate, success_bonus, tip_push_point_kernel
-from .terminations import cube_at_goal, cube_off_table
+from .rewards import (
+    cube_goal_distance_kernel,
+    cube_progress,
+    joint_speed_l2,
+    push_success_rate,
+    success_bonus,
+    tip_push_point_kernel,
+)
+from .terminations import cube_at_goal, cube_off_table, physics_diverged
 
 __all__ = [
     "GoalOnTableCommand",
@@ -28,6 +35,8 @@ __all__ = [
     "cube_progress",
     "cube_yaw_features",
     "goal_pos_rel_cube",
+    "joint_speed_l2",
+    "physics_diverged",
     "push_success_rate",
     "shape_friction",
     "success_bonus",

@@ -90,3 +90,12 @@ class push_success_rate(ManagerTermBase):
 
     def __call__(self, env: ManagerBasedRLEnv, term_name: str = "success") -> torch.Tensor:
         return torch.zeros(env.num_envs, device=env.device)
+
+
+def joint_speed_l2(
+    env: ManagerBasedRLEnv, max_speed: float, asset_cfg: SceneEntityCfg = SceneEntityCfg("robot")
+) -> torch.Tensor:
+    """Sum of squared joint speeds [rad^2/s^2], shape (num_envs,), each speed clipped to ``max_speed`` [rad/s] so
+    that one diverging env (see :func:`physics_diverged`) cannot put an unbounded value into the returns."""
+    speed = env.scene[asset_cfg.name].data.joint_vel.torch[:, asset_cfg.joint_ids]
+    return torch.square(torch.nan_to_num(speed, nan=max_speed).clamp(-max_speed, max_speed)).sum(dim=-1)

@@ -1,7 +1,7 @@
 """Behaviour policies for data generation: ``random``, ``scripted`` (the task's expert) or an rsl-rl checkpoint.
 
 Every policy maps the observation dict of a manager-based env to actions ``(num_envs, action_dim)`` in the task's
-normalized action space; :class:`ExplorationNoise` adds Gaussian noise on top (``noise_std``, clipped to [-1, 1]).
+normalized action space; :class:`ExplorationNoise` adds Gaussian noise on top (``noise_std``; the task clips actions where its action terms do).
 A task provides its scripted expert through the gym registration key ``wam_expert_entry_point``
 (``"module:Class"``, constructed with the env).
 """
@@ -43,7 +43,7 @@ class RandomPolicy:
 
 
 class ExplorationNoise:
-    """Adds zero-mean Gaussian noise of standard deviation ``std`` to a policy's actions, clipped to [-1, 1]."""
+    """Adds zero-mean Gaussian noise of standard deviation ``std`` [action units] to a policy's actions."""
 
     def __init__(self, policy: Policy, std: float):
         if std < 0:
@@ -54,7 +54,7 @@ class ExplorationNoise:
         actions = self.policy(obs)
         if self.std == 0.0:
             return actions
-        return (actions + self.std * torch.randn_like(actions)).clamp(-1.0, 1.0)
+        return actions + self.std * torch.randn_like(actions)
 
 
 class CheckpointPolicy:

@@ -12,5 +12,7 @@ gym.register(
         "env_cfg_entry_point": f"{__name__}.push_cube_env_cfg:PushCubeEnvCfg",
         "rsl_rl_cfg_entry_point": f"{agents.__name__}.rsl_rl_ppo_cfg:PushCubePPORunnerCfg",
         "default_agent": "rsl_rl",
+        "wam_expert_entry_point": f"{__name__}.expert:PushCubeExpert",
+        "wam_labels_cfg_entry_point": f"{__name__}.labels:PUSH_CUBE_LABELS",
     },
 )

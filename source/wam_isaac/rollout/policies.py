@@ -1,7 +1,8 @@
 """Behaviour policies for data generation: ``random``, ``scripted`` (the task's expert) or an rsl-rl checkpoint.
 
 Every policy maps the observation dict of a manager-based env to actions ``(num_envs, action_dim)`` in the task's
-normalized action space; :class:`ExplorationNoise` adds Gaussian noise on top (``noise_std``; the task clips actions where its action terms do).
+action units; :class:`ExplorationNoise` adds Gaussian noise on top (``noise_std``; actions are clipped only where
+the task's action terms clip them).
 A task provides its scripted expert through the gym registration key ``wam_expert_entry_point``
 (``"module:Class"``, constructed with the env).
 """

@@ -42,7 +42,8 @@ class EpisodeEncoder:
     """Writes episodes into a shard's ``data`` group with h5py's low-level API.
 
     Property lists, types and dataspaces are made once and reused: one dataset-creation list per chunk shape, one
-    type per dtype, one dataspace per shape. Intermediate groups (``obs/``, ``labels/...``) are created by HDF5 itself from the dataset paths.
+    type per dtype, one dataspace per shape. Intermediate groups (``obs/``, ``labels/...``) are created by HDF5
+    itself from the dataset paths.
 
     Args:
         compression: HDF5 filter of the per-step datasets: ``"gzip"``, ``"lzf"`` or None.

@@ -1,18 +1,24 @@
-"""Stream episodes to sharded HDF5 files on a background thread, crash-safe.
+"""Stream episodes to sharded HDF5 files from a separate writing process, crash-safe.
 
-The simulation loop only enqueues finished episodes (:meth:`DatasetWriter.write`); a thread writes them. The queue
-holds at most ``max_queued_episodes`` episodes and :meth:`~DatasetWriter.write` blocks while it is full, so memory
+The simulation loop only hands finished episodes over (:meth:`DatasetWriter.write` validates and pickles them, a
+feeder thread pipes them); a process started with the ``spawn`` method writes them (see
+:mod:`wam_isaac.data.shard_sink`). HDF5 holds the GIL while it writes and compresses, so a writing *thread* would
+steal time from the simulation; the process does not. At most ``max_queued_episodes`` episodes are in flight
+between the caller and the writing process, and :meth:`~DatasetWriter.write` blocks while that many are, so memory
 stays bounded by ``max_queued_episodes + 1`` episodes (plus HDF5's chunk cache) whatever the dataset size.
 
 Crash safety: a shard is written as ``.shard_<i>.h5.tmp`` and synced; the manifest that lists it (with its sha256)
 is written and synced as ``.manifest.json.tmp``; then the shard is renamed to ``shard_<i>.h5`` and the manifest to
 ``manifest.json``, back to back. The manifest therefore never lists a shard that is missing or incomplete. A SIGKILL
-leaves complete shards that the manifest describes, and at most a removable ``.tmp`` shard and ``.tmp`` manifest;
-only a kill landing between the two consecutive renames leaves one complete shard that the manifest does not list
-yet (readers ignore it; :func:`~wam_isaac.data.reader.unlisted_files` names it).
-On an exception or Ctrl-C inside ``with DatasetWriter(...)``, the temporary shard is deleted and the queued episodes
-are discarded. The HDF5 layout is described in :mod:`wam_isaac.data.shards`, the manifest in
-:mod:`wam_isaac.data.manifest`.
+of the caller's process leaves complete shards that the manifest describes: the writing process notices that its
+parent died (end of the pipe, parent liveness checked every 0.2 s and right before each publication), deletes its
+temporary shard and exits without publishing anything more; only a kill landing between the two consecutive renames
+leaves one complete shard that the manifest does not list yet (readers ignore it;
+:func:`~wam_isaac.data.reader.unlisted_files` names it). A killed writing process is raised as
+:class:`~wam_isaac.data.errors.WriterError` at the next call.
+On an exception or Ctrl-C inside ``with DatasetWriter(...)``, the temporary shard is deleted and the episodes in
+flight are discarded (the writing process ignores SIGINT: the caller decides). The HDF5 layout is described in
+:mod:`wam_isaac.data.shards`, the manifest in :mod:`wam_isaac.data.manifest`.
 
 Output directory: the writer refuses a non-empty directory unless ``overwrite=True``, and checks that it can write
 there before anything is written. With ``overwrite``, the old dataset's files (manifest and shards, nothing else) are
@@ -23,42 +29,35 @@ that fails before producing data leaves the old dataset untouched.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import pickle
 import queue
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import h5py
 import numpy as np
 
 from .episode import Episode
 from .errors import DatasetExistsError, DatasetNotWritableError, WriterError
-from .manifest import (
-    MANIFEST_NAME,
-    SCHEMA_VERSION,
-    fsync_dir,
-    fsync_file,
-    is_dataset_file,
-    package_versions,
-    prepare_json,
-    sha256_file,
-    shard_name,
-    temp_shard_name,
-    write_json_atomic,
-)
-from .shards import write_episode
+from .manifest import TEMP_SHARD_NAME, fsync_dir, is_dataset_file, package_versions
+from .shard_sink import ShardSink, SinkConfig, dr_keys_of, run_writer_process
 from .specs import KeySpec, validate_key_specs
 
 COMPRESSIONS = ("gzip", "lzf", None)
 """HDF5 filters the writer accepts: gzip (readable everywhere), lzf (faster, h5py only), or none."""
 
-_CLOSE = object()
-_ABORT = object()
+POLL_SECONDS = 0.1
+"""How often a blocked caller checks whether the writing process failed [s]."""
+
+STOP_TIMEOUT = 30.0
+"""How long :meth:`DatasetWriter.abort` waits for the writing process to delete its temporary shard and exit [s]."""
 
 
 class DatasetWriter:
@@ -73,7 +72,7 @@ class DatasetWriter:
         compression: HDF5 filter of the per-step datasets: ``"gzip"``, ``"lzf"`` or None.
         compression_level: gzip level 0-9 (None: 1, fast); must be None for the other filters.
         chunk_steps: HDF5 chunk length along time [steps]; a window read decompresses the chunks it touches.
-        max_queued_episodes: capacity of the queue between the caller and the writing thread.
+        max_queued_episodes: episodes in flight between the caller and the writing process, at most.
         overwrite: replace the dataset in a non-empty ``out_dir``.
         env_args: robomimic's ``env_args`` (``env_name``, ``type``, ``env_kwargs``); default names the task.
 
@@ -82,6 +81,9 @@ class DatasetWriter:
         DatasetExistsError: ``out_dir`` is not empty and ``overwrite`` is False.
         DatasetNotWritableError: ``out_dir`` cannot be created or written to.
     """
+
+    sink_class: type[ShardSink] = ShardSink
+    """What the writing process writes with; tests substitute a subclass (it must be importable by that process)."""
 
     def __init__(
         self,
@@ -117,7 +119,7 @@ class DatasetWriter:
         elif compression_level is not None:
             raise ValueError(f"compression_level applies to gzip only, not to {compression!r}")
         self.env_args = dict(env_args or {"env_name": task_id, "type": 2, "env_kwargs": {}})
-        json.dumps(self.env_args)  # raises TypeError now rather than in the writing thread
+        json.dumps(self.env_args)  # raises TypeError now rather than in the writing process
         self.out_dir = Path(out_dir)
         self.task_id = task_id
         self.env_config_hash = env_config_hash
@@ -126,47 +128,58 @@ class DatasetWriter:
         self.compression_level = compression_level
         self.chunk_steps = chunk_steps
         self.overwrite = overwrite
-        self._check_out_dir()
+        check_out_dir(self.out_dir, self.overwrite)
 
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queued_episodes)
-        self._thread = threading.Thread(target=self._run, name=f"DatasetWriter({self.out_dir})", daemon=True)
+        self._config = SinkConfig(
+            out_dir=self.out_dir,
+            task_id=task_id,
+            env_config_hash=env_config_hash,
+            env_args=self.env_args,
+            key_specs=self.key_specs,
+            episodes_per_shard=episodes_per_shard,
+            compression=compression,
+            compression_level=compression_level,
+            chunk_steps=chunk_steps,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            created_with=package_versions(),
+        )
+        self._max_queued_episodes = max_queued_episodes
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
         self._error: BaseException | None = None
         self._dropped = 0
         self._dr_keys: dict[str, dict[str, Any]] | None = None
-        self._shards: list[dict[str, Any]] = []
-        self._shard_file: h5py.File | None = None
-        self._shard_lengths: list[int] = []
-        self._shard_successes = 0
-        self._next_episode = 0
-        self._created_at = datetime.now(UTC).isoformat(timespec="seconds")
-        self._created_with = package_versions()
+        self._process: multiprocessing.process.BaseProcess | None = None
         self.manifest: dict[str, Any] = {}
-        """The last manifest written (the final one after :meth:`close`)."""
+        """The manifest written when the dataset started, then the final one after :meth:`close`."""
 
-    # ------------------------------------------------------------------ caller side
+    # ------------------------------------------------------------------ public API
 
     @property
     def max_queued_episodes(self) -> int:
-        """Capacity of the queue between the caller and the writing thread [episodes]."""
-        return self._queue.maxsize
+        """Episodes in flight between the caller and the writing process, at most."""
+        return self._max_queued_episodes
 
     def write(self, episode: Episode) -> None:
-        """Enqueue one episode; blocks while the queue is full.
+        """Hand one episode over to the writing process; blocks while ``max_queued_episodes`` are in flight.
+
+        The episode is pickled before this returns: the caller may reuse its arrays.
 
         Raises:
             ValueError: the episode's keys, shapes or dtypes differ from ``key_specs`` or from earlier DR keys.
-            WriterError: the writing thread failed (the cause is chained) or the writer is closed.
+            WriterError: the writing process failed or died (the cause is chained), or the writer is closed.
         """
         self._check_open()
         self._validate(episode)
         self._start()
-        self._put(episode)
+        payload = pickle.dumps(("episode", episode), protocol=pickle.HIGHEST_PROTOCOL)
+        while not self._free_slots.acquire(timeout=POLL_SECONDS):
+            self._raise_process_error()
+        self._outbox.put(payload)
 
     def write_many(self, episodes: Iterable[Episode]) -> None:
-        """Enqueue several episodes in order (see :meth:`write`)."""
+        """Hand several episodes over in order (see :meth:`write`)."""
         for episode in episodes:
             self.write(episode)
 
@@ -175,40 +188,62 @@ class DatasetWriter:
         self._check_open()
         with self._lock:
             self._dropped += int(count)
+            if self._started:
+                self._dropped_shared.value = self._dropped
 
     def close(self) -> dict[str, Any]:
-        """Write the queued episodes and the last partial shard, mark the manifest complete and return it.
+        """Write the episodes in flight and the last partial shard, mark the manifest complete and return it.
 
         Raises:
-            WriterError: the writing thread failed.
+            WriterError: the writing process failed or died.
         """
         if self._closed:
             return self.manifest
         self._check_open()
-        self._start()
-        self._put(_CLOSE)
-        self._thread.join()
+        if not self._started:  # no episode: no process needed for a manifest without shards
+            self._replace_old_dataset()
+            sink = ShardSink(self._config, lambda: self._dropped)
+            sink.write_manifest(complete=True)
+            self._closed = True
+            self.manifest = sink.manifest
+            return self.manifest
+        self._outbox.put(pickle.dumps(("close",)))
+        self._outbox.put(None)
         self._closed = True
-        self._raise_thread_error()
+        while not self._finished:
+            self._raise_process_error()
+            self._receive(timeout=POLL_SECONDS)
+        self._raise_process_error()
+        self._shutdown()
         return self.manifest
 
     def abort(self) -> None:
-        """Stop without completing the current shard: its temporary file is deleted, queued episodes are discarded
-        and the manifest keeps describing the complete shards only. The old dataset is untouched if no episode was
-        written. An error of the writing thread is raised as :class:`WriterError`."""
+        """Stop without completing the current shard: its temporary file is deleted, the episodes in flight are
+        discarded and the manifest keeps describing the complete shards only. The old dataset is untouched if no
+        episode was written. An error of the writing process is raised as :class:`WriterError`."""
         if self._closed:
             return
         self._closed = True
         if not self._started:
             return
-        while True:  # make room for the abort marker; the caller is the only producer
+        self._stop.set()
+        while True:  # the episodes not yet piped are discarded; the caller is the only producer
             try:
-                self._queue.get_nowait()
+                self._outbox.get_nowait()
             except queue.Empty:
                 break
-        self._queue.put(_ABORT)
-        self._thread.join()
-        self._raise_thread_error()
+        self._outbox.put(None)
+        self._process.join(STOP_TIMEOUT)
+        if self._process.is_alive():  # stuck (a hung disk?): kill it and delete its temporary shard here
+            self._process.kill()
+            self._process.join()
+            for path in self.out_dir.iterdir():
+                if TEMP_SHARD_NAME.fullmatch(path.name):
+                    path.unlink(missing_ok=True)
+        self._receive(timeout=0)
+        self._shutdown()
+        if self._error is not None:
+            self._raise_process_error()
 
     def __enter__(self) -> DatasetWriter:
         return self
@@ -224,23 +259,40 @@ class DatasetWriter:
         except WriterError as writer_error:
             exc.add_note(f"the dataset writer also failed: {writer_error.__cause__!r}")
 
-    def _put(self, item: Any) -> None:
-        """Enqueue ``item``, blocking while the queue is full, unless the writing thread has died."""
-        while True:
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                self._raise_thread_error()
+    # ------------------------------------------------------------------ caller side
 
     def _check_open(self) -> None:
         if self._closed:
             raise WriterError(f"the writer of {self.out_dir} is closed")
-        self._raise_thread_error()
+        if self._started:
+            self._raise_process_error()
 
-    def _raise_thread_error(self) -> None:
+    def _raise_process_error(self) -> None:
+        """Raise :class:`WriterError` if the writing process reported an error or died without reporting."""
+        if self._error is None:
+            exited = not self._process.is_alive()
+            self._receive(timeout=0)
+            if exited and self._error is None and not self._finished:
+                self._error = ChildProcessError(
+                    f"the writing process (pid {self._process.pid}) exited with code {self._process.exitcode}"
+                )
         if self._error is not None:
             raise WriterError(f"writing {self.out_dir} failed: {self._error!r}") from self._error
+
+    def _receive(self, timeout: float) -> None:
+        """Take the writing process's reports: an error, or the final manifest."""
+        try:
+            while self._results.poll(timeout):
+                report = self._results.recv()
+                timeout = 0
+                if report[0] == "error":
+                    self._error = report[1]
+                    self._error.add_note(f"in the writing process:\n{report[2]}")
+                elif report[0] == "closed":
+                    self.manifest = report[1]
+                self._finished = True
+        except (EOFError, OSError):
+            pass  # the process is gone without a report: _raise_process_error names its exit code
 
     def _validate(self, episode: Episode) -> None:
         if episode.data.keys() != self.key_specs.keys():
@@ -259,148 +311,80 @@ class DatasetWriter:
                     f"episode[{key!r}] is {array.dtype}{list(array.shape)}, "
                     f"expected {spec.dtype}{[length, *spec.shape]}"
                 )
-        dr_keys = {
-            name: {"shape": list(np.shape(value)), "dtype": np.asarray(value).dtype.name}
-            for name, value in episode.dr.items()
-        }
+        dr_keys = dr_keys_of(episode)
         with self._lock:
             if self._dr_keys is None:
                 self._dr_keys = dr_keys
             elif dr_keys != self._dr_keys:
                 raise ValueError(f"episode DR parameters {dr_keys} differ from the first episode's {self._dr_keys}")
 
-    def _check_out_dir(self) -> None:
-        check_out_dir(self.out_dir, self.overwrite)
-
-    def _start(self) -> None:
-        """Replace the old dataset (if any) by an empty one and start the writing thread, once."""
-        if self._started:
-            return
-        self._started = True
+    def _replace_old_dataset(self) -> None:
+        """With ``overwrite``, delete the old dataset's files (manifest and shards, nothing else)."""
         if self.overwrite:
             for path in self.out_dir.iterdir():
                 if path.is_file() and is_dataset_file(path.name):
                     path.unlink()
             fsync_dir(self.out_dir)
-        self._write_manifest(complete=False)
-        self._thread.start()
 
-    # ------------------------------------------------------------------ writing thread
-
-    def _run(self) -> None:
-        try:
-            while True:
-                item = self._queue.get()
-                if item is _ABORT:
-                    self._discard_shard()
-                    return
-                if item is _CLOSE:
-                    self._complete_shard(complete=True)
-                    return
-                self._append(item)
-                if len(self._shard_lengths) == self.episodes_per_shard:
-                    self._complete_shard(complete=False)
-        except BaseException as error:
-            self._error = error
-            self._discard_shard()
-
-    def _append(self, episode: Episode) -> None:
-        if self._shard_file is None:
-            self._shard_file = h5py.File(self.out_dir / temp_shard_name(len(self._shards)), "w")
-            data = self._shard_file.create_group("data")
-            data.attrs.update(
-                {
-                    "env_args": json.dumps(self.env_args),
-                    "task_id": self.task_id,
-                    "env_config_hash": self.env_config_hash,
-                    "schema_version": SCHEMA_VERSION,
-                    "shard_index": len(self._shards),
-                    "total": 0,
-                }
-            )
-        write_episode(
-            self._shard_file["data"],
-            self._next_episode,
-            episode,
-            self.compression,
-            self.compression_level,
-            self.chunk_steps,
-        )
-        self._next_episode += 1
-        self._shard_lengths.append(episode.num_samples)
-        self._shard_successes += int(episode.success)
-
-    def _complete_shard(self, complete: bool) -> None:
-        """Close the current shard, sync it, and publish it together with a manifest that lists it.
-
-        The shard and the new manifest are both written and synced under temporary names first, then renamed one
-        right after the other, so that a kill leaves an unlisted complete shard only if it lands between those two
-        renames (the manifest never lists a shard that is not there).
-        """
-        if self._shard_file is None:
-            self._write_manifest(complete)
+    def _start(self) -> None:
+        """Replace the old dataset (if any) by an empty one and start the writing process and the feeder, once."""
+        if self._started:
             return
-        index = len(self._shards)
-        self._shard_file["data"].attrs["total"] = sum(self._shard_lengths)
-        self._shard_file.close()
-        self._shard_file = None
-        temp, final = self.out_dir / temp_shard_name(index), self.out_dir / shard_name(index)
-        fsync_file(temp)
-        self._shards.append(
-            {
-                "name": final.name,
-                "sha256": sha256_file(temp),
-                "episodes": len(self._shard_lengths),
-                "transitions": sum(self._shard_lengths),
-                "successes": self._shard_successes,
-                "first_episode": self._next_episode - len(self._shard_lengths),
-                "episode_lengths": list(self._shard_lengths),
-            }
+        self._replace_old_dataset()
+        sink = ShardSink(self._config, lambda: self._dropped)
+        sink.dr_keys = self._dr_keys
+        sink.write_manifest(complete=False)
+        self.manifest = sink.manifest
+
+        context = multiprocessing.get_context("spawn")  # the caller has Warp/torch threads: never fork
+        episodes_out, episodes_in = context.Pipe(duplex=False)
+        results_in, results_out = context.Pipe(duplex=False)
+        self._free_slots = context.BoundedSemaphore(self._max_queued_episodes)
+        self._stop = context.Event()
+        self._dropped_shared = context.Value("q", self._dropped)
+        self._process = context.Process(
+            target=run_writer_process,
+            args=(
+                self.sink_class,
+                self._config,
+                episodes_out,
+                results_out,
+                self._free_slots,
+                self._stop,
+                self._dropped_shared,
+            ),
+            name=f"DatasetWriter({self.out_dir})",
+            daemon=True,
         )
-        self._shard_lengths, self._shard_successes = [], 0
-        manifest_path = self.out_dir / MANIFEST_NAME
-        manifest_temp = prepare_json(manifest_path, self._build_manifest(complete))
-        os.replace(temp, final)
-        os.replace(manifest_temp, manifest_path)
-        fsync_dir(self.out_dir)
+        self._process.start()
+        episodes_out.close()  # the process holds the only read end: it sees EOF when this one dies
+        results_out.close()
+        self._results = results_in
+        self._finished = False
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._feeder = threading.Thread(
+            target=_feed, args=(self._outbox, episodes_in), name=f"DatasetWriter feeder({self.out_dir})", daemon=True
+        )
+        self._feeder.start()
+        self._started = True
 
-    def _discard_shard(self) -> None:
-        """Delete the incomplete shard; the episodes in it are lost, the manifest is unchanged."""
-        if self._shard_file is not None:
-            self._shard_file.close()
-            self._shard_file = None
-        (self.out_dir / temp_shard_name(len(self._shards))).unlink(missing_ok=True)
+    def _shutdown(self) -> None:
+        """Wait for the writing process and the feeder to end and release the pipes."""
+        self._process.join()
+        self._feeder.join()
+        self._results.close()
 
-    def _write_manifest(self, complete: bool) -> None:
-        write_json_atomic(self.out_dir / MANIFEST_NAME, self._build_manifest(complete))
 
-    def _build_manifest(self, complete: bool) -> dict[str, Any]:
-        """The manifest describing the complete shards so far; also kept as :attr:`manifest`."""
-        with self._lock:
-            dropped, dr_keys = self._dropped, dict(self._dr_keys or {})
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        self.manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "format": "wam_isaac.hdf5 (robomimic layout)",
-            "task_id": self.task_id,
-            "env_config_hash": self.env_config_hash,
-            "env_args": self.env_args,
-            "complete": complete,
-            "compression": self.compression,
-            "keys": {key: spec.to_json(key) for key, spec in self.key_specs.items()},
-            "dr_keys": dr_keys,
-            "shards": list(self._shards),
-            "totals": {
-                "episodes": sum(shard["episodes"] for shard in self._shards),
-                "transitions": sum(shard["transitions"] for shard in self._shards),
-                "successes": sum(shard["successes"] for shard in self._shards),
-                "dropped_episodes": dropped,
-            },
-            "created_with": self._created_with,
-            "created_at": self._created_at,
-            "updated_at": now,
-        }
-        return self.manifest
+def _feed(outbox: queue.SimpleQueue, pipe: Connection) -> None:
+    """Feeder thread: pipe the pickled messages of ``outbox`` to the writing process until None, then close the
+    pipe. Writing a pipe releases the GIL, so the caller keeps running while the writing process catches up."""
+    try:
+        while (payload := outbox.get()) is not None:
+            pipe.send_bytes(payload)
+    except OSError:
+        pass  # the writing process is gone; the caller learns why from its exit code or its error report
+    finally:
+        pipe.close()
 
 
 def check_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> None:

@@ -3,11 +3,14 @@ equality check of episodes. Imported by the tests of this directory (a unique mo
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 
 from wam_isaac.data.episode import Episode
+from wam_isaac.data.shard_sink import ShardSink
 from wam_isaac.data.specs import KeySpec
 from wam_isaac.data.writer import DatasetWriter
 
@@ -65,3 +68,21 @@ def assert_episodes_equal(actual: Episode, expected: Episode) -> None:
         np.testing.assert_array_equal(actual.dr[name], expected.dr[name], err_msg=name)
     assert (actual.env_id, actual.seed, actual.success) == (expected.env_id, expected.seed, expected.success)
     assert actual.attrs == expected.attrs
+
+
+class StalledSink(ShardSink):
+    """A writing side on a stalled disk: every append waits until the file named by ``$WAM_TEST_RELEASE`` exists.
+    Defined here so that the writing process can import it."""
+
+    def append(self, episode: Episode) -> None:
+        release = Path(os.environ["WAM_TEST_RELEASE"])
+        while not release.exists():
+            time.sleep(0.01)
+        super().append(episode)
+
+
+class FullDiskSink(ShardSink):
+    """A writing side whose disk is full."""
+
+    def append(self, episode: Episode) -> None:
+        raise OSError(28, "No space left on device")

@@ -11,7 +11,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from synthetic_episodes import KEY_SPECS, assert_episodes_equal, make_episode, write_dataset
+from synthetic_episodes import (
+    KEY_SPECS,
+    FullDiskSink,
+    StalledSink,
+    assert_episodes_equal,
+    make_episode,
+    write_dataset,
+)
 
 from wam_isaac.data.errors import DatasetExistsError, DatasetNotWritableError, WriterError
 from wam_isaac.data.manifest import load_manifest
@@ -114,11 +121,18 @@ def test_unwritable_out_dir_raises_before_writing(tmp_path):
         DatasetWriter(tmp_path / "a_file", "WAM-Test", "cafe", KEY_SPECS)
 
 
-def test_producer_blocks_when_queue_is_full(tmp_path):
-    writer = DatasetWriter(tmp_path / "d", "WAM-Test", "cafe", KEY_SPECS, max_queued_episodes=3)
-    release = threading.Event()
-    append = writer._append
-    writer._append = lambda episode: (release.wait(), append(episode))  # a stalled disk
+class StalledWriter(DatasetWriter):
+    sink_class = StalledSink
+
+
+class FullDiskWriter(DatasetWriter):
+    sink_class = FullDiskSink
+
+
+def test_producer_blocks_when_queue_is_full(tmp_path, monkeypatch):
+    release = tmp_path / "release"
+    monkeypatch.setenv("WAM_TEST_RELEASE", str(release))  # read by the writing process: a stalled disk
+    writer = StalledWriter(tmp_path / "d", "WAM-Test", "cafe", KEY_SPECS, max_queued_episodes=3)
     produced = []
 
     def produce():
@@ -128,14 +142,14 @@ def test_producer_blocks_when_queue_is_full(tmp_path):
 
     producer = threading.Thread(target=produce)
     producer.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while len(produced) < 4 and time.monotonic() < deadline:
         time.sleep(0.01)
     producer.join(timeout=0.3)
-    # one episode held by the stalled writing thread, three queued: the fifth write cannot return
+    # one episode held by the stalled writing process, three in flight: the fifth write cannot return
     assert producer.is_alive() and produced == [0, 1, 2, 3]
-    assert writer.max_queued_episodes == 3 and writer._queue.qsize() == 3
-    release.set()
+    assert writer.max_queued_episodes == 3 and writer._free_slots.get_value() == 0
+    release.touch()
     producer.join()
     writer.close()
     assert load_manifest(tmp_path / "d")["totals"]["episodes"] == 6
@@ -154,13 +168,8 @@ def test_exception_mid_shard_deletes_temp_shard_and_keeps_manifest_truthful(tmp_
     assert verify(out_dir) == []
 
 
-def test_writing_thread_failure_is_raised_to_the_caller(tmp_path):
-    writer = DatasetWriter(tmp_path / "d", "WAM-Test", "cafe", KEY_SPECS)
-
-    def fail(episode):
-        raise OSError(28, "No space left on device")
-
-    writer._append = fail
+def test_writing_process_failure_is_raised_to_the_caller(tmp_path):
+    writer = FullDiskWriter(tmp_path / "d", "WAM-Test", "cafe", KEY_SPECS)
     writer.write(make_episode(0, 2))
     with pytest.raises(WriterError, match="No space left") as error:
         writer.close()

@@ -7,6 +7,8 @@ Quaternions are xyzw.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 import warp as wp
 
@@ -16,17 +18,34 @@ wp.init()  # Warp must be initialized before torch tensors can be viewed as Warp
 
 _WP = {3: wp.vec3, 4: wp.quat, 7: wp.transform}
 
+_VIEWS: OrderedDict[tuple, wp.array] = OrderedDict()
+"""Warp views of recently seen tensors, keyed by memory layout. Building a view costs tens of microseconds; the
+labeler passes the same simulator buffers and history slots every step, so most lookups hit. A cached view holds
+its tensor alive, so the cache is bounded."""
+_MAX_VIEWS = 512
 
-def _view(tensor: torch.Tensor, dtype=None) -> wp.array:
-    """A Warp view of ``tensor`` (no copy); the trailing dimension becomes the vector dtype when given."""
+
+def _view(tensor: torch.Tensor, dtype=None, cache: bool = True) -> wp.array:
+    """A Warp view of ``tensor`` (no copy); the trailing dimension becomes the vector dtype when given. Freshly
+    allocated outputs pass ``cache=False`` (they are seen once)."""
     tensor = tensor.contiguous() if not tensor.is_contiguous() else tensor
     if tensor.dtype != torch.float32 and dtype is not wp.int32:
         tensor = tensor.float()
-    return wp.from_torch(tensor, dtype=dtype)
+    if not cache:
+        return wp.from_torch(tensor, dtype=dtype)
+    key = (tensor.data_ptr(), tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype, tensor.device, dtype)
+    view = _VIEWS.get(key)
+    if view is None:
+        view = _VIEWS[key] = wp.from_torch(tensor, dtype=dtype)
+        if len(_VIEWS) > _MAX_VIEWS:
+            _VIEWS.popitem(last=False)
+    else:
+        _VIEWS.move_to_end(key)
+    return view
 
 
-def _vec(tensor: torch.Tensor) -> wp.array:
-    return _view(tensor, _WP[tensor.shape[-1]])
+def _vec(tensor: torch.Tensor, cache: bool = True) -> wp.array:
+    return _view(tensor, _WP[tensor.shape[-1]], cache)
 
 
 def _launch(kernel, dim, inputs, outputs, device: torch.device) -> None:
@@ -47,7 +66,7 @@ def pose_delta(
         kernels.pose_delta_kernel,
         pos_prev.shape[:2],
         [_vec(pos_prev), _vec(quat_prev), _vec(pos_now), _vec(quat_now)],
-        [_vec(o) for o in outs],
+        [_vec(o, cache=False) for o in outs],
         pos_prev.device,
     )
     return tuple(outs)
@@ -68,7 +87,7 @@ def body_velocity_delta(
         kernels.body_velocity_delta_kernel,
         lin_vel_prev.shape[:2],
         [_vec(t) for t in (quat_prev, lin_vel_prev, ang_vel_prev, quat_now, lin_vel_now, ang_vel_now)],
-        [_vec(o) for o in outs],
+        [_vec(o, cache=False) for o in outs],
         lin_vel_prev.device,
     )
     return tuple(outs)
@@ -84,7 +103,7 @@ def joint_delta(
         kernels.joint_delta_kernel,
         q_prev.shape,
         [_view(q_prev), _view(qd_prev), _view(q_now), _view(qd_now), _view(wrap.to(torch.int32), wp.int32)],
-        [_view(o) for o in outs],
+        [_view(o, cache=False) for o in outs],
         q_prev.device,
     )
     return tuple(outs)
@@ -123,7 +142,7 @@ def mechanical_energy(
             wp.vec3(*gravity),
             _view(energy_prev),
         ],
-        [_view(o) for o in outs.values()],
+        [_view(o, cache=False) for o in outs.values()],
         mass.device,
     )
     return outs
@@ -136,7 +155,7 @@ def actuator_work(torque: torch.Tensor, qd_prev: torch.Tensor, qd_now: torch.Ten
         kernels.actuator_work_kernel,
         torque.shape[0],
         [_view(torque), _view(qd_prev), _view(qd_now), float(dt)],
-        [_view(work)],
+        [_view(work, cache=False)],
         torque.device,
     )
     return work
@@ -150,7 +169,7 @@ def contact(forces: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch
         kernels.contact_kernel,
         forces.shape[:2],
         [_vec(forces), float(threshold)],
-        [_view(o) for o in outs],
+        [_view(o, cache=False) for o in outs],
         forces.device,
     )
     return tuple(outs)
@@ -184,7 +203,7 @@ def plane_penetration(
             _vec(shape_scale),
             _view(plane_height),
         ],
-        [_view(depth)],
+        [_view(depth, cache=False)],
         body_pose.device,
     )
     return depth
@@ -199,7 +218,7 @@ def relative_pose(
         kernels.relative_pose_kernel,
         pos_a.shape[0],
         [_vec(pos_a), _vec(quat_a), _vec(pos_b), _vec(quat_b)],
-        [_vec(o) for o in outs],
+        [_vec(o, cache=False) for o in outs],
         pos_a.device,
     )
     return tuple(outs)

@@ -210,11 +210,13 @@ class DatasetWriter:
         self._outbox.put(pickle.dumps(("close",)))
         self._outbox.put(None)
         self._closed = True
-        while not self._finished:
+        try:
+            while not self._finished:
+                self._raise_process_error()
+                self._receive(timeout=POLL_SECONDS)
             self._raise_process_error()
-            self._receive(timeout=POLL_SECONDS)
-        self._raise_process_error()
-        self._shutdown()
+        finally:
+            self._shutdown()
         return self.manifest
 
     def abort(self) -> None:
@@ -234,12 +236,8 @@ class DatasetWriter:
                 break
         self._outbox.put(None)
         self._process.join(STOP_TIMEOUT)
-        if self._process.is_alive():  # stuck (a hung disk?): kill it and delete its temporary shard here
+        if self._process.is_alive():  # stuck (a hung disk?): kill it; _shutdown deletes its temporary shard
             self._process.kill()
-            self._process.join()
-            for path in self.out_dir.iterdir():
-                if TEMP_SHARD_NAME.fullmatch(path.name):
-                    path.unlink(missing_ok=True)
         self._receive(timeout=0)
         self._shutdown()
         if self._error is not None:
@@ -369,10 +367,15 @@ class DatasetWriter:
         self._started = True
 
     def _shutdown(self) -> None:
-        """Wait for the writing process and the feeder to end and release the pipes."""
+        """Wait for the writing process and the feeder to end and release the pipes; delete the temporary shard of
+        a writing process that did not end cleanly (killed, or failed)."""
         self._process.join()
         self._feeder.join()
         self._results.close()
+        if self._process.exitcode != 0 or self._error is not None:
+            for path in self.out_dir.iterdir():
+                if TEMP_SHARD_NAME.fullmatch(path.name):
+                    path.unlink(missing_ok=True)
 
 
 def _feed(outbox: queue.SimpleQueue, pipe: Connection) -> None:

@@ -1,0 +1,117 @@
+"""The low-level episode encoder writes what h5py's high-level ``create_dataset`` writes: same paths, types, shapes,
+chunks, filters (and their order), fill values, no timestamps, same attributes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from synthetic_episodes import make_episode
+
+from wam_isaac.data.episode import Episode
+from wam_isaac.data.shards import RESERVED_ATTRS, EpisodeEncoder, demo_name
+
+
+def write_high_level(data: h5py.Group, episode_id: int, episode: Episode, compression, level, chunk_steps) -> None:
+    """The reference: the high-level h5py calls the writer made before the low-level encoder."""
+    demo = data.create_group(demo_name(episode_id))
+    demo.attrs["num_samples"] = episode.num_samples
+    demo.attrs["seed"] = np.int64(episode.seed)
+    demo.attrs["success"] = bool(episode.success)
+    demo.attrs["env_id"] = np.int64(episode.env_id)
+    for name, value in episode.attrs.items():
+        demo.attrs[name] = value
+    for key, array in episode.data.items():
+        chunked = array.size > 0
+        demo.create_dataset(
+            key,
+            data=array,
+            chunks=(min(len(array), chunk_steps), *array.shape[1:]) if chunked else None,
+            compression=compression if chunked else None,
+            compression_opts=level if chunked else None,
+            shuffle=chunked and compression is not None,
+        )
+    for name, value in episode.dr.items():
+        demo.create_dataset(f"dr/{name}", data=value)
+
+
+def describe(group: h5py.Group) -> dict[str, tuple]:
+    """Every object under ``group`` with what the layout promises about it."""
+    found = {"": ("group", sorted(dict(group.attrs).items()))}
+
+    def visit(name: str, item) -> None:
+        if isinstance(item, h5py.Group):
+            found[name] = ("group", sorted(dict(item.attrs).items()))
+            return
+        dcpl = item.id.get_create_plist()
+        filters = [dcpl.get_filter(i)[:3] for i in range(dcpl.get_nfilters())]
+        found[name] = (
+            item.shape,
+            item.dtype.str,
+            h5py.check_enum_dtype(item.dtype),
+            item.id.get_type().get_class(),
+            item.chunks,
+            item.compression,
+            item.compression_opts,
+            item.shuffle,
+            filters,
+            dcpl.get_layout(),
+            h5py.h5o.get_info(item.id).ctime,  # 0: no timestamps, so equal data gives equal files
+            fill_value(dcpl, item.dtype),
+        )
+        np.testing.assert_array_equal(item[()], item[()])  # readable
+
+    group.visititems(visit)
+    return found
+
+
+def fill_value(dcpl, dtype: np.dtype):
+    value = np.zeros((), dtype)
+    dcpl.get_fill_value(value)
+    return value.tolist()
+
+
+def episode_with_edge_cases(length: int) -> Episode:
+    episode = make_episode(3, length)
+    episode.data["states/empty"] = np.zeros((length, 0), np.float32)
+    episode.data["labels/grid"] = np.arange(length * 6, dtype=np.int64).reshape(length, 2, 3)
+    episode.attrs["note"] = "text"
+    episode.attrs["score"] = 0.25
+    return episode
+
+
+@pytest.mark.parametrize(("compression", "level"), [("gzip", 1), ("gzip", 6), ("lzf", None), (None, None)])
+@pytest.mark.parametrize("length", [1, 7, 20])
+def test_encoder_layout_equals_high_level_h5py(tmp_path: Path, compression, level, length):
+    chunk_steps = 8  # 20 steps: 3 chunks, the last one partial
+    episode = episode_with_edge_cases(length)
+    with h5py.File(tmp_path / "low.h5", "w") as low, h5py.File(tmp_path / "high.h5", "w") as high:
+        EpisodeEncoder(compression, level, chunk_steps).write(low.create_group("data"), 3, episode)
+        write_high_level(high.create_group("data"), 3, episode, compression, level, chunk_steps)
+        expected = describe(high["data"])
+        assert describe(low["data"]) == expected
+        policy = low["data/demo_3/obs/policy"]
+        assert policy.chunks == (min(length, chunk_steps), 3) and policy.compression == compression
+        assert low["data/demo_3/dr/action/joint_pos/latency"].shape == ()
+        for key, array in episode.data.items():
+            np.testing.assert_array_equal(low[f"data/demo_3/{key}"][()], array, err_msg=key)
+
+
+def test_encoder_reuses_property_lists_across_episodes(tmp_path: Path):
+    encoder = EpisodeEncoder("gzip", 1, 256)
+    with h5py.File(tmp_path / "s.h5", "w") as file:
+        data = file.create_group("data")
+        for episode_id in range(4):
+            encoder.write(data, episode_id, make_episode(episode_id, 5))
+        assert sorted(data) == ["demo_0", "demo_1", "demo_2", "demo_3"]
+    # one chunked list (all keys have 5 steps) and one contiguous list (DR parameters)
+    assert set(encoder._dcpls) == {(5, 3), (5, 2), (5,), (5, 4), None}
+
+
+def test_encoder_rejects_a_reserved_attribute(tmp_path: Path):
+    episode = make_episode(0, 2)
+    episode.attrs[RESERVED_ATTRS[0]] = 1
+    with h5py.File(tmp_path / "s.h5", "w") as file, pytest.raises(ValueError, match="reserved"):
+        EpisodeEncoder("gzip", 1, 256).write(file.create_group("data"), 0, episode)

@@ -1,7 +1,10 @@
-"""One complete episode of one env, as it is stored: host arrays and per-episode metadata."""
+"""One complete episode of one env, as it is stored: host arrays and per-episode metadata; and its packing into
+bytes for the pipe to the writing process."""
 
 from __future__ import annotations
 
+import math
+import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,3 +34,31 @@ class Episode:
     def num_samples(self) -> int:
         """Number of steps (transitions) in the episode."""
         return int(next(iter(self.data.values())).shape[0])
+
+
+def pack_episode(episode: Episode) -> bytes:
+    """``episode`` as bytes for a pipe: a pickled header (metadata, and each array's name, dtype and shape) then
+    the arrays' raw bytes, back to back. About 10x cheaper than pickling the arrays one by one (NumPy's per-array
+    pickling dominates for an episode of many small arrays)."""
+    arrays = [np.asarray(array, order="C") for array in (*episode.data.values(), *episode.dr.values())]
+    layout = [(array.dtype.str, array.shape) for array in arrays]
+    header = pickle.dumps(
+        (list(episode.data), list(episode.dr), layout, episode.env_id, episode.seed, episode.success, episode.attrs),
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
+    return b"".join([len(header).to_bytes(8, "little"), header, *(array.tobytes() for array in arrays)])
+
+
+def unpack_episode(payload: bytes | memoryview) -> Episode:
+    """The episode :func:`pack_episode` packed; its arrays are read-only views of ``payload``."""
+    payload = memoryview(payload)
+    size = int.from_bytes(payload[:8], "little")
+    data_keys, dr_keys, layout, env_id, seed, success, attrs = pickle.loads(payload[8 : 8 + size])
+    offset, arrays = 8 + size, []
+    for dtype, shape in layout:
+        array = np.frombuffer(payload, np.dtype(dtype), count=math.prod(shape), offset=offset).reshape(shape)
+        arrays.append(array)
+        offset += array.nbytes
+    data = dict(zip(data_keys, arrays[: len(data_keys)], strict=True))
+    dr = dict(zip(dr_keys, arrays[len(data_keys) :], strict=True))
+    return Episode(data=data, env_id=env_id, seed=seed, success=success, dr=dr, attrs=attrs)

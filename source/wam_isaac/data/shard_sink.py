@@ -30,7 +30,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .episode import Episode
+from .episode import Episode, unpack_episode
 from .manifest import (
     MANIFEST_NAME,
     SCHEMA_VERSION,
@@ -47,6 +47,12 @@ from .specs import KeySpec
 
 POLL_SECONDS = 0.2
 """How often the writer process checks its parent and the stop flag while it waits for an episode [s]."""
+
+
+EPISODE_MESSAGE = b"E"
+"""Prefix of a message carrying a packed episode."""
+CLOSE_MESSAGE = b"C"
+"""The message asking the writing process to publish its last shard, mark the manifest complete and exit."""
 
 
 @dataclass(frozen=True)
@@ -244,7 +250,8 @@ def run_writer_process(
     event, or the parent's death; report ``("closed", manifest)``, ``("stopped",)`` or ``("error", exception)`` on
     ``results``.
 
-    Messages are pickled ``("episode", Episode)`` or ``("close",)``. Each received episode frees one of the parent's
+    Messages are :data:`EPISODE_MESSAGE` followed by a :func:`~wam_isaac.data.episode.pack_episode` payload, or
+    :data:`CLOSE_MESSAGE`. Each received episode frees one of the parent's
     ``free_slots`` (a semaphore bounding the episodes in flight).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it calls abort() or close()
@@ -264,17 +271,17 @@ def run_writer_process(
             if not episodes.poll(POLL_SECONDS):
                 continue
             try:
-                message = pickle.loads(episodes.recv_bytes())
+                message = episodes.recv_bytes()
             except EOFError:  # the parent closed the pipe without "close": it died or it is aborting
                 sink.discard_shard()
                 _report(results, ("stopped",))
                 return
-            if message[0] == "close":
+            if message == CLOSE_MESSAGE:
                 sink.complete_shard(complete=True)
                 _report(results, ("closed", sink.manifest))
                 return
             free_slots.release()
-            sink.write(message[1])
+            sink.write(unpack_episode(memoryview(message)[len(EPISODE_MESSAGE) :]))
     except SinkStopped:
         _report(results, ("stopped",))
     except BaseException as error:  # reported to the parent, which raises it as WriterError

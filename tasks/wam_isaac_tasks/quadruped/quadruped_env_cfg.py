@@ -214,7 +214,8 @@ class EventCfg:
 
 @configclass
 class RewardsCfg:
-    """Track the command; penalize vertical bouncing, tilting, effort, jerky actions and knee/thigh contacts."""
+    """Track the command; penalize falling, vertical bouncing, tilting, effort, jerky actions and knee/thigh
+    contacts."""
 
     # -- task
     track_lin_vel_xy_exp = RewTerm(
@@ -224,6 +225,9 @@ class RewardsCfg:
         func=mdp.track_ang_vel_z_exp, weight=0.75, params={"command_name": "base_velocity", "std": math.sqrt(0.25)}
     )
     # -- penalties
+    # falling costs 4 (200 * dt): without it, early policies whose penalties outweigh the tracking reward learn to
+    # end episodes on the trunk (measured: base-contact terminations 0% -> 92% in 33 iterations, 256 envs)
+    termination = RewTerm(func=mdp.is_terminated, weight=-200.0)
     lin_vel_z_l2 = RewTerm(func=mdp.lin_vel_z_l2, weight=-2.0)
     ang_vel_xy_l2 = RewTerm(func=mdp.ang_vel_xy_l2, weight=-0.05)
     flat_orientation_l2 = RewTerm(func=mdp.flat_orientation_l2, weight=-2.5)

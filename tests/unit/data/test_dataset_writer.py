@@ -20,6 +20,7 @@ from synthetic_episodes import (
     write_dataset,
 )
 
+from wam_isaac.data.episode import pack_episode, unpack_episode
 from wam_isaac.data.errors import DatasetExistsError, DatasetNotWritableError, WriterError
 from wam_isaac.data.manifest import load_manifest
 from wam_isaac.data.reader import iter_episodes, read_episode, verify
@@ -188,3 +189,11 @@ def test_episode_not_matching_key_specs_is_rejected(tmp_path):
         other_dr.dr.pop("robot/body_mass")
         with pytest.raises(ValueError, match="DR parameters"):
             writer.write(other_dr)
+
+
+def test_packed_episode_unpacks_to_equal_arrays_and_attributes():
+    episode = make_episode(5, 9)
+    episode.data["states/empty"] = np.zeros((9, 0), np.float32)
+    unpacked = unpack_episode(pack_episode(episode))
+    assert_episodes_equal(unpacked, episode)
+    assert unpacked.dr["action/joint_pos/latency"].shape == () and unpacked.data["states/empty"].shape == (9, 0)

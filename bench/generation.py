@@ -13,7 +13,8 @@ import subprocess
 import sys
 import tempfile
 
-TASK = "WAM-Cartpole"
+TASK = "WAM-Push-Cube"
+"""The dataset task of the data issue (150-step episodes); both loops act with the same random policy."""
 NUM_ENVS = 256
 RATIO_TARGET = 0.9
 RSS_TARGET_GB = 2.0
@@ -35,18 +36,19 @@ with launch_simulation(env_cfg, {"device": device}):
     dim = env.action_manager.total_action_dim
     for _ in range(10):  # warm-up: Warp compiles kernels on first use
         env.step(2 * torch.rand(num_envs, dim, device=device) - 1)
+    from wam_isaac.rollout.policies import make_policy
+    policy = make_policy("random", env, task)
     if mode == "bare":
+        obs = env.observation_manager.compute()
         start = time.perf_counter()
         for _ in range(steps):
-            env.step(2 * torch.rand(num_envs, dim, device=device) - 1)
+            obs, *_ = env.step(policy(obs))
         elapsed = time.perf_counter() - start
         transitions = steps * num_envs
     else:
         from wam_isaac.data import DatasetWriter
         from wam_isaac.labels.labeler import labeler_cfg_for
         from wam_isaac.rollout.driver import RolloutDriver
-        from wam_isaac.rollout.policies import make_policy
-        policy = make_policy("random", env, task)
         factory = lambda specs: DatasetWriter(out, task, "bench", specs, episodes_per_shard=200)
         stats = RolloutDriver(env, policy, factory, labeler_cfg_for(task)).run(steps)
         elapsed, transitions = stats.seconds, stats.transitions

@@ -61,6 +61,8 @@ class CommandsCfg:
     """Where the cube must go."""
 
     goal = push_mdp.GoalOnTableCommandCfg(object_name="cube", x_range=(0.46, 0.56), y_range=(-0.15, 0.15))
+    """Goal (x, y) [m, env frame], drawn at each reset beyond the cube's start region (x 0.32-0.40 m) and within
+    the arm's reach (0.61 m)."""
 
 
 @configclass
@@ -74,6 +76,7 @@ class ActionsCfg:
         latency_steps=(0, 1),
         strength_scale=(0.8, 1.2),
     )
+    """Shoulder, elbow, wrist targets; latency 0-1 control steps and strength 0.8-1.2 drawn per env at reset."""
 
 
 @configclass
@@ -85,14 +88,21 @@ class ObservationsCfg:
         """What the deployed policy sees (with sensor noise)."""
 
         joint_pos = ObsTerm(func=mdp.joint_pos_rel, params={"asset_cfg": ARM}, noise=Unoise(n_min=-0.01, n_max=0.01))
+        """Arm joint angles relative to the ready pose [rad], 3."""
         joint_vel = ObsTerm(
             func=mdp.joint_vel_rel, params={"asset_cfg": ARM}, noise=Unoise(n_min=-0.05, n_max=0.05), clip=(-20.0, 20.0)
         )
+        """Arm joint speeds [rad/s], 3, clipped at 20."""
         tip_pos = ObsTerm(func=push_mdp.tip_pos, noise=Unoise(n_min=-0.002, n_max=0.002))
+        """Tip (x, y) [m, env frame], 2."""
         cube_rel_tip = ObsTerm(func=push_mdp.cube_pos_rel_tip, noise=Unoise(n_min=-0.005, n_max=0.005))
+        """Cube minus tip (x, y) [m], 2."""
         cube_yaw = ObsTerm(func=push_mdp.cube_yaw_features, noise=Unoise(n_min=-0.05, n_max=0.05))
+        """(sin, cos) of 4 x cube yaw [1], 2."""
         goal_rel_cube = ObsTerm(func=push_mdp.goal_pos_rel_cube, noise=Unoise(n_min=-0.005, n_max=0.005))
+        """Goal minus cube (x, y) [m], 2."""
         actions = ObsTerm(func=mdp.last_action)
+        """Previous policy action [1], 3."""
 
         def __post_init__(self):
             self.enable_corruption = True
@@ -137,11 +147,13 @@ class EventCfg:
         mode="startup",
         params={"asset_cfg": CUBE, "mass_distribution_params": (0.5, 2.0), "operation": "scale"},
     )
+    """Cube mass x U(0.5, 2) (0.1-0.4 kg), once per env."""
     link_mass = EventTerm(
         func=mdp.randomize_rigid_body_mass,
         mode="startup",
         params={"asset_cfg": LINKS, "mass_distribution_params": (0.8, 1.2), "operation": "scale"},
     )
+    """Arm link masses x U(0.8, 1.2), once per env."""
     cube_friction = EventTerm(
         func=mdp.randomize_rigid_body_material,
         mode="startup",
@@ -153,6 +165,7 @@ class EventCfg:
             "num_buckets": 64,
         },
     )
+    """Cube friction coefficient U(0.3, 1.0), once per env."""
     table_friction = EventTerm(
         func=mdp.randomize_rigid_body_material,
         mode="startup",
@@ -164,6 +177,7 @@ class EventCfg:
             "num_buckets": 64,
         },
     )
+    """Table friction coefficient U(0.3, 0.8), once per env (the contact uses the larger of the two)."""
     servo_gains = EventTerm(
         func=mdp.randomize_actuator_gains,
         mode="startup",
@@ -174,12 +188,14 @@ class EventCfg:
             "operation": "scale",
         },
     )
+    """Servo stiffness and damping x U(0.8, 1.2), once per env."""
     # reset: initial state
     reset_arm = EventTerm(
         func=mdp.reset_joints_by_offset,
         mode="reset",
         params={"asset_cfg": ARM, "position_range": (-0.15, 0.15), "velocity_range": (0.0, 0.0)},
     )
+    """Arm joints at the ready pose + U(-0.15, 0.15) rad, at rest, each reset."""
     reset_cube = EventTerm(
         func=mdp.reset_root_state_uniform,
         mode="reset",
@@ -189,6 +205,7 @@ class EventCfg:
             "velocity_range": {},
         },
     )
+    """Cube at (0.36, 0) + U(+-0.04, +-0.1) m, any yaw, at rest, each reset."""
 
 
 @configclass
@@ -196,13 +213,21 @@ class RewardsCfg:
     """Reach the push point behind the cube, move the cube toward the goal, finish; move smoothly."""
 
     reach = RewTerm(func=push_mdp.tip_push_point_kernel, weight=1.0, params={"std": 0.1, "standoff": PUSH_STANDOFF})
+    """Tip near the push point behind the cube: up to 1 per second."""
     progress = RewTerm(func=push_mdp.cube_progress, weight=20.0, params={"max_speed": 0.5})
+    """Cube approaching the goal: 20 per meter gained (0.2 for a 1 cm step), lost again if it recedes."""
     near_goal = RewTerm(func=push_mdp.cube_goal_distance_kernel, weight=1.0, params={"std": 0.05})
+    """Cube close to the goal (5 cm scale): up to 1 per second; the fine-positioning gradient."""
     success = RewTerm(func=push_mdp.success_bonus, weight=10.0, params={"term_name": "success"})
+    """One-off bonus of 10 when the push succeeds (it also ends the episode)."""
     cube_lost = RewTerm(func=mdp.is_terminated_term, weight=-50.0, params={"term_keys": ["cube_off_table"]})
+    """Cube knocked off the table: -50 x step_dt = -2 once."""
     action_rate = RewTerm(func=mdp.action_rate_l2, weight=-0.01)
+    """Jerky targets: -0.01 per (rad of target change)^2 per second."""
     joint_vel = RewTerm(func=push_mdp.joint_speed_l2, weight=-0.001, params={"asset_cfg": ARM, "max_speed": 20.0})
+    """Fast joints: -0.001 per (rad/s)^2 per second, speeds clipped at 20 rad/s."""
     success_rate = RewTerm(func=push_mdp.push_success_rate, weight=0.0, params={"term_name": "success"})
+    """No reward: logs ``Metrics/success_rate`` at every reset."""
 
 
 @configclass
@@ -210,11 +235,15 @@ class TerminationsCfg:
     """Time out; cube at the goal (success); cube off the table (failure); diverged physics (safety net)."""
 
     time_out = DoneTerm(func=mdp.time_out, time_out=True)
+    """Episode length reached (truncation, not failure)."""
     success = DoneTerm(func=push_mdp.cube_at_goal, params={"threshold": SUCCESS_DISTANCE})
+    """Cube within 2 cm of the goal horizontally."""
     cube_off_table = DoneTerm(func=push_mdp.cube_off_table, params={"min_height": geometry.TABLE_TOP_Z - 0.05})
+    """Cube center 5 cm below the table top: it fell off."""
     physics_diverged = DoneTerm(
         func=push_mdp.physics_diverged, params={"robot_cfg": ARM, "max_joint_speed": 50.0, "max_cube_speed": 10.0}
     )
+    """A joint above 50 rad/s, the cube above 10 m/s, or a non-finite state: reset, never trained on."""
 
 
 @configclass

@@ -195,6 +195,17 @@ def sphere(
     return _finish_shape(geom, color, collide, material)
 
 
+def _axial(
+    schema, stage: Usd.Stage, path, radius: float, length: float, axis: str, offset: Vec3, color, collide, material
+) -> Usd.Prim:
+    geom = schema.Define(stage, path)
+    geom.CreateRadiusAttr(round(radius, _DIGITS))
+    geom.CreateHeightAttr(round(length, _DIGITS))
+    geom.CreateAxisAttr(axis)
+    _place(geom, offset, None)
+    return _finish_shape(geom, color, collide, material)
+
+
 def capsule(
     stage: Usd.Stage,
     path: Sdf.Path | str,
@@ -207,12 +218,7 @@ def capsule(
     material: UsdShade.Material | None = None,
 ) -> Usd.Prim:
     """A capsule along ``axis`` with cylinder ``length`` [m] (caps excluded) and ``radius`` [m]."""
-    geom = UsdGeom.Capsule.Define(stage, path)
-    geom.CreateRadiusAttr(round(radius, _DIGITS))
-    geom.CreateHeightAttr(round(length, _DIGITS))
-    geom.CreateAxisAttr(axis)
-    _place(geom, offset, None)
-    return _finish_shape(geom, color, collide, material)
+    return _axial(UsdGeom.Capsule, stage, path, radius, length, axis, offset, color, collide, material)
 
 
 def cylinder(
@@ -227,12 +233,7 @@ def cylinder(
     material: UsdShade.Material | None = None,
 ) -> Usd.Prim:
     """A cylinder along ``axis`` of ``length`` [m] and ``radius`` [m]."""
-    geom = UsdGeom.Cylinder.Define(stage, path)
-    geom.CreateRadiusAttr(round(radius, _DIGITS))
-    geom.CreateHeightAttr(round(length, _DIGITS))
-    geom.CreateAxisAttr(axis)
-    _place(geom, offset, None)
-    return _finish_shape(geom, color, collide, material)
+    return _axial(UsdGeom.Cylinder, stage, path, radius, length, axis, offset, color, collide, material)
 
 
 # -- joints -----------------------------------------------------------------------------------------------------
@@ -251,6 +252,20 @@ def _anchor(joint: UsdPhysics.Joint, parent: Body | None, child: Body, anchor_wo
     joint.CreateLocalPos1Attr(Gf.Vec3f(*_r(local1)))
     joint.CreateLocalRot0Attr(Gf.Quatf(1.0, 0.0, 0.0, 0.0))
     joint.CreateLocalRot1Attr(Gf.Quatf(1.0, 0.0, 0.0, 0.0))
+
+
+def _limits_and_drive(
+    joint, limit: tuple[float, float] | None, kind: str, max_force: float, damping: float, stiffness: float
+) -> None:
+    """Author a joint's limits (when given) and its force drive (``kind`` = ``angular`` or ``linear``)."""
+    if limit is not None:
+        joint.CreateLowerLimitAttr(round(limit[0], _DIGITS))
+        joint.CreateUpperLimitAttr(round(limit[1], _DIGITS))
+    drive = UsdPhysics.DriveAPI.Apply(joint.GetPrim(), kind)
+    drive.CreateTypeAttr("force")
+    drive.CreateMaxForceAttr(round(max_force, _DIGITS))
+    drive.CreateDampingAttr(round(damping, _DIGITS))
+    drive.CreateStiffnessAttr(round(stiffness, _DIGITS))
 
 
 def fixed_joint(stage: Usd.Stage, path: Sdf.Path | str, parent: Body | None, child: Body) -> UsdPhysics.FixedJoint:
@@ -280,14 +295,7 @@ def revolute_joint(
     joint = UsdPhysics.RevoluteJoint.Define(stage, path)
     _anchor(joint, parent, child, anchor)
     joint.CreateAxisAttr(axis)
-    if limit_deg is not None:
-        joint.CreateLowerLimitAttr(round(limit_deg[0], _DIGITS))
-        joint.CreateUpperLimitAttr(round(limit_deg[1], _DIGITS))
-    drive = UsdPhysics.DriveAPI.Apply(joint.GetPrim(), "angular")
-    drive.CreateTypeAttr("force")
-    drive.CreateMaxForceAttr(round(max_force, _DIGITS))
-    drive.CreateDampingAttr(round(damping, _DIGITS))
-    drive.CreateStiffnessAttr(round(stiffness, _DIGITS))
+    _limits_and_drive(joint, limit_deg, "angular", max_force, damping, stiffness)
     if max_velocity_deg is not None:
         joint.GetPrim().CreateAttribute("physxJoint:maxJointVelocity", Sdf.ValueTypeNames.Float).Set(
             round(max_velocity_deg, _DIGITS)
@@ -311,14 +319,7 @@ def prismatic_joint(
     joint = UsdPhysics.PrismaticJoint.Define(stage, path)
     _anchor(joint, parent, child, anchor)
     joint.CreateAxisAttr(axis)
-    if limit is not None:
-        joint.CreateLowerLimitAttr(round(limit[0], _DIGITS))
-        joint.CreateUpperLimitAttr(round(limit[1], _DIGITS))
-    drive = UsdPhysics.DriveAPI.Apply(joint.GetPrim(), "linear")
-    drive.CreateTypeAttr("force")
-    drive.CreateMaxForceAttr(round(max_force, _DIGITS))
-    drive.CreateDampingAttr(round(damping, _DIGITS))
-    drive.CreateStiffnessAttr(round(stiffness, _DIGITS))
+    _limits_and_drive(joint, limit, "linear", max_force, damping, stiffness)
     return joint
 
 

@@ -2,9 +2,9 @@
 
 The simulation loop only hands finished episodes over (:meth:`DatasetWriter.write` validates and packs them into
 bytes, about 0.1 ms for 40 small arrays; a feeder thread pipes them); a process started with the ``spawn`` method
-writes them (see :mod:`wam_isaac.data.shard_sink`). As with any spawned process, a script that creates a writer at
-import time needs Python's ``if __name__ == "__main__":`` guard (``wam generate`` has it). HDF5 holds the GIL while it writes and compresses, so a writing
-*thread* would steal time from the simulation; the process does not. At most ``max_queued_episodes`` episodes are in
+writes them (see :mod:`wam_isaac.data.shard_sink`). As with any spawned process, a script that creates a writer
+needs Python's ``if __name__ == "__main__":`` guard (``wam generate`` has it). HDF5 holds the GIL while it writes
+and compresses, so a writing *thread* would steal time from the simulation; the process does not. At most ``max_queued_episodes`` episodes are in
 flight between the caller and the writing process, and :meth:`~DatasetWriter.write` blocks while that many are, so
 memory stays bounded by ``max_queued_episodes + 1`` episodes (plus HDF5's chunk cache) whatever the dataset size.
 

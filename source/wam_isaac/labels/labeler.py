@@ -218,11 +218,11 @@ class Labeler:
     # -- contacts and penetration ----------------------------------------------------------------------------------
 
     def _contact_labels(self) -> dict[str, torch.Tensor]:
-        from isaaclab.sensors import ContactSensor
+        from isaaclab.sensors import BaseContactSensor
 
         labels = {}
         for name, sensor in self.env.scene.sensors.items():
-            if isinstance(sensor, ContactSensor):
+            if isinstance(sensor, BaseContactSensor):
                 flag, force = F.contact(sensor.data.net_forces_w.torch, self.cfg.contact_threshold)
                 labels[f"contact/{name}/flag"] = flag
                 labels[f"contact/{name}/force"] = force

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from .policies import Policy
 
 LABEL_UNITS = {
+    "valid": "1",
+    "flag": "1",
+    "flags/": "1",
     "root_pose": "m|1 (xyzw)",
     "root_vel": "m/s|rad/s",
     "root_pos": "m",

@@ -4,9 +4,10 @@ The simulation loop only hands finished episodes over (:meth:`DatasetWriter.writ
 bytes, about 0.1 ms for 40 small arrays; a feeder thread pipes them); a process started with the ``spawn`` method
 writes them (see :mod:`wam_isaac.data.shard_sink`). As with any spawned process, a script that creates a writer
 needs Python's ``if __name__ == "__main__":`` guard (``wam generate`` has it). HDF5 holds the GIL while it writes
-and compresses, so a writing *thread* would steal time from the simulation; the process does not. At most ``max_queued_episodes`` episodes are in
-flight between the caller and the writing process, and :meth:`~DatasetWriter.write` blocks while that many are, so
-memory stays bounded by ``max_queued_episodes + 1`` episodes (plus HDF5's chunk cache) whatever the dataset size.
+and compresses, so a writing *thread* would steal time from the simulation; the process does not. At most
+``max_queued_episodes`` episodes are in flight between the caller and the writing process, and
+:meth:`~DatasetWriter.write` blocks while that many are, so memory stays bounded by ``max_queued_episodes + 1``
+episodes (plus HDF5's chunk cache) whatever the dataset size.
 
 Crash safety: a shard is written as ``.shard_<i>.h5.tmp`` and synced; the manifest that lists it (with its sha256)
 is written and synced as ``.manifest.json.tmp``; then the shard is renamed to ``shard_<i>.h5`` and the manifest to

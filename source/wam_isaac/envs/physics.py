@@ -48,3 +48,11 @@ def physics_presets(
         use_cuda_graph=True,
     )
     return WamPhysicsCfg(newton_mjwarp=newton, default=newton)
+
+
+def default_device() -> str:
+    """``cuda:0`` where CUDA is available, else ``cpu``: the agents' default device (``agent.device=...`` and
+    ``wam train --device`` override it), so that a config never pins a device the machine lacks."""
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"

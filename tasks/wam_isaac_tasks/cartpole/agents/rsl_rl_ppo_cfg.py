@@ -6,6 +6,8 @@ from isaaclab.utils import configclass
 
 from isaaclab_rl.rsl_rl import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg
 
+from wam_isaac.envs.physics import default_device
+
 
 @configclass
 class CartpolePPORunnerCfg(RslRlOnPolicyRunnerCfg):
@@ -13,7 +15,7 @@ class CartpolePPORunnerCfg(RslRlOnPolicyRunnerCfg):
     max_iterations = 100
     save_interval = 50
     experiment_name = "wam_cartpole"
-    device = "cpu"
+    device = default_device()
     obs_groups = {"actor": ["policy"], "critic": ["critic"]}
     actor = RslRlMLPModelCfg(
         hidden_dims=[32, 32],

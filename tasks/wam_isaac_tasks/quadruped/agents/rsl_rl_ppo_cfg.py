@@ -6,6 +6,8 @@ from isaaclab.utils import configclass
 
 from isaaclab_rl.rsl_rl import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg
 
+from wam_isaac.envs.physics import default_device
+
 
 @configclass
 class QuadrupedFlatPPORunnerCfg(RslRlOnPolicyRunnerCfg):
@@ -15,7 +17,7 @@ class QuadrupedFlatPPORunnerCfg(RslRlOnPolicyRunnerCfg):
     max_iterations = 300
     save_interval = 50
     experiment_name = "wam_quadruped_flat"
-    device = "cpu"
+    device = default_device()
     obs_groups = {"actor": ["policy"], "critic": ["critic"]}
     actor = RslRlMLPModelCfg(
         hidden_dims=[128, 128, 128],

@@ -45,3 +45,15 @@ def test_cartpole_structure():
     # the pole's center of mass is half its length above the hinge
     com = UsdPhysics.MassAPI(stage.GetPrimAtPath("/cartpole/pole")).GetCenterOfMassAttr().Get()
     assert tuple(com) == pytest.approx((0.0, 0.0, 0.5))
+
+
+def test_build_script_reproduces_the_shipped_assets(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "build_assets.py"
+    result = subprocess.run([sys.executable, str(script), "--out", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for name in BUILDERS:
+        assert (tmp_path / f"{name}.usda").read_bytes() == (USD_DIR / f"{name}.usda").read_bytes(), name

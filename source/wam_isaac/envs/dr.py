@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from isaaclab.assets import BaseArticulation, BaseRigidObject
+from isaaclab.assets import BaseArticulation
 
 from .actions import ActuationRandomizedAction
+from .observations import newton_shape_friction
 
 if TYPE_CHECKING:
     from isaaclab.envs import ManagerBasedEnv
@@ -39,25 +40,12 @@ def read_dr_params(env: ManagerBasedEnv) -> dict[str, torch.Tensor]:
             params[f"{name}/joint_stiffness"] = data.joint_stiffness.torch.clone()
             params[f"{name}/joint_damping"] = data.joint_damping.torch.clone()
             params[f"{name}/joint_friction"] = data.joint_friction_coeff.torch.clone()
-        friction = _newton_shape_friction(env, asset)
+        friction = newton_shape_friction(env, asset)
         if friction is not None:
-            params[f"{name}/shape_friction"] = friction
+            params[f"{name}/shape_friction"] = friction.clone()
     for term_name in env.action_manager.active_terms:
         term = env.action_manager.get_term(term_name)
         if isinstance(term, ActuationRandomizedAction):
             params[f"action/{term_name}/latency"] = term.latency.clone()
             params[f"action/{term_name}/strength"] = term.strength.clone()
     return params
-
-
-def _newton_shape_friction(env: ManagerBasedEnv, asset: BaseArticulation | BaseRigidObject) -> torch.Tensor | None:
-    """Per-shape friction coefficients of ``asset`` on Newton, shape (num_envs, num_shapes); None elsewhere."""
-    manager = env.sim.physics_manager
-    get_model = getattr(manager, "get_model", None)
-    view = getattr(asset, "_root_view", None)
-    if get_model is None or view is None or not hasattr(view, "get_attribute"):
-        return None
-    import warp as wp
-
-    # the same binding Isaac Lab's Newton material randomization writes (isaaclab_newton.envs.mdp.events)
-    return wp.to_torch(view.get_attribute("shape_material_mu", get_model())[:, 0]).clone()

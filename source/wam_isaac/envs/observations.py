@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from isaaclab.managers import SceneEntityCfg
+from isaaclab.managers import ManagerTermBase, ObservationTermCfg, SceneEntityCfg
 
 if TYPE_CHECKING:
     from isaaclab.envs import ManagerBasedEnv
@@ -42,3 +42,46 @@ def action_latency(env: ManagerBasedEnv, action_name: str) -> torch.Tensor:
 def action_strength(env: ManagerBasedEnv, action_name: str) -> torch.Tensor:
     """Actuator strength factor of each env [1], shape (num_envs, 1)."""
     return _action_term(env, action_name).strength.unsqueeze(-1)
+
+
+def newton_shape_friction(env: ManagerBasedEnv, asset) -> torch.Tensor | None:
+    """Zero-copy view of the friction coefficient ``mu`` of each collision shape of ``asset`` on the Newton backend
+    [1], shape (num_envs, num_shapes); None on other backends.
+
+    This is the array Isaac Lab's Newton material randomization writes; Isaac Lab 3.0 has no public accessor for it,
+    so it is read through the asset's Newton view, as that event does.
+    """
+    manager = env.sim.physics_manager
+    view = getattr(asset, "_root_view", None)
+    if not hasattr(manager, "get_model") or view is None or not hasattr(view, "get_attribute"):
+        return None
+    import warp as wp
+
+    return wp.to_torch(view.get_attribute("shape_material_mu", manager.get_model())[:, 0])
+
+
+class shape_friction(ManagerTermBase):
+    """Friction coefficient of the selected bodies' collision shapes [1], shape (num_envs, num_shapes) (all shapes
+    of the asset when ``asset_cfg`` selects every body). Newton backend only: other backends raise at construction.
+    """
+
+    def __init__(self, cfg: ObservationTermCfg, env: ManagerBasedEnv):
+        super().__init__(cfg, env)
+        asset_cfg: SceneEntityCfg = cfg.params["asset_cfg"]
+        asset = env.scene[asset_cfg.name]
+        friction = newton_shape_friction(env, asset)
+        if friction is None:
+            raise NotImplementedError(
+                f"shape_friction reads Newton's model; the physics is {type(env.sim.physics_manager)}"
+            )
+        self._friction = friction
+        if isinstance(asset_cfg.body_ids, slice):
+            self._shape_ids = slice(None)
+        else:
+            # the view's shape axis follows the model's shape order, not the body order: select each body's shapes
+            backend_body_ids = asset.map_body_ids_to_backend(asset_cfg.body_ids)
+            shapes = [shape for body in backend_body_ids for shape in asset._root_view.body_shapes[body]]
+            self._shape_ids = torch.tensor(shapes, dtype=torch.long, device=friction.device)
+
+    def __call__(self, env: ManagerBasedEnv, asset_cfg: SceneEntityCfg) -> torch.Tensor:
+        return self._friction[:, self._shape_ids].to(env.device)

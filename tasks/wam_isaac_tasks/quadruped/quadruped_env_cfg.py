@@ -125,7 +125,7 @@ class ObservationsCfg:
         base_height = ObsTerm(func=mdp.base_pos_z)
         base_mass = ObsTerm(func=wam_obs.body_mass, params={"asset_cfg": SceneEntityCfg("robot", body_names="base")})
         foot_friction = ObsTerm(
-            func=quadruped_obs.body_friction, params={"asset_cfg": SceneEntityCfg("robot", body_names=".*_foot")}
+            func=wam_obs.shape_friction, params={"asset_cfg": SceneEntityCfg("robot", body_names=".*_foot")}
         )
         joint_stiffness = ObsTerm(func=wam_obs.joint_stiffness)
         joint_damping = ObsTerm(func=wam_obs.joint_damping)

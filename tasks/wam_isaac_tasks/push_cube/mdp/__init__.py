@@ -12,7 +12,6 @@ from .observations import (
     cube_pos_rel_tip,
     cube_yaw_features,
     goal_pos_rel_cube,
-    shape_friction,
     tip_pos,
 )
 from .rewards import (
@@ -38,7 +37,6 @@ __all__ = [
     "joint_speed_l2",
     "physics_diverged",
     "push_success_rate",
-    "shape_friction",
     "success_bonus",
     "tip_pos",
     "tip_push_point_kernel",

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-import warp as wp
 
 from isaaclab.managers import SceneEntityCfg
 from isaaclab.utils.math import euler_xyz_from_quat
@@ -57,17 +56,6 @@ def cube_yaw_features(env: ManagerBasedRLEnv, cube_cfg: SceneEntityCfg = CUBE) -
     so equivalent orientations look the same."""
     _, _, yaw = euler_xyz_from_quat(env.scene[cube_cfg.name].data.root_quat_w.torch)
     return torch.stack((torch.sin(4.0 * yaw), torch.cos(4.0 * yaw)), dim=-1)
-
-
-def shape_friction(env: ManagerBasedRLEnv, asset_cfg: SceneEntityCfg = CUBE) -> torch.Tensor:
-    """Friction coefficient of each collision shape of a rigid object [1], shape (num_envs, num_shapes).
-
-    Reads Newton's per-shape ``shape_material_mu``, the array ``randomize_rigid_body_material`` writes on Newton.
-    """
-    asset = env.scene[asset_cfg.name]
-    # the asset's Newton view is the only handle on its shapes' material (no public accessor in Isaac Lab 3.0)
-    binding = asset._root_view.get_attribute("shape_material_mu", env.sim.physics_manager.get_model())[:, 0]
-    return wp.to_torch(binding).clone()
 
 
 def goal_command(env: ManagerBasedRLEnv, command_name: str = "goal") -> GoalOnTableCommand:

@@ -108,19 +108,7 @@ class Labeler:
             self._step = 0
             self._energy = self._energies()["energy"]
             return
-        saved = {key: value.clone() for key, value in self._history.items()}
-        saved_joints = {key: value.clone() for key, value in self._joint_history.items()}
-        now = self._step % (max(self.cfg.horizons) + 1)
-        self._push(now)
-        # keep the other envs' history untouched: restore everything but the reset envs' current slot
-        for key, value in self._history.items():
-            fresh = value[now, env_ids].clone()
-            value.copy_(saved[key])
-            value[now, env_ids] = fresh
-        for key, value in self._joint_history.items():
-            fresh = value[now, :, env_ids].clone()
-            value.copy_(saved_joints[key])
-            value[now, :, env_ids] = fresh
+        self._push(self._step % (max(self.cfg.horizons) + 1), env_ids)
         self._energy[env_ids] = self._energies()["energy"][env_ids]
 
     def compute(self) -> dict[str, torch.Tensor]:
@@ -142,17 +130,18 @@ class Labeler:
 
     # -- history ---------------------------------------------------------------------------------------------------
 
-    def _push(self, slot: int) -> None:
+    def _push(self, slot: int, env_ids: torch.Tensor | slice = slice(None)) -> None:
+        """Write the current state of ``env_ids`` into history ``slot``."""
         for i, asset in enumerate(self.assets.values()):
             data = asset.data
-            self._history["pos"][slot, :, i] = data.root_link_pos_w.torch
-            self._history["quat"][slot, :, i] = data.root_link_quat_w.torch
-            self._history["lin_vel"][slot, :, i] = data.root_com_lin_vel_w.torch
-            self._history["ang_vel"][slot, :, i] = data.root_com_ang_vel_w.torch
+            self._history["pos"][slot, env_ids, i] = data.root_link_pos_w.torch[env_ids]
+            self._history["quat"][slot, env_ids, i] = data.root_link_quat_w.torch[env_ids]
+            self._history["lin_vel"][slot, env_ids, i] = data.root_com_lin_vel_w.torch[env_ids]
+            self._history["ang_vel"][slot, env_ids, i] = data.root_com_ang_vel_w.torch[env_ids]
         for name in self.robot_names:
             data = self.env.scene[name].data
-            self._joint_history[name][slot, 0] = data.joint_pos.torch
-            self._joint_history[name][slot, 1] = data.joint_vel.torch
+            self._joint_history[name][slot, 0, env_ids] = data.joint_pos.torch[env_ids]
+            self._joint_history[name][slot, 1, env_ids] = data.joint_vel.torch[env_ids]
 
     def _deltas(self, k: int, prev: int, now: int, valid: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self._history
@@ -167,8 +156,13 @@ class Labeler:
         )
         mask = valid.float()
         out = {f"delta_{k}/valid": mask}
-        root = {"root_pos_w": dpos_w, "root_pos_b": dpos_b, "root_rotvec": drot, "root_lin_vel_b": dlin}
-        root["root_ang_vel_b"] = dang
+        root = {
+            "root_pos_w": dpos_w,
+            "root_pos_b": dpos_b,
+            "root_rotvec": drot,
+            "root_lin_vel_b": dlin,
+            "root_ang_vel_b": dang,
+        }
         for key, value in root.items():
             out[f"delta_{k}/{key}"] = torch.where(valid[:, None, None], value, 0.0)
         for name in self.robot_names:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -69,8 +69,7 @@ class RolloutStats:
     dropped_transitions: int = 0
     """Samples of the dropped episodes."""
     seconds: float = 0.0
-    """Wall time of the stepping loop [s]."""
-    extra: dict = field(default_factory=dict)
+    """Wall time of the stepping loop, including the final flush of the writer [s]."""
 
 
 def record_state(env: ManagerBasedRLEnv) -> dict[str, torch.Tensor]:

@@ -2,7 +2,8 @@
 
 One sample ``t`` of an episode holds:
 
-- ``obs/<group>``: the observation groups at ``t`` (``policy``, ``critic``, ...);
+- ``obs/<group>``: the observation groups at ``t`` (``policy``, ``critic``, ...); a group whose terms are not
+  concatenated (the tasks' ``world_model`` and ``instruction`` groups) is stored term by term, ``obs/<group>/<term>``;
 - ``actions``, ``rewards``, ``dones``: the action taken at ``t``, its reward and whether the episode ended there;
 - ``states/<asset>/{root_pose, root_vel, joint_pos, joint_vel}``: the simulator state at ``t`` (root pose relative
   to the env origin, xyzw; velocities in the world frame);
@@ -96,6 +97,17 @@ def episode_success(env: ManagerBasedRLEnv, terminated: torch.Tensor, truncated:
     return truncated & ~terminated
 
 
+def flatten_observations(obs) -> dict[str, torch.Tensor]:
+    """Copies of an env's observations keyed ``obs/<group>`` (concatenated groups) or ``obs/<group>/<term>``."""
+    flat = {}
+    for group, value in obs.items():
+        if isinstance(value, torch.Tensor):
+            flat[f"obs/{group}"] = value.clone()
+        else:
+            flat.update({f"obs/{group}/{term}": tensor.clone() for term, tensor in value.items()})
+    return flat
+
+
 def _unit(key: str) -> str:
     return next((unit for fragment, unit in LABEL_UNITS.items() if fragment in key), "")
 
@@ -141,7 +153,7 @@ class RolloutDriver:
         with contextlib.ExitStack() as stack:
             collector = writer = None
             for step in range(steps):
-                data = {f"obs/{group}": value.clone() for group, value in obs.items()}
+                data = flatten_observations(obs)
                 data.update(record_state(env))
                 actions = self.policy(obs)
                 obs, rewards, terminated, truncated, _ = env.step(actions)

@@ -82,8 +82,22 @@ class ObservationsCfg:
             self.enable_corruption = False
             self.concatenate_terms = True
 
+    @configclass
+    class WorldModelCfg(ObsGroup):
+        """The physical state a world model predicts (exact, stored term by term)."""
+
+        joint_pos = ObsTerm(func=mdp.joint_pos)
+        """Cart position [m] and pole angle [rad], 2."""
+        joint_vel = ObsTerm(func=mdp.joint_vel)
+        """Cart speed [m/s] and pole rate [rad/s], 2."""
+
+        def __post_init__(self):
+            self.enable_corruption = False
+            self.concatenate_terms = False
+
     policy: PolicyCfg = PolicyCfg()
     critic: CriticCfg = CriticCfg()
+    world_model: WorldModelCfg = WorldModelCfg()
 
 
 @configclass

@@ -133,8 +133,42 @@ class ObservationsCfg:
             self.enable_corruption = False
             self.concatenate_terms = True
 
+    @configclass
+    class WorldModelCfg(ObsGroup):
+        """The physical state a world model predicts (exact, env frame, stored term by term)."""
+
+        joint_pos = ObsTerm(func=mdp.joint_pos, params={"asset_cfg": ARM})
+        """Arm joint angles [rad], 3."""
+        joint_vel = ObsTerm(func=mdp.joint_vel, params={"asset_cfg": ARM})
+        """Arm joint speeds [rad/s], 3."""
+        cube_pos = ObsTerm(func=mdp.root_pos_w, params={"asset_cfg": CUBE})
+        """Cube center in the env frame [m], 3."""
+        cube_quat = ObsTerm(func=mdp.root_quat_w, params={"asset_cfg": CUBE, "make_quat_unique": True})
+        """Cube orientation, xyzw with w >= 0 [1], 4."""
+        cube_lin_vel = ObsTerm(func=mdp.root_lin_vel_w, params={"asset_cfg": CUBE})
+        """Cube linear velocity in the world frame [m/s], 3."""
+        cube_ang_vel = ObsTerm(func=mdp.root_ang_vel_w, params={"asset_cfg": CUBE})
+        """Cube angular velocity in the world frame [rad/s], 3."""
+
+        def __post_init__(self):
+            self.enable_corruption = False
+            self.concatenate_terms = False
+
+    @configclass
+    class InstructionCfg(ObsGroup):
+        """What the agent is asked to do: the goal (a WAM conditions on it; it is not predicted)."""
+
+        goal = ObsTerm(func=mdp.generated_commands, params={"command_name": "goal"})
+        """Goal (x, y) in the env frame [m], 2."""
+
+        def __post_init__(self):
+            self.enable_corruption = False
+            self.concatenate_terms = False
+
     policy: PolicyCfg = PolicyCfg()
     critic: CriticCfg = CriticCfg()
+    world_model: WorldModelCfg = WorldModelCfg()
+    instruction: InstructionCfg = InstructionCfg()
 
 
 @configclass

@@ -137,8 +137,42 @@ class ObservationsCfg:
             self.enable_corruption = False
             self.concatenate_terms = True
 
+    @configclass
+    class WorldModelCfg(ObsGroup):
+        """The physical state a world model predicts (exact, env frame, stored term by term)."""
+
+        base_pos = ObsTerm(func=mdp.root_pos_w)
+        """Base position in the env frame [m], 3."""
+        base_quat = ObsTerm(func=mdp.root_quat_w, params={"make_quat_unique": True})
+        """Base orientation, xyzw with w >= 0 [1], 4."""
+        base_lin_vel = ObsTerm(func=mdp.root_lin_vel_w)
+        """Base linear velocity in the world frame [m/s], 3."""
+        base_ang_vel = ObsTerm(func=mdp.root_ang_vel_w)
+        """Base angular velocity in the world frame [rad/s], 3."""
+        joint_pos = ObsTerm(func=mdp.joint_pos)
+        """Joint angles [rad], 12."""
+        joint_vel = ObsTerm(func=mdp.joint_vel)
+        """Joint speeds [rad/s], 12."""
+
+        def __post_init__(self):
+            self.enable_corruption = False
+            self.concatenate_terms = False
+
+    @configclass
+    class InstructionCfg(ObsGroup):
+        """What the robot is asked to do: the velocity command (a WAM conditions on it; it is not predicted)."""
+
+        base_velocity = ObsTerm(func=mdp.generated_commands, params={"command_name": "base_velocity"})
+        """(v_x [m/s], v_y [m/s], yaw rate [rad/s]) in the base's heading frame, 3."""
+
+        def __post_init__(self):
+            self.enable_corruption = False
+            self.concatenate_terms = False
+
     policy: PolicyCfg = PolicyCfg()
     critic: CriticCfg = CriticCfg()
+    world_model: WorldModelCfg = WorldModelCfg()
+    instruction: InstructionCfg = InstructionCfg()
 
 
 @configclass

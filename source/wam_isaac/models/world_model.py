@@ -1,0 +1,201 @@
+"""The world model: given the history of states and actions (and the instruction), a Gaussian over the normalized
+next-state delta plus auxiliary heads (reward, termination, contact flags).
+
+Step ``t`` of a sequence holds the state ``s_t``, the instruction ``g_t`` and the action ``a_t`` taken there.
+The token of step ``t`` is ``[norm(s_t), norm(g_t), norm(a_{t-1})]`` (``a_{-1} = 0``): the previous action is part of
+what a step knows, which matters under actuation latency. The trunk turns tokens into features ``h_t``; the
+dynamics head reads ``(h_t, a_t)`` and predicts ``s_{t+1} - s_t`` (normalized by the one-step delta statistics),
+the reward ``r_t`` and whether the episode terminated at ``t``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .config import ModelCfg
+from .normalizer import Normalizers
+from .schema import WamSchema
+from .trunks import make_trunk, mlp
+
+
+@dataclass
+class StepPrediction:
+    """One predicted step, in normalized units, each of shape (B, [T,] ·)."""
+
+    delta_mean: torch.Tensor
+    """Mean of the normalized next-state delta, (..., S)."""
+    delta_log_std: torch.Tensor
+    """Log standard deviation of the normalized delta, (..., S)."""
+    reward: torch.Tensor
+    """Normalized reward, (..., 1)."""
+    termination_logit: torch.Tensor
+    """Logit of 'the episode terminated at this step', (..., 1)."""
+    contact_logits: torch.Tensor
+    """Logits of the contact flags, (..., C) (C = 0 when the dataset has none)."""
+
+
+@dataclass
+class Rollout:
+    """An autoregressive rollout of ``F`` steps."""
+
+    states: torch.Tensor
+    """Predicted states ``s_{H}..s_{H+F-1}`` in physical units, (B, F, S)."""
+    inputs: torch.Tensor
+    """The state each prediction started from (``s_{H-1}`` true, then predicted), (B, F, S)."""
+    predictions: StepPrediction
+    """The head outputs of every step, stacked along dim 1."""
+
+
+def previous_actions(actions: torch.Tensor) -> torch.Tensor:
+    """``a_{t-1}`` for every step of ``actions`` (B, T, A), zeros before the first."""
+    return torch.cat((torch.zeros_like(actions[:, :1]), actions[:, :-1]), dim=1)
+
+
+def stack_predictions(steps: list[StepPrediction]) -> StepPrediction:
+    """Per-step predictions (B, ·) stacked into (B, F, ·)."""
+    fields = StepPrediction.__dataclass_fields__
+    return StepPrediction(**{name: torch.stack([getattr(s, name) for s in steps], dim=1) for name in fields})
+
+
+class DynamicsHead(nn.Module):
+    """(features, normalized action) -> :class:`StepPrediction`."""
+
+    def __init__(self, feature_dim: int, schema: WamSchema, cfg: ModelCfg) -> None:
+        super().__init__()
+        self.state_dim, self.contact_dim = schema.state_dim, schema.contact_dim
+        self.min_log_std, self.max_log_std = cfg.min_log_std, cfg.max_log_std
+        out = 2 * self.state_dim + 2 + self.contact_dim
+        self.net = mlp(feature_dim + schema.action_dim, cfg.head_hidden, out, layers=2)
+
+    def forward(self, features: torch.Tensor, actions_norm: torch.Tensor) -> StepPrediction:
+        out = self.net(torch.cat((features, actions_norm), dim=-1))
+        mean, log_std, reward, termination, contacts = out.split(
+            [self.state_dim, self.state_dim, 1, 1, self.contact_dim], dim=-1
+        )
+        # soft clamp keeps the gradient alive at the bounds (as in PETS / MBPO)
+        log_std = self.max_log_std - nn.functional.softplus(self.max_log_std - log_std)
+        log_std = self.min_log_std + nn.functional.softplus(log_std - self.min_log_std)
+        return StepPrediction(mean, log_std, reward, termination, contacts)
+
+
+class WorldModel(nn.Module):
+    """Trunk + dynamics head, with the normalizers inside.
+
+    Args:
+        schema: what the model reads and predicts.
+        cfg: the model configuration.
+    """
+
+    def __init__(self, schema: WamSchema, cfg: ModelCfg) -> None:
+        super().__init__()
+        self.schema, self.cfg = schema, cfg
+        self.normalizers = Normalizers(schema.state_dim, schema.instruction_dim, schema.action_dim)
+        token_dim = schema.state_dim + schema.instruction_dim + schema.action_dim
+        self.trunk = make_trunk(token_dim, cfg.trunk)
+        self.dynamics = DynamicsHead(cfg.trunk.hidden, schema, cfg)
+        self._quaternions = [(s.start, s.stop) for s in schema.quaternion_slices()]
+
+    # named steps ---------------------------------------------------------------------------------------------------
+    def tokens(self, states: torch.Tensor, instruction: torch.Tensor, prev_actions: torch.Tensor) -> torch.Tensor:
+        """Per-step tokens (B, T, D) from physical states (B, T, S), instructions (B, T, I), previous actions."""
+        n = self.normalizers
+        return torch.cat((n.state(states), n.instruction(instruction), n.action(prev_actions)), dim=-1)
+
+    def encode(self, tokens: torch.Tensor, memory=None):
+        """Features (B, T, E) of the tokens and the trunk's memory after them."""
+        return self.trunk(tokens, memory)
+
+    def predict_next(self, features: torch.Tensor, actions: torch.Tensor) -> StepPrediction:
+        """The next-step prediction from features and the (physical) action taken."""
+        return self.dynamics(features, self.normalizers.action(actions))
+
+    def next_state(self, states: torch.Tensor, delta_norm: torch.Tensor) -> torch.Tensor:
+        """``s + delta`` in physical units, quaternion terms renormalized to unit length."""
+        next_states = states + self.normalizers.delta.inverse(delta_norm)
+        if not self._quaternions:
+            return next_states
+        parts, last = [], 0
+        for start, stop in self._quaternions:
+            quat = next_states[..., start:stop]
+            parts += [next_states[..., last:start], quat / quat.norm(dim=-1, keepdim=True).clamp_min(1e-8)]
+            last = stop
+        parts.append(next_states[..., last:])
+        return torch.cat(parts, dim=-1)
+
+    # sequences -----------------------------------------------------------------------------------------------------
+    def teacher_forced(self, states, instruction, actions, memory=None):
+        """Features and one-step predictions at every step of true sequences (B, T, ·)."""
+        features, memory = self.encode(self.tokens(states, instruction, previous_actions(actions)), memory)
+        return features, self.predict_next(features, actions), memory
+
+    def rollout(
+        self,
+        states: torch.Tensor,
+        instruction: torch.Tensor,
+        actions: torch.Tensor,
+        history: int,
+        teacher_states: torch.Tensor | None = None,
+    ) -> Rollout:
+        """Autoregressive rollout over the forecast part of sequences.
+
+        Args:
+            states: true states (B, H [+ F], S); only the first ``history`` steps are read unless teacher forcing.
+            instruction: (B, H + F, I).
+            actions: (B, H + F - 1 or more, A): the history's actions then the future's; the prediction of
+                ``s_{H+f}`` uses ``a_{H+f-1}``.
+            history: H, the number of true steps the model conditions on.
+            teacher_states: if given, (B, H + F, S) true states fed back instead of the predictions (teacher forcing).
+
+        Returns:
+            the :class:`Rollout` of ``F = instruction.shape[1] - H`` steps.
+        """
+        forecast = instruction.shape[1] - history
+        features, memory = self.encode(
+            self.tokens(states[:, :history], instruction[:, :history], previous_actions(actions[:, :history]))
+        )
+        feature, state = features[:, -1], states[:, history - 1]
+        predicted, inputs, steps = [], [], []
+        for f in range(forecast):
+            t = history - 1 + f  # the step the prediction starts from
+            prediction = self.predict_next(feature, actions[:, t])
+            inputs.append(state)
+            state = self.next_state(state, prediction.delta_mean)
+            predicted.append(state)
+            steps.append(prediction)
+            if f + 1 < forecast:
+                fed = state if teacher_states is None else teacher_states[:, t + 1]
+                token = self.tokens(fed[:, None], instruction[:, t + 1 : t + 2], actions[:, t : t + 1])
+                feature_seq, memory = self.encode(token, memory)
+                feature = feature_seq[:, 0]
+        return Rollout(torch.stack(predicted, 1), torch.stack(inputs, 1), stack_predictions(steps))
+
+
+class EnsembleWorldModel(nn.Module):
+    """K independently initialized world models; their spread is the epistemic uncertainty.
+
+    ``rollout`` rolls every member out on its own (trajectory sampling, each member feeding back its own
+    predictions) and returns the members' rollouts; :meth:`mean_and_variance` reduces them.
+    """
+
+    def __init__(self, schema: WamSchema, cfg: ModelCfg) -> None:
+        super().__init__()
+        self.schema, self.cfg = schema, cfg
+        self.members = nn.ModuleList(WorldModel(schema, cfg) for _ in range(cfg.ensemble))
+        for member in self.members[1:]:
+            member.normalizers = self.members[0].normalizers  # one set of statistics, shared
+
+    @property
+    def normalizers(self) -> Normalizers:
+        return self.members[0].normalizers
+
+    def rollout(self, *args, **kwargs) -> list[Rollout]:
+        return [member.rollout(*args, **kwargs) for member in self.members]
+
+    @staticmethod
+    def mean_and_variance(rollouts: list[Rollout]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance across members of the predicted states (B, F, S) each."""
+        states = torch.stack([r.states for r in rollouts])
+        return states.mean(0), states.var(0, unbiased=False)

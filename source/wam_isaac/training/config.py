@@ -1,0 +1,64 @@
+"""The configuration of ``wam train-model``: typed dataclasses, overridable Hydra-style (``train.lr=3e-4``,
+``model.trunk.hidden=128``, ``train.loss.action_weight=0.5``) through OmegaConf, saved resolved beside the
+checkpoints as ``config.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..models.config import ModelCfg
+from .objectives import LossCfg
+
+
+@dataclass
+class TrainCfg:
+    """Optimization, windows, validation and checkpointing."""
+
+    epochs: int = 20
+    """Passes over the training windows."""
+    batch_size: int = 256
+    """Windows per gradient step."""
+    lr: float = 1.0e-3
+    """Adam learning rate at the start; cosine-annealed to ``lr * min_lr_ratio`` at the last epoch."""
+    min_lr_ratio: float = 0.1
+    """Final learning rate as a fraction of ``lr``."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Maximum global gradient norm."""
+    history: int = 8
+    """H: true steps the model conditions on [steps]."""
+    forecast: int = 16
+    """F: steps of the autoregressive (or teacher-forced) forecast trained on [steps]."""
+    stride: int = 1
+    """Steps between the starts of consecutive training windows of an episode."""
+    val_fraction: float = 0.1
+    """Fraction of the episodes held out for validation (split by episode)."""
+    val_horizons: list[int] = field(default_factory=lambda: [1, 8, 32])
+    """Horizons [steps] of the validation k-step rollout errors logged every epoch."""
+    val_windows: int = 512
+    """Validation windows evaluated per epoch (the first ones in a fixed order)."""
+    seed: int = 0
+    """Seed of the initialization and of the per-epoch shuffles."""
+    save_every: int = 5
+    """Write a checkpoint every this many epochs (and always at the end)."""
+    deterministic: bool = False
+    """Use deterministic algorithms only (bit-reproducible resumes; CPU)."""
+    loss: LossCfg = field(default_factory=LossCfg)
+    """Loss weights and options."""
+
+
+@dataclass
+class TrainModelCfg:
+    """Everything a ``wam train-model`` run needs."""
+
+    data: str = "???"
+    """Dataset directory (``wam generate``)."""
+    out: str = "???"
+    """Run directory: checkpoints, TensorBoard events, config.yaml."""
+    device: str = "cpu"
+    """Training device: ``cpu`` or ``cuda:N``."""
+    model: ModelCfg = field(default_factory=ModelCfg)
+    """The model."""
+    train: TrainCfg = field(default_factory=TrainCfg)
+    """The optimization."""

@@ -1,0 +1,105 @@
+"""Set up and run ``wam train-model``; rebuild a trained model from its checkpoint."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.manifest import load_manifest
+from ..data.reader import split_by_episode
+from ..models.config import ModelCfg, TrunkCfg
+from ..models.schema import WamSchema
+from ..models.wam import build_model
+from .checkpoint import load_checkpoint
+from .config import TrainModelCfg
+from .objectives import LossCfg
+from .sequences import SequenceTable
+from .trainer import Trainer, fit_normalizers
+
+CONFIG_NAME = "config.yaml"
+
+
+def load_tables(cfg: TrainModelCfg, schema: WamSchema) -> tuple[SequenceTable, SequenceTable | None]:
+    """The train and validation tables of the dataset, split by episode with the run's seed."""
+    train_ids, val_ids = split_by_episode(cfg.data, cfg.train.val_fraction, seed=cfg.train.seed)
+    train = SequenceTable(cfg.data, schema, train_ids)
+    val = SequenceTable(cfg.data, schema, val_ids) if val_ids else None
+    return train, val
+
+
+def dataset_schema(data_dir: str | os.PathLike) -> WamSchema:
+    """The schema of a dataset (raises :class:`~wam_isaac.models.schema.SchemaError` if it cannot feed a WAM)."""
+    return WamSchema.from_manifest(load_manifest(data_dir))
+
+
+def make_trainer(cfg: TrainModelCfg, resume: dict[str, Any] | None = None, log: Callable | None = print) -> Trainer:
+    """A trainer for ``cfg``: a new model with normalizers fitted on the training split, or the state of
+    ``resume`` (a loaded checkpoint, whose schema must match the dataset's)."""
+    schema = dataset_schema(cfg.data)
+    if resume is not None:
+        WamSchema.from_dict(resume["schema"]).check_compatible(schema)
+    if cfg.train.deterministic:
+        torch.use_deterministic_algorithms(True)
+    torch.manual_seed(cfg.train.seed)
+    train_table, val_table = load_tables(cfg, schema)
+    model = build_model(schema, cfg.model).to(cfg.device)
+    if resume is None:
+        fit_normalizers(model, train_table)
+        model.to(cfg.device)
+    trainer = Trainer(cfg, model, train_table, val_table, run_dir=cfg.out, log=log)
+    if resume is not None:
+        trainer.load_state(resume)
+    return trainer
+
+
+def save_config(cfg: TrainModelCfg, run_dir: str | os.PathLike) -> Path:
+    """Write the resolved configuration to ``<run_dir>/config.yaml`` (atomically) and return its path."""
+    from omegaconf import OmegaConf
+
+    path = Path(run_dir) / CONFIG_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    os.replace(temp, path)
+    return path
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainModelCfg:
+    """A :class:`TrainModelCfg` from its dict form (as stored in checkpoints)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainModelCfg), data))
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, TrainModelCfg, dict]:
+    """Rebuild a trained model from a checkpoint, in eval mode on ``device``.
+
+    Returns:
+        ``(model, config, checkpoint)``.
+
+    Raises:
+        CheckpointError: the file is not a wam_isaac checkpoint.
+    """
+    payload = load_checkpoint(path, map_location=device)
+    cfg = config_from_dict(payload["config"])
+    model = build_model(WamSchema.from_dict(payload["schema"]), cfg.model)
+    model.load_state_dict(payload["model"])
+    return model.to(device).eval(), cfg, payload
+
+
+__all__ = [
+    "LossCfg",
+    "ModelCfg",
+    "TrunkCfg",
+    "config_from_dict",
+    "dataset_schema",
+    "load_model",
+    "load_tables",
+    "make_trainer",
+    "save_config",
+]

@@ -12,7 +12,7 @@ import sys
 
 from .errors import UsageError
 
-SUBCOMMANDS = ("tasks", "train", "generate", "inspect", "bench")
+SUBCOMMANDS = ("tasks", "train", "generate", "inspect", "train-model", "bench")
 """Subcommand modules of this package, in the order ``wam --help`` lists them."""
 
 
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", metavar="<command>", required=True, parser_class=OneLineErrorParser
     )
     for name in SUBCOMMANDS:
-        importlib.import_module(f"{__name__}.{name}").add_parser(subparsers)
+        importlib.import_module(f"{__name__}.{name.replace('-', '_')}").add_parser(subparsers)
     return parser
 
 

@@ -12,7 +12,7 @@ import sys
 
 from .errors import UsageError
 
-SUBCOMMANDS = ("tasks", "train", "generate", "inspect", "train-model", "bench")
+SUBCOMMANDS = ("tasks", "train", "generate", "inspect", "train-model", "eval", "bench")
 """Subcommand modules of this package, in the order ``wam --help`` lists them."""
 
 

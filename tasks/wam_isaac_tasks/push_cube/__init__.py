@@ -14,5 +14,6 @@ gym.register(
         "default_agent": "rsl_rl",
         "wam_expert_entry_point": f"{__name__}.expert:PushCubeExpert",
         "wam_labels_cfg_entry_point": f"{__name__}.labels:PUSH_CUBE_LABELS",
+        "wam_physics_spec_entry_point": f"{__name__}.physics_spec:PUSH_CUBE_PHYSICS",
     },
 )

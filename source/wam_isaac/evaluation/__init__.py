@@ -1,0 +1,12 @@
+"""Evaluation of trained WAMs on three dimensions (``wam eval``).
+
+- ``fidelity.py``: normalized RMSE of autoregressive rollouts per horizon and state term (ensembles: mean trajectory
+  and mean member spread);
+- ``spec.py``: :class:`PhysicsSpec`, a task's declarative physical-commonsense checks (registered through the gym
+  kwarg ``wam_physics_spec_entry_point``);
+- ``physics.py``: penetration, energy-from-nowhere, gravity and contact checks on predicted and true trajectories;
+- ``closed_loop.py``: the action head in control of the real simulator (success, return, smoothness, limits);
+- ``report.py``: ``eval.json`` (atomic) and the summary table; ``plots.py``: the PNG plots.
+"""
+
+from __future__ import annotations

@@ -1,0 +1,87 @@
+"""The evaluation report: ``eval.json`` (written atomically) and the summary table ``wam eval`` prints."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+REPORT_NAME = "eval.json"
+"""File name of the report in the output directory."""
+PLOT_NAMES = ("fidelity_vs_horizon.png", "trajectories.png")
+"""The plots written beside the report (the only other files ``wam eval`` writes or replaces)."""
+
+
+def write_report(out_dir: str | os.PathLike, report: dict[str, Any]) -> Path:
+    """Write ``report`` to ``<out_dir>/eval.json``: a temp file in the same directory, fsync, rename (a crash
+    leaves the old report or the new one). Non-finite numbers become ``null`` (strict JSON)."""
+    path = Path(out_dir) / REPORT_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    with open(temp, "w") as file:
+        json.dump(_finite(report), file, indent=2, allow_nan=False)
+        file.write("\n")
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temp, path)
+    return path
+
+
+def _finite(value):
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _number(value, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}f}" if abs(value) >= 10**-digits or value == 0 else f"{value:.1e}"
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """A few lines: the fidelity per horizon, the physics checks pred vs true, the closed-loop figures."""
+    lines = []
+    fidelity = report.get("fidelity")
+    if fidelity is not None:
+        horizons = fidelity["horizons"]
+        lines.append(
+            f"fidelity: normalized RMSE on {fidelity['windows']} windows from {fidelity['episodes']} validation "
+            f"episodes ({fidelity['skipped_episodes']} too short)"
+        )
+        lines.append(f"  {'term':<16}" + "".join(f"{'@' + str(k):>9}" for k in horizons))
+        for name, values in fidelity["nrmse"].items():
+            lines.append(f"  {name:<16}" + "".join(f"{_number(v):>9}" for v in values))
+        if fidelity.get("ensemble_std"):
+            lines.append(
+                f"  {'ensemble std':<16}" + "".join(f"{_number(v):>9}" for v in fidelity["ensemble_std"]["all"])
+            )
+    physics = report.get("physics", {})
+    if not physics.get("applicable"):
+        lines.append(f"physics: not applicable ({physics.get('reason', '')})")
+    else:
+        lines.append(f"physics: violation rate{'pred':>13}{'true':>9}   (checked states/steps pred, true)")
+        for name, check in physics["checks"].items():
+            if not check.get("applicable", True):
+                lines.append(f"  {name:<22} not applicable ({check['reason']})")
+                continue
+            pred, true = check["pred"], check["true"]
+            lines.append(
+                f"  {name:<22}{_number(pred['rate']):>9}{_number(true['rate']):>9}   ({pred['count']}, {true['count']})"
+            )
+    loop = report.get("closed_loop", {})
+    if not loop.get("applicable"):
+        lines.append(f"closed loop: not applicable ({loop.get('reason', '')})")
+    else:
+        lines.append(
+            f"closed loop: {loop['episodes']} episodes, success {_number(loop['success_rate'])}, return "
+            f"{_number(loop['mean_return'])}, length {_number(loop['mean_episode_length'], 1)}, smoothness "
+            f"{_number(loop['action_smoothness'])}, within limits {_number(loop['limit_compliance'])}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""The physical-commonsense checks of WAM-Push-Cube (``wam eval``): the cube on the table, pushed by the SCARA tip.
+
+The tip's (x, y) comes from the arm's forward kinematics: every joint turns about z, the shoulder axis stands on the
+env origin, and at zero angles the links point along +x (the inverse of :func:`.expert.scara_ik`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from wam_isaac.evaluation.spec import PhysicsSpec
+from wam_isaac_assets.builders import pusher as geometry
+
+STEP_DT = 2 * (1 / 50)
+"""One env step [s]: ``sim.dt = 1/50`` times ``decimation = 2`` (PushCubeEnvCfg)."""
+PENETRATION_TOLERANCE = 0.02
+"""Depth [m] below the table top beyond which the cube penetrates. The simulator's soft contacts let a pushed cube
+sink about a centimeter (expert dataset: 81 % of true states deeper than 5 mm, 0.3 % deeper than 2 cm), so a
+tighter tolerance would flag the simulator itself."""
+TIP_TRAVEL_MARGIN = 0.03
+"""Extra distance [m] around tip-cube contact that counts as "near": the tip can move a few centimeters in a step."""
+
+
+def tip_xy(joint_pos: torch.Tensor) -> torch.Tensor:
+    """Tip-sphere center (x, y) in the env frame [m], (..., 2), from the (shoulder, elbow, wrist) angles [rad]."""
+    q1 = joint_pos[..., 0]
+    q12 = q1 + joint_pos[..., 1]
+    q123 = q12 + joint_pos[..., 2]
+    l1, l2, tool = geometry.UPPER_ARM_LENGTH, geometry.FOREARM_LENGTH, geometry.TOOL_LENGTH
+    x = l1 * torch.cos(q1) + l2 * torch.cos(q12) + tool * torch.cos(q123)
+    y = l1 * torch.sin(q1) + l2 * torch.sin(q12) + tool * torch.sin(q123)
+    return torch.stack((x, y), dim=-1)
+
+
+PUSH_CUBE_PHYSICS = PhysicsSpec(
+    dt=STEP_DT,
+    half_extents=(0.5 * geometry.CUBE_SIZE,) * 3,
+    mass=geometry.CUBE_MASS,
+    support_height=geometry.TABLE_TOP_Z,
+    effector_xy=tip_xy,
+    contact_radius=geometry.TIP_RADIUS + 0.5 * math.sqrt(2.0) * geometry.CUBE_SIZE + TIP_TRAVEL_MARGIN,
+    penetration_tolerance=PENETRATION_TOLERANCE,
+    energy_tolerance=0.005,
+    airborne_height=0.005,
+    gravity_tolerance=0.5,
+    contact_flag_key=None,
+    contact_note="WAM-Push-Cube datasets carry no contact-flag label, so models of it have no contact head",
+)
+"""WAM-Push-Cube's checks: cube 5 cm, nominal 0.2 kg, table top at 0.40 m."""

@@ -1,0 +1,38 @@
+"""Fixtures of the evaluation tests: a synthetic Push-Cube-layout dataset and a tiny joint WAM trained on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from cube_dataset import tiny_config, write_cube_dataset
+
+LENGTHS = [30, 30, 30, 30, 30, 30, 30, 12]
+"""Episode lengths of the dataset: seven long enough for 4 + 16 step windows, one too short."""
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """One intra-op thread (the machine is shared)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def cube_data(tmp_path_factory) -> Path:
+    return write_cube_dataset(tmp_path_factory.mktemp("cube") / "data", LENGTHS)
+
+
+@pytest.fixture(scope="session")
+def joint_checkpoint(cube_data, tmp_path_factory) -> Path:
+    """``checkpoints/last.pt`` of a one-epoch joint WAM on :func:`cube_data`."""
+    from wam_isaac.training.run import make_trainer
+
+    run = tmp_path_factory.mktemp("run")
+    trainer = make_trainer(tiny_config(cube_data, run), log=None)
+    trainer.fit()
+    trainer.close()
+    return run / "checkpoints" / "last.pt"

@@ -6,10 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cube_dataset import tiny_config, write_cube_dataset
-
-LENGTHS = [30, 30, 30, 30, 30, 30, 30, 12]
-"""Episode lengths of the dataset: seven long enough for 4 + 16 step windows, one too short."""
+from cube_dataset import LENGTHS, tiny_config, write_cube_dataset
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,8 @@ STATE_TERMS = {"joint_pos": 3, "joint_vel": 3, "cube_pos": 3, "cube_quat": 4, "c
 """Push-Cube's world-model terms and sizes, in order."""
 HISTORY = 4
 """History H of the test model [steps]."""
+LENGTHS = [30, 30, 30, 30, 30, 30, 30, 12]
+"""Episode lengths of the test dataset: seven long enough for 4 + 16 step windows, one too short."""
 
 
 def key_specs(drop: str | None = None) -> dict[str, KeySpec]:

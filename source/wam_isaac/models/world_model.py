@@ -44,7 +44,8 @@ class Rollout:
     states: torch.Tensor
     """Predicted states ``s_{H}..s_{H+F-1}`` in physical units, (B, F, S)."""
     inputs: torch.Tensor
-    """The state each prediction started from (``s_{H-1}`` true, then predicted), (B, F, S)."""
+    """The state each prediction started from (``s_{H-1}`` true, then predicted; true under teacher forcing),
+    (B, F, S)."""
     predictions: StepPrediction
     """The head outputs of every step, stacked along dim 1."""
 
@@ -166,8 +167,9 @@ class WorldModel(nn.Module):
             predicted.append(state)
             steps.append(prediction)
             if f + 1 < forecast:
-                fed = state if teacher_states is None else teacher_states[:, t + 1]
-                token = self.tokens(fed[:, None], instruction[:, t + 1 : t + 2], actions[:, t : t + 1])
+                if teacher_states is not None:  # the next step starts from the true state, not the prediction
+                    state = teacher_states[:, t + 1]
+                token = self.tokens(state[:, None], instruction[:, t + 1 : t + 2], actions[:, t : t + 1])
                 feature_seq, memory = self.encode(token, memory)
                 feature = feature_seq[:, 0]
         return Rollout(torch.stack(predicted, 1), torch.stack(inputs, 1), stack_predictions(steps))

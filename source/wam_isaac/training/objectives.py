@@ -127,9 +127,11 @@ def joint_loss(model: JointWAM, batch: Sequences, history: int, cfg: LossCfg):
 
 def value_targets(model: JointWAM, batch: Sequences, values: torch.Tensor, gamma: float) -> torch.Tensor:
     """n-step returns to the window's end: ``sum_i gamma^i r_{t+i} + gamma^n V(s_{T-1})`` (no bootstrap past a
-    termination), in normalized-reward units, (B, T)."""
+    termination; a window ending where its episode terminated ends on ``r_{T-1}``, not ``V(s_{T-1})``), in
+    normalized-reward units, (B, T)."""
     rewards = model.normalizers.reward(batch.rewards[..., None])[..., 0]
-    target = values[:, -1] * (1.0 - batch.terminated[:, -1])
+    last_terminated = batch.terminated[:, -1]
+    target = values[:, -1] * (1.0 - last_terminated) + rewards[:, -1] * last_terminated
     targets = [target]
     for t in range(batch.rewards.shape[1] - 2, -1, -1):
         target = rewards[:, t] + gamma * target * (1.0 - batch.terminated[:, t])

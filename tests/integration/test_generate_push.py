@@ -87,3 +87,23 @@ def test_tip_to_cube_labels_match_forward_kinematics_of_the_stored_joints(datase
         lowest = cube[:, 2] - half * np.abs(rotation[:, 2, :]).sum(-1)
         depth = np.maximum(geometry.TABLE_TOP_Z - lowest, 0.0)
         np.testing.assert_allclose(d["labels/penetration/cube"][:-1, 0], depth, atol=1e-4)
+
+
+def test_world_model_and_instruction_groups_hold_the_simulator_state_and_the_goal(dataset):
+    """What a WAM reads: ``obs/world_model/*`` equals the stored simulator state (env frame), the quaternion on the
+    w >= 0 hemisphere; ``obs/instruction/goal`` is the episode's goal, constant over the episode."""
+    out, _ = dataset
+    for _, episode in iter_episodes(out):
+        d = episode.data
+        pose, vel = d["states/cube/root_pose"], d["states/cube/root_vel"]
+        np.testing.assert_allclose(d["obs/world_model/cube_pos"], pose[:, :3], atol=1e-6)
+        sign = np.where(pose[:, 6:7] < 0, -1.0, 1.0)
+        np.testing.assert_allclose(d["obs/world_model/cube_quat"], sign * pose[:, 3:], atol=1e-6)
+        assert (d["obs/world_model/cube_quat"][:, 3] >= 0).all()
+        np.testing.assert_allclose(d["obs/world_model/cube_lin_vel"], vel[:, :3], atol=1e-6)
+        np.testing.assert_allclose(d["obs/world_model/cube_ang_vel"], vel[:, 3:], atol=1e-6)
+        np.testing.assert_allclose(d["obs/world_model/joint_pos"], d["states/robot/joint_pos"], atol=1e-6)
+        np.testing.assert_allclose(d["obs/world_model/joint_vel"], d["states/robot/joint_vel"], atol=1e-6)
+        goal = d["obs/instruction/goal"]
+        assert (goal == goal[0]).all(), "the goal changes only at resets"
+        assert 0.46 <= goal[0, 0] <= 0.56 and -0.15 <= goal[0, 1] <= 0.15

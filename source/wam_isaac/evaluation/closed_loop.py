@@ -6,7 +6,8 @@ each step the model's mean action for the last step of every window goes to the 
 resets it inside ``env.step`` and returns its first observation), its window is filled with copies of that first
 step, previous actions 0 (what the start of an episode looks like in training: ``a_{-1} = 0``).
 
-Reported over the first ``episodes`` episodes to end: success rate (the task's ``success`` termination, as
+Reported over the first ``episodes`` episodes to end, each env contributing at most its first
+``ceil(episodes / num_envs)`` (so short episodes, often the successful ones, are not over-counted): success rate (the task's ``success`` termination, as
 :func:`wam_isaac.rollout.driver.episode_success` decides it), mean return and length, action smoothness
 (mean ``|a_t - a_{t-1}|`` over the entries of consecutive actions within an episode) and limit compliance (fraction
 of action entries within ``[-1, 1]``).
@@ -122,6 +123,8 @@ def run_closed_loop(
     window = HistoryWindow(n, history, schema, device)
     window.reset(torch.arange(n, device=device), *observed(obs, schema, n))
     stats = ClosedLoopStats()
+    quota = -(-episodes // n)
+    finished = [0] * n
     returns = torch.zeros(n, device=device)
     lengths = torch.zeros(n, dtype=torch.long, device=device)
     while len(stats.success) < episodes and stats.steps < max_steps:
@@ -135,9 +138,11 @@ def run_closed_loop(
         if done.any():
             success = episode_success(env, terminated, truncated)
             for i in done.nonzero()[:, 0].tolist():
-                stats.success.append(bool(success[i]))
-                stats.returns.append(float(returns[i]))
-                stats.lengths.append(int(lengths[i]))
+                if finished[i] < quota:  # each env contributes its first `quota` episodes: no bias to short ones
+                    stats.success.append(bool(success[i]))
+                    stats.returns.append(float(returns[i]))
+                    stats.lengths.append(int(lengths[i]))
+                finished[i] += 1
         if on_step is not None:
             on_step(stats.steps - 1, window, actions, obs, done)
         states, instruction = observed(obs, schema, n)

@@ -51,15 +51,27 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(
-            f"'{path}' is not a wam_isaac checkpoint (refused to unpickle it as weights only: {first_line})"
+            f"'{path}' is not a wam_isaac checkpoint (refused to unpickle it as weights only: {_refusal(error)})"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"'{path}' is not a wam_isaac checkpoint (no format '{FORMAT}' entry)")
     if payload.get("version") != VERSION:
         raise CheckpointError(f"'{path}' has checkpoint version {payload.get('version')}; this build reads {VERSION}")
     return payload
+
+
+def _refusal(error: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in one line: the weights-only unpickler's reason (e.g.
+    ``Unsupported global: GLOBAL _io.open ...``) rather than torch's preamble, which suggests loading the file with
+    ``weights_only=False``."""
+    text = str(error)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        reason = text.split(marker, 1)[1].strip().split(". ")[0].splitlines()[0].strip()
+        if reason:
+            return reason
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
 def rng_state() -> dict[str, Any]:

@@ -47,12 +47,33 @@ def test_pickled_code_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "marker"
     path = tmp_path / "evil.pt"
     torch.save({"format": FORMAT, "version": VERSION, "model": WritesMarker(str(marker))}, path)
-    with pytest.raises(CheckpointError, match="not a wam_isaac checkpoint \\(refused to unpickle it as weights only"):
+    with pytest.raises(
+        CheckpointError, match="not a wam_isaac checkpoint \\(refused to unpickle it as weights only"
+    ) as error:
         load_checkpoint(path)
     assert not marker.exists()
+    # the message names what was refused, in one line, without torch's advice to load it with weights_only=False
+    message = str(error.value)
+    assert "Unsupported global" in message and "open" in message
+    assert "\n" not in message and "\x1b" not in message and "weights_only` set to `False" not in message
     # the payload is live: a full unpickle would have run it
     torch.load(path, weights_only=False)
     assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "EOFError"),
+        (b"data: /tmp/dataset\nepochs: 3\n", "Unsupported operand"),
+        (b"\x89HDF\r\n", "Unsupported operand"),
+    ],
+)
+def test_a_file_that_is_no_torch_file_is_refused(tmp_path, content, reason):
+    path = tmp_path / "config.yaml"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=f"is not a wam_isaac checkpoint \\(refused .*: {reason}"):
+        load_checkpoint(path)
 
 
 def test_missing_file_and_other_version(tmp_path):

@@ -5,7 +5,8 @@ Both sides start from the same initialization and see the same batches in the sa
 shuffle, reproduced in the plain loop), with the same loss (:func:`objectives.world_model_loss`), AdamW, gradient
 clipping and cosine schedule; so their parameters stay bit-identical, which the benchmark checks and reports
 (``same_parameters``). Epochs are timed interleaved (trainer, plain, plain, trainer, ...) after one warm-up epoch each,
-and the figure is the median of the per-pair ratios: absolute times drift on a shared machine.
+and the figure is the median of the per-pair ratios: absolute times drift on a shared machine. The same ratio
+in process CPU time is reported too: other processes inflate wall time far more than CPU time.
 
 Data: a synthetic damped linear system (12 state dims in 3 terms, 2 instruction dims, 4 action dims) written with the
 real :class:`~wam_isaac.data.DatasetWriter` to a temporary directory, so the benchmark runs anywhere.
@@ -111,7 +112,8 @@ def _timed(function) -> tuple[float, float]:
 def run(args) -> list[dict]:
     quick = args.quick
     episodes, length = (24, 60) if quick else (48, 120)
-    hidden, repeats = (64, 4) if quick else (128, 6)  # even: each side goes first equally often
+    hidden, repeats = (64, 4) if quick else (128, 8)  # even: each side goes first equally often
+    stride = 1 if quick else 2  # short epochs: the two sides of a pair run close in time
     history, forecast = (4, 8) if quick else (8, 16)
     with tempfile.TemporaryDirectory() as temp:
         data = Path(temp) / "data"
@@ -123,12 +125,17 @@ def run(args) -> list[dict]:
             device=args.device,
             model=model_cfg("gru", trunk=TrunkCfg(kind="gru", hidden=hidden, layers=2), head_hidden=hidden),
             train=TrainCfg(
-                epochs=repeats + 1, batch_size=BATCH_SIZE, history=history, forecast=forecast, val_fraction=0.0
+                epochs=repeats + 1,
+                batch_size=BATCH_SIZE,
+                history=history,
+                forecast=forecast,
+                stride=stride,
+                val_fraction=0.0,
             ),
         )
         trainer = make_trainer(cfg, log=None)
         plain = PlainLoop(trainer)
-        windows = len(trainer.train_table.window_starts(trainer.span)) // BATCH_SIZE * BATCH_SIZE
+        windows = len(trainer.train_table.window_starts(trainer.span, stride)) // BATCH_SIZE * BATCH_SIZE
         trainer.train_epoch()  # warm-up epoch 0, both sides
         plain.epoch(0)
         trainer_s, plain_s = [], []
@@ -144,7 +151,7 @@ def run(args) -> list[dict]:
     cpu_ratio = statistics.median(p[1] / t[1] for t, p in zip(trainer_s, plain_s, strict=True))
     common = {
         "model": f"gru hidden {hidden}", "history": history, "forecast": forecast, "batch_size": BATCH_SIZE,
-        "windows_per_epoch": windows, "repeats": repeats, "device": args.device,
+        "windows_per_epoch": windows, "stride": stride, "repeats": repeats, "device": args.device,
     }  # fmt: skip
     pairs = ", ".join(f"{r:.3f}" for r in ratios)
     print(
@@ -158,5 +165,7 @@ def run(args) -> list[dict]:
          "unit": "windows/s", "target": None, **common},
         {"name": "ratio/trainer_vs_plain_loop", "value": round(ratio, 3), "unit": "x", "target": RATIO_TARGET,
          "pass": ratio >= RATIO_TARGET and same, "same_parameters": same, "pair_ratios": [round(r, 3) for r in ratios],
-         "cpu_time_ratio": round(cpu_ratio, 3), **common},
+         **common},
+        {"name": "ratio/trainer_vs_plain_loop_cpu_time", "value": round(cpu_ratio, 3), "unit": "x",
+         "target": RATIO_TARGET, "pass": cpu_ratio >= RATIO_TARGET and same, **common},
     ]  # fmt: skip

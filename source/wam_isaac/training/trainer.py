@@ -87,10 +87,15 @@ class Trainer:
         self.log = log or (lambda line: None)
         self.device = torch.device(cfg.device)
         self.span = cfg.train.history + cfg.train.forecast
-        if not len(train_table.window_starts(self.span, cfg.train.stride)):
+        windows = len(train_table.window_starts(self.span, cfg.train.stride))
+        if not windows:
             raise ValueError(
                 f"no training window of {self.span} steps (history {cfg.train.history} + forecast "
                 f"{cfg.train.forecast}): the longest episode has {int(train_table.lengths.max(initial=0))} steps"
+            )
+        if windows < cfg.train.batch_size:  # batches drop the last partial one: an epoch would take no step
+            raise ValueError(
+                f"{windows} training windows, fewer than one batch of {cfg.train.batch_size}: lower train.batch_size"
             )
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(

@@ -123,3 +123,10 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(smooth_data, tmp_path)
     assert {k: v for k, v in resumed.metrics.items() if k not in timing} == {
         k: v for k, v in straight.metrics.items() if k not in timing
     }
+
+
+def test_fewer_windows_than_one_batch_is_refused(smooth_data, tmp_path):
+    # 4 episodes of 60 steps: 4 * (60 - 8 + 1) = 212 windows of 8 steps; batches drop the last partial one
+    with pytest.raises(ValueError, match="212 training windows, fewer than one batch of 256: lower train.batch_size"):
+        make_trainer(small_cfg(smooth_data, tmp_path, "gru", batch_size=256), log=None)
+    assert len(make_trainer(small_cfg(smooth_data, tmp_path, "gru", batch_size=212), log=None).train_table) == 240

@@ -43,6 +43,7 @@ from .manifest import (
     write_json_atomic,
 )
 from .shards import EpisodeEncoder
+from .shared_ring import RingReader
 from .specs import KeySpec
 
 POLL_SECONDS = 0.2
@@ -50,7 +51,9 @@ POLL_SECONDS = 0.2
 
 
 EPISODE_MESSAGE = b"E"
-"""Prefix of a message carrying a packed episode."""
+"""Prefix of a message carrying a packed episode (one larger than the shared memory)."""
+SHARED_EPISODE_MESSAGE = b"S"
+"""Prefix of a message naming where in the shared memory a packed episode lies (a :data:`RECORD`)."""
 CLOSE_MESSAGE = b"C"
 """The message asking the writing process to publish its last shard, mark the manifest complete and exit."""
 
@@ -245,14 +248,18 @@ def run_writer_process(
     free_slots: Any,
     stop: Any,
     dropped_episodes: Any,
+    ring_name: str,
+    ring_consumed: Any,
 ) -> None:
     """Main function of the writing process: receive messages from ``episodes`` until ``("close",)``, the ``stop``
     event, or the parent's death; report ``("closed", manifest)``, ``("stopped",)`` or ``("error", exception)`` on
     ``results``.
 
-    Messages are :data:`EPISODE_MESSAGE` followed by a :func:`~wam_isaac.data.episode.pack_episode` payload, or
-    :data:`CLOSE_MESSAGE`. Each received episode frees one of the parent's
-    ``free_slots`` (a semaphore bounding the episodes in flight).
+    Messages are :data:`SHARED_EPISODE_MESSAGE` followed by where the packed episode lies in the shared memory
+    ``ring_name`` (see :mod:`~wam_isaac.data.shared_ring`; ``ring_consumed`` is its shared counter),
+    :data:`EPISODE_MESSAGE` followed by a :func:`~wam_isaac.data.episode.pack_episode` payload, or
+    :data:`CLOSE_MESSAGE`. Each received episode frees one of the parent's ``free_slots`` (a semaphore bounding the
+    episodes in flight) and its shared memory.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it calls abort() or close()
     parent_pid = os.getppid()
@@ -262,6 +269,7 @@ def run_writer_process(
         return os.getppid() == parent_pid and (parent is None or parent.is_alive())
 
     sink = sink_class(config, lambda: dropped_episodes.value, lambda: parent_alive() and not stop.is_set())
+    ring = RingReader(ring_name, ring_consumed)
     try:
         while True:
             if stop.is_set() or not parent_alive():
@@ -280,13 +288,17 @@ def run_writer_process(
                 sink.complete_shard(complete=True)
                 _report(results, ("closed", sink.manifest))
                 return
+            kind, body = message[:1], memoryview(message)[1:]
+            payload = ring.take(body) if kind == SHARED_EPISODE_MESSAGE else body
             free_slots.release()
-            sink.write(unpack_episode(memoryview(message)[len(EPISODE_MESSAGE) :]))
+            sink.write(unpack_episode(payload))
     except SinkStopped:
         _report(results, ("stopped",))
     except BaseException as error:  # reported to the parent, which raises it as WriterError
         sink.discard_shard()
         _report(results, ("error", _picklable(error), traceback.format_exc()))
+    finally:
+        ring.close()
 
 
 def _report(results: Connection, message: tuple) -> None:

@@ -1,13 +1,15 @@
 """Stream episodes to sharded HDF5 files from a separate writing process, crash-safe.
 
-The simulation loop only hands finished episodes over (:meth:`DatasetWriter.write` validates and packs them into
-bytes, about 0.1 ms for 40 small arrays; a feeder thread pipes them); a process started with the ``spawn`` method
-writes them (see :mod:`wam_isaac.data.shard_sink`). As with any spawned process, a script that creates a writer
+The simulation loop only hands finished episodes over (:meth:`DatasetWriter.write` validates them and copies them
+into a ring buffer in shared memory, about 0.1 ms for 50 small arrays, and pipes a few bytes saying where they lie;
+see :mod:`wam_isaac.data.shared_ring`); a process started with the ``spawn`` method writes them (see
+:mod:`wam_isaac.data.shard_sink`). As with any spawned process, a script that creates a writer
 needs Python's ``if __name__ == "__main__":`` guard (``wam generate`` has it). HDF5 holds the GIL while it writes
 and compresses, so a writing *thread* would steal time from the simulation; the process does not. At most
-``max_queued_episodes`` episodes are in flight between the caller and the writing process, and
-:meth:`~DatasetWriter.write` blocks while that many are, so memory stays bounded by ``max_queued_episodes + 1``
-episodes (plus HDF5's chunk cache) whatever the dataset size.
+``max_queued_episodes`` episodes, in at most ``max_queued_bytes`` of shared memory, are in flight between the caller
+and the writing process, and :meth:`~DatasetWriter.write` blocks while that many are, so memory stays bounded by
+``max_queued_bytes`` plus one episode on each side (plus HDF5's chunk cache) whatever the dataset size. An episode
+larger than ``max_queued_bytes`` is piped instead (slower: the caller waits until the writing process reads it).
 
 Crash safety: a shard is written as ``.shard_<i>.h5.tmp`` and synced; the manifest that lists it (with its sha256)
 is written and synced as ``.manifest.json.tmp``; then the shard is renamed to ``shard_<i>.h5`` and the manifest to
@@ -33,22 +35,30 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import queue
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from .episode import Episode, pack_episode
+from .episode import Episode, PackedEpisode
 from .errors import DatasetExistsError, DatasetNotWritableError, WriterError
 from .manifest import TEMP_SHARD_NAME, fsync_dir, is_dataset_file, package_versions
-from .shard_sink import CLOSE_MESSAGE, EPISODE_MESSAGE, ShardSink, SinkConfig, dr_keys_of, run_writer_process
+from .shard_sink import (
+    CLOSE_MESSAGE,
+    EPISODE_MESSAGE,
+    SHARED_EPISODE_MESSAGE,
+    ShardSink,
+    SinkConfig,
+    dr_keys_of,
+    run_writer_process,
+)
+from .shared_ring import RingWriter
 from .specs import KeySpec, validate_key_specs
 
 COMPRESSIONS = ("gzip", "lzf", None)
@@ -56,6 +66,9 @@ COMPRESSIONS = ("gzip", "lzf", None)
 
 POLL_SECONDS = 0.1
 """How often a blocked caller checks whether the writing process failed [s]."""
+
+RING_POLL_SECONDS = 0.001
+"""How often a caller waiting for shared memory checks whether the writing process released some [s]."""
 
 STOP_TIMEOUT = 30.0
 """How long :meth:`DatasetWriter.abort` waits for the writing process to delete its temporary shard and exit [s]."""
@@ -74,6 +87,8 @@ class DatasetWriter:
         compression_level: gzip level 0-9 (None: 1, fast); must be None for the other filters.
         chunk_steps: HDF5 chunk length along time [steps]; a window read decompresses the chunks it touches.
         max_queued_episodes: episodes in flight between the caller and the writing process, at most.
+        max_queued_bytes: size of the shared memory the episodes in flight are copied to [bytes]; an episode
+            larger than this is piped instead (slower).
         overwrite: replace the dataset in a non-empty ``out_dir``.
         env_args: robomimic's ``env_args`` (``env_name``, ``type``, ``env_kwargs``); default names the task.
 
@@ -98,6 +113,7 @@ class DatasetWriter:
         compression_level: int | None = None,
         chunk_steps: int = 256,
         max_queued_episodes: int = 32,
+        max_queued_bytes: int = 32 * 2**20,
         overwrite: bool = False,
         env_args: Mapping[str, Any] | None = None,
     ) -> None:
@@ -108,6 +124,7 @@ class DatasetWriter:
             ("episodes_per_shard", episodes_per_shard),
             ("chunk_steps", chunk_steps),
             ("max_queued_episodes", max_queued_episodes),
+            ("max_queued_bytes", max_queued_bytes),
         ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -145,6 +162,7 @@ class DatasetWriter:
             created_with=package_versions(),
         )
         self._max_queued_episodes = max_queued_episodes
+        self._max_queued_bytes = max_queued_bytes
         self._step_layout = {key: (spec.shape, np.dtype(spec.dtype)) for key, spec in self.key_specs.items()}
         self._lock = threading.Lock()
         self._started = False
@@ -166,7 +184,7 @@ class DatasetWriter:
     def write(self, episode: Episode) -> None:
         """Hand one episode over to the writing process; blocks while ``max_queued_episodes`` are in flight.
 
-        The episode is copied (packed into bytes) before this returns: the caller may reuse its arrays.
+        The episode is copied (into shared memory) before this returns: the caller may reuse its arrays.
 
         Raises:
             ValueError: the episode's keys, shapes or dtypes differ from ``key_specs`` or from earlier DR keys.
@@ -175,10 +193,10 @@ class DatasetWriter:
         self._check_open()
         self._validate(episode)
         self._start()
-        payload = EPISODE_MESSAGE + pack_episode(episode)
+        packed = PackedEpisode(episode)
         while not self._free_slots.acquire(timeout=POLL_SECONDS):
             self._raise_process_error()
-        self._outbox.put(payload)
+        self._send(self._hand_over(packed))
 
     def write_many(self, episodes: Iterable[Episode]) -> None:
         """Hand several episodes over in order (see :meth:`write`)."""
@@ -209,10 +227,10 @@ class DatasetWriter:
             self._closed = True
             self.manifest = sink.manifest
             return self.manifest
-        self._outbox.put(CLOSE_MESSAGE)
-        self._outbox.put(None)
         self._closed = True
         try:
+            self._send(CLOSE_MESSAGE)
+            self._episodes.close()
             while not self._finished:
                 self._raise_process_error()
                 self._receive(timeout=POLL_SECONDS)
@@ -230,13 +248,8 @@ class DatasetWriter:
         self._closed = True
         if not self._started:
             return
-        self._stop.set()
-        while True:  # the episodes not yet piped are discarded; the caller is the only producer
-            try:
-                self._outbox.get_nowait()
-            except queue.Empty:
-                break
-        self._outbox.put(None)
+        self._stop.set()  # the writing process discards the episodes still in flight
+        self._episodes.close()
         self._process.join(STOP_TIMEOUT)
         if self._process.is_alive():  # stuck (a hung disk?): kill it; _shutdown deletes its temporary shard
             self._process.kill()
@@ -329,13 +342,21 @@ class DatasetWriter:
         """Replace the old dataset (if any) by an empty one and start the writing process and the feeder, once."""
         if self._started:
             return
+        context = multiprocessing.get_context("spawn")  # the caller has Warp/torch threads: never fork
+        consumed = context.Value("q", 0)
+        try:  # first: a failure leaves the old dataset untouched
+            self._ring = RingWriter(self._max_queued_bytes, consumed)
+        except OSError as error:
+            raise WriterError(
+                f"cannot allocate {self._max_queued_bytes} bytes of shared memory for the writer of {self.out_dir} "
+                f"({error.strerror or error}): lower max_queued_bytes or enlarge /dev/shm (docker run --shm-size)"
+            ) from error
         self._replace_old_dataset()
         sink = ShardSink(self._config, lambda: self._dropped)
         sink.dr_keys = self._dr_keys
         sink.write_manifest(complete=False)
         self.manifest = sink.manifest
 
-        context = multiprocessing.get_context("spawn")  # the caller has Warp/torch threads: never fork
         episodes_out, episodes_in = context.Pipe(duplex=False)
         results_in, results_out = context.Pipe(duplex=False)
         self._free_slots = context.BoundedSemaphore(self._max_queued_episodes)
@@ -351,6 +372,8 @@ class DatasetWriter:
                 self._free_slots,
                 self._stop,
                 self._dropped_shared,
+                self._ring.memory.name,
+                consumed,
             ),
             name=f"DatasetWriter({self.out_dir})",
             daemon=True,
@@ -358,37 +381,51 @@ class DatasetWriter:
         self._process.start()
         episodes_out.close()  # the process holds the only read end: it sees EOF when this one dies
         results_out.close()
+        self._episodes = episodes_in
         self._results = results_in
         self._finished = False
-        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._feeder = threading.Thread(
-            target=_feed, args=(self._outbox, episodes_in), name=f"DatasetWriter feeder({self.out_dir})", daemon=True
-        )
-        self._feeder.start()
         self._started = True
 
+    def _hand_over(self, packed: PackedEpisode) -> bytes:
+        """Copy ``packed`` into shared memory (waiting for room) and return the message naming where it lies; an
+        episode larger than the shared memory is returned as a message of its own bytes."""
+        if packed.nbytes > self._ring.capacity:
+            payload = bytearray(len(EPISODE_MESSAGE) + packed.nbytes)
+            payload[: len(EPISODE_MESSAGE)] = EPISODE_MESSAGE
+            packed.copy_into(memoryview(payload)[len(EPISODE_MESSAGE) :])
+            return payload
+        while (space := self._ring.reserve(packed.nbytes)) is None:
+            self._raise_process_error()
+            time.sleep(RING_POLL_SECONDS)
+        view, record = space
+        with view:  # released at once: the shared memory can only be closed once no view of it is left
+            packed.copy_into(view)
+        return SHARED_EPISODE_MESSAGE + record
+
+    def _send(self, message: bytes) -> None:
+        """Pipe ``message`` to the writing process (a few bytes, except for an oversized episode).
+
+        Raises:
+            WriterError: the writing process is gone.
+        """
+        try:
+            self._episodes.send_bytes(message)
+        except OSError as error:  # the read end is closed: the process exited; name its error or exit code
+            self._process.join(STOP_TIMEOUT)
+            self._raise_process_error()
+            raise WriterError(f"writing {self.out_dir} failed: the writing process stopped reading") from error
+
     def _shutdown(self) -> None:
-        """Wait for the writing process and the feeder to end and release the pipes; delete the temporary shard of
-        a writing process that did not end cleanly (killed, or failed)."""
+        """Wait for the writing process to end and release the pipes and the shared memory; delete the temporary
+        shard of a writing process that did not end cleanly (killed, or failed)."""
         self._process.join()
-        self._feeder.join()
+        self._episodes.close()
         self._results.close()
+        self._ring.close()
         if self._process.exitcode != 0 or self._error is not None:
             for path in self.out_dir.iterdir():
                 if TEMP_SHARD_NAME.fullmatch(path.name):
                     path.unlink(missing_ok=True)
-
-
-def _feed(outbox: queue.SimpleQueue, pipe: Connection) -> None:
-    """Feeder thread: pipe the pickled messages of ``outbox`` to the writing process until None, then close the
-    pipe. Writing a pipe releases the GIL, so the caller keeps running while the writing process catches up."""
-    try:
-        while (payload := outbox.get()) is not None:
-            pipe.send_bytes(payload)
-    except OSError:
-        pass  # the writing process is gone; the caller learns why from its exit code or its error report
-    finally:
-        pipe.close()
 
 
 def check_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> None:

@@ -1,9 +1,12 @@
 """Collect the per-step data of N parallel envs into whole episodes.
 
-The collector keeps one preallocated buffer per key, shape (num_envs, max_episode_length, *spec.shape), on the
-simulation's device. Each step writes every env's row at that env's current length in one indexed assignment (no
-Python loop over envs). When envs finish, their episodes are gathered and copied to the host once per key for the
-whole batch of finished envs, then split into :class:`Episode` objects.
+The collector keeps, on the simulation's device, one time-major ring buffer per dtype, shape
+(max_episode_length, num_envs, width), where ``width`` is the number of values of one step of every key of that
+dtype, side by side. Each step concatenates every key into the buffer's current time slot in one operation per dtype
+(about 50 keys per step: one ``torch.cat`` instead of 50 indexed assignments). An env's current episode is the last
+``lengths[env]`` slots of its column. When envs finish, their episodes are gathered and copied to the host once per
+dtype for the whole batch of finished envs, then split into :class:`Episode` objects whose arrays are views of one
+copy per episode.
 
 Memory: ``num_envs * max_episode_length * (bytes of one step of every key)`` on the device; for example 4096 envs,
 250 steps and 100 float32 values per step take 410 MB.
@@ -17,7 +20,7 @@ episode are read after the step that ended the previous one)::
         next_obs, rewards, terminated, truncated, _ = env.step(actions)
         step = {"obs/policy": obs["policy"], "actions": actions, "rewards": rewards, ...}
         collector.add_step(step)
-        collector.drop(nonfinite_envs(step))          # a physics blow-up: the partial episode is discarded
+        collector.drop(collector.last_step_nonfinite())  # a physics blow-up: the partial episode is discarded
         done = terminated | truncated
         writer.write_many(collector.finish(done, success=terminated & reached_goal))
         collector.begin(done, seeds=seed, dr_params=read_dr_params(env))
@@ -26,6 +29,7 @@ episode are read after the step that ended the previous one)::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -62,13 +66,19 @@ class EpisodeCollector:
         self.key_specs = validate_key_specs(key_specs)
         self.max_episode_length = max_episode_length
         self.device = torch.device(device)
-        self._buffers = {
-            key: torch.zeros((num_envs, max_episode_length, *spec.shape), dtype=_torch_dtype(spec.dtype), device=device)
-            for key, spec in self.key_specs.items()
+        self._columns = _columns(self.key_specs)
+        self._groups: dict[str, list[str]] = {}
+        """The keys of each dtype, in the order their columns are laid out."""
+        for key, (dtype, _, _) in self._columns.items():
+            self._groups.setdefault(dtype, []).append(key)
+        self._rings = {
+            dtype: torch.zeros(
+                (max_episode_length, num_envs, self._columns[keys[-1]][2]), dtype=_torch_dtype(dtype), device=device
+            )
+            for dtype, keys in self._groups.items()
         }
-        self._env_index = torch.arange(num_envs, device=self.device)
-        self._lengths = torch.zeros(num_envs, dtype=torch.long, device=self.device)
-        # a host mirror of the lengths: checked every step and read at finish without a device sync
+        self._step = 0  # steps added so far: the next one goes to time slot _step % max_episode_length
+        # steps of each env's current episode, on the host: checked every step and read at finish without a sync
         self._host_lengths = np.zeros(num_envs, dtype=np.int64)
         self._seeds = torch.full((num_envs,), -1, dtype=torch.long, device=self.device)
         self._dr: dict[str, torch.Tensor] = {}
@@ -122,24 +132,39 @@ class EpisodeCollector:
             ValueError: a key is missing or unknown, a shape is wrong, or an env's episode would exceed
                 ``max_episode_length``.
         """
-        if step.keys() != self._buffers.keys():
-            missing, extra = sorted(self._buffers.keys() - step.keys()), sorted(step.keys() - self._buffers.keys())
+        if step.keys() != self.key_specs.keys():
+            missing, extra = sorted(self.key_specs.keys() - step.keys()), sorted(step.keys() - self.key_specs.keys())
             raise ValueError(f"step keys differ from key_specs: missing {missing}, unknown {extra}")
         for key, value in step.items():
-            expected = self._buffers[key].shape[:1] + self._buffers[key].shape[2:]
-            if tuple(value.shape) != tuple(expected):
-                raise ValueError(f"step[{key!r}] has shape {tuple(value.shape)}, expected {tuple(expected)}")
+            expected = (self.num_envs, *self.key_specs[key].shape)
+            if tuple(value.shape) != expected:
+                raise ValueError(f"step[{key!r}] has shape {tuple(value.shape)}, expected {expected}")
         full = np.flatnonzero(self._host_lengths >= self.max_episode_length)
         if full.size:
             raise ValueError(
                 f"envs {full.tolist()[:8]} already hold max_episode_length={self.max_episode_length} steps: finish or "
                 "drop their episodes first (or raise max_episode_length to the env's episode length)"
             )
-        for key, value in step.items():
-            buffer = self._buffers[key]
-            buffer[self._env_index, self._lengths] = value.to(device=self.device, dtype=buffer.dtype)
-        self._lengths += 1
+        slot = self._step % self.max_episode_length
+        for dtype, keys in self._groups.items():
+            ring = self._rings[dtype]
+            values = [
+                step[key].to(device=self.device, dtype=ring.dtype).reshape(self.num_envs, self._width(key))
+                for key in keys
+            ]
+            torch.cat(values, dim=1, out=ring[slot])
+        self._step += 1
         self._host_lengths += 1
+
+    def last_step_nonfinite(self) -> torch.Tensor:
+        """Boolean mask of shape (num_envs,), on the collector's device: envs with a NaN or an infinity in any
+        floating-point value of the last added step (the same as :func:`nonfinite_envs` of that step)."""
+        slot = (self._step - 1) % self.max_episode_length
+        bad = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        for ring in self._rings.values():
+            if ring.is_floating_point():
+                bad |= _nonfinite_rows(ring[slot])
+        return bad
 
     def finish(
         self, env_ids: EnvIds, success: torch.Tensor, attrs: Mapping[str, torch.Tensor] | None = None
@@ -162,9 +187,7 @@ class EpisodeCollector:
             return []
         ids = torch.as_tensor(host_ids, device=self.device)
         lengths = self._host_lengths[host_ids]
-        longest = int(lengths.max())
-        # one gather and one device-to-host copy per key for the whole batch of finished envs
-        data = {key: buffer[ids, :longest].cpu().numpy() for key, buffer in self._buffers.items()}
+        data = self._gather(host_ids, lengths)
         success_host = _rows(success, ids, self.num_envs, "success").cpu().numpy()
         seeds = self._seeds[ids].cpu().numpy()
         dr = {name: value[ids].cpu().numpy() for name, value in self._dr.items()}
@@ -174,8 +197,7 @@ class EpisodeCollector:
         }
         episodes = [
             Episode(
-                # copies, so that a queued episode does not keep the whole batch's arrays alive
-                data={key: array[row, :length].copy() for key, array in data.items()},
+                data=self._split({dtype: array[row, :length].copy() for dtype, array in data.items()}),
                 env_id=int(env_id),
                 seed=int(seeds[row]),
                 success=bool(success_host[row]),
@@ -184,7 +206,7 @@ class EpisodeCollector:
             )
             for row, (env_id, length) in enumerate(zip(host_ids, lengths, strict=True))
         ]
-        self._restart(host_ids, ids)
+        self._restart(host_ids)
         self.num_finished += len(episodes)
         return episodes
 
@@ -197,12 +219,41 @@ class EpisodeCollector:
             The number of episodes dropped by this call.
         """
         host_ids = self._host_ids(env_ids)
-        self._restart(host_ids, torch.as_tensor(host_ids, device=self.device))
+        self._restart(host_ids)
         self.num_dropped += int(host_ids.size)
         return int(host_ids.size)
 
-    def _restart(self, host_ids: np.ndarray, ids: torch.Tensor) -> None:
-        self._lengths[ids] = 0
+    def _gather(self, host_ids: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
+        """The last ``max(lengths)`` steps of envs ``host_ids``, per dtype, shape (envs, steps, width), on the host:
+        one gather and one device-to-host copy per dtype for the whole batch (rows past an env's length are other
+        episodes' steps)."""
+        depth = self.max_episode_length
+        steps = np.arange(int(lengths.max()))
+        slots = (self._step - lengths[:, None] + steps[None, :]) % depth  # time slot of each env's step
+        rows = torch.as_tensor((slots * self.num_envs + host_ids[:, None]).reshape(-1), device=self.device)
+        return {
+            dtype: ring.view(depth * self.num_envs, ring.shape[-1])
+            .index_select(0, rows)
+            .view(*slots.shape, ring.shape[-1])
+            .cpu()
+            .numpy()
+            for dtype, ring in self._rings.items()
+        }
+
+    def _width(self, key: str) -> int:
+        """Values of one step of one env of ``key``."""
+        _, start, stop = self._columns[key]
+        return stop - start
+
+    def _split(self, blocks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One episode's per-dtype blocks of shape (steps, width) as per-key views of shape (steps, *spec.shape)."""
+        length = next(iter(blocks.values())).shape[0]
+        return {
+            key: blocks[dtype][:, start:stop].reshape(length, *self.key_specs[key].shape)
+            for key, (dtype, start, stop) in self._columns.items()
+        }
+
+    def _restart(self, host_ids: np.ndarray) -> None:
         self._host_lengths[host_ids] = 0
 
     def _device_ids(self, env_ids: EnvIds) -> torch.Tensor:
@@ -226,15 +277,37 @@ class EpisodeCollector:
 
 def nonfinite_envs(step: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Boolean mask of shape (num_envs,): envs with a NaN or an infinity in any floating-point value of ``step``."""
-    masks = [
-        ~torch.isfinite(value).reshape(value.shape[0], -1).all(dim=1)
-        for value in step.values()
-        if value.is_floating_point()
-    ]
-    if not masks:
-        first = next(iter(step.values()))
-        return torch.zeros(first.shape[0], dtype=torch.bool, device=first.device)
-    return torch.stack([mask.to(masks[0].device) for mask in masks]).any(dim=0)
+    first = next(iter(step.values()))
+    bad = torch.zeros(first.shape[0], dtype=torch.bool, device=first.device)
+    for value in step.values():
+        if value.is_floating_point():
+            bad |= _nonfinite_rows(value.reshape(value.shape[0], math.prod(value.shape[1:]))).to(bad.device)
+    return bad
+
+
+SERIAL_ELEMENTS = 32768
+"""ATen's grain size: a CPU operation on fewer elements runs on the calling thread. A larger one wakes torch's
+worker threads, which costs milliseconds on a loaded machine (measured with the other core busy: 6 ms for one sum
+over 256 x 245 values, 0.03 ms for a sum over 100 x 245)."""
+
+
+def _nonfinite_rows(values: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of shape (rows,): rows of the 2-d ``values`` holding a NaN or an infinity."""
+    rows_per_chunk = max(1, SERIAL_ELEMENTS // max(1, values.shape[1]))
+    # x * 0 is 0 for a finite x and NaN for NaN or +-inf: a sum per row instead of a boolean reduction (3x slower)
+    return torch.cat([torch.isnan((chunk * 0).sum(dim=1)) for chunk in values.split(rows_per_chunk)])
+
+
+def _columns(key_specs: Mapping[str, KeySpec]) -> dict[str, tuple[str, int, int]]:
+    """Where each key lies in the buffers: (dtype, first column, column after the last), keys of one dtype side by
+    side in the order of ``key_specs``."""
+    widths: dict[str, int] = {}
+    columns = {}
+    for key, spec in key_specs.items():
+        start = widths.get(spec.dtype, 0)
+        widths[spec.dtype] = start + math.prod(spec.shape)
+        columns[key] = (spec.dtype, start, widths[spec.dtype])
+    return columns
 
 
 def _rows(values: torch.Tensor, ids: torch.Tensor, num_envs: int, name: str) -> torch.Tensor:

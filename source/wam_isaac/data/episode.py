@@ -45,7 +45,7 @@ class PackedEpisode:
     """
 
     def __init__(self, episode: Episode) -> None:
-        self.arrays = [np.asarray(array, order="C") for array in (*episode.data.values(), *episode.dr.values())]
+        self.arrays = [np.asarray(array) for array in (*episode.data.values(), *episode.dr.values())]
         header = pickle.dumps(
             (
                 list(episode.data),
@@ -63,11 +63,14 @@ class PackedEpisode:
         """Size of the packed episode [bytes]."""
 
     def copy_into(self, buffer: memoryview) -> None:
-        """Write the packed episode to the first :attr:`nbytes` bytes of ``buffer`` (one copy per array)."""
+        """Write the packed episode to the first :attr:`nbytes` bytes of the writable ``buffer`` (one copy per
+        array, strided or not)."""
         offset = len(self.header)
         buffer[:offset] = self.header
         for array in self.arrays:
-            buffer[offset : offset + array.nbytes] = array.reshape(-1).view(np.uint8)
+            if array.size:
+                destination = np.frombuffer(buffer, array.dtype, count=array.size, offset=offset)
+                np.copyto(destination.reshape(array.shape), array)
             offset += array.nbytes
 
 

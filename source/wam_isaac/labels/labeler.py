@@ -96,6 +96,8 @@ class Labeler:
         self._shapes = {
             k: v for k, v in self._shapes.items() if v is not None and k not in self.cfg.penetration_exclude
         }
+        self._end_effector_body: int | None = None
+        """Index of the end effector's body in its articulation, looked up once (a name match costs every step)."""
 
     # -- public ----------------------------------------------------------------------------------------------------
 
@@ -268,7 +270,9 @@ class Labeler:
             return {}
         robot_name, body_name = cfg.end_effector
         robot = self.env.scene[robot_name]
-        body = robot.find_bodies([body_name])[0][0]
+        if self._end_effector_body is None:
+            self._end_effector_body = robot.find_bodies([body_name])[0][0]
+        body = self._end_effector_body
         ee_pos, ee_quat = robot.data.body_link_pos_w.torch[:, body], robot.data.body_link_quat_w.torch[:, body]
         obj = self.env.scene[cfg.object_name].data
         obj_pos, obj_quat = obj.root_link_pos_w.torch, obj.root_link_quat_w.torch

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..data import DatasetWriter, EpisodeCollector, key_specs_from_example, nonfinite_envs
+from ..data import DatasetWriter, EpisodeCollector, key_specs_from_example
 from ..envs.dr import read_dr_params
 from ..labels.labeler import Labeler, LabelerCfg
 
@@ -166,13 +166,14 @@ class RolloutDriver:
                 if collector is None:
                     collector, writer = self._open(data, stack)
                 collector.add_step(data)
-                bad = nonfinite_envs(data)
+                bad = collector.last_step_nonfinite()
                 finished = done & ~bad
-                if finished.any():
+                any_finished, any_bad = bool(finished.any()), bool(bad.any())
+                if any_finished:
                     self._finish(collector, writer, stats, finished, episode_success(env, terminated, truncated))
-                if bad.any():
+                if any_bad:
                     obs = self._drop(collector, writer, stats, bad)
-                if finished.any() or bad.any():
+                if any_finished or any_bad:
                     collector.begin(finished | bad, seeds=self.seed, dr_params=read_dr_params(env))
                 if progress is not None:
                     progress(step + 1, stats)

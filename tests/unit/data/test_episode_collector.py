@@ -103,3 +103,24 @@ def test_nonfinite_envs_flags_nan_and_inf_rows():
     values["obs/policy"][1, 0] = float("nan")
     values["obs/policy"][3, 1] = float("-inf")
     assert nonfinite_envs(values).tolist() == [False, True, False, True]
+
+
+def test_last_step_nonfinite_matches_nonfinite_envs_of_that_step():
+    specs = {**SPECS, "states/q": KeySpec((2, 2), "float64"), "states/empty": KeySpec((0,))}
+    collector = EpisodeCollector(4, specs, max_episode_length=3)
+    for g in range(5):  # wraps around the 3-slot ring; a NaN at step 3 must not be reported at step 4
+        values = {**step(g, 4), "states/q": torch.full((4, 2, 2), float(g), dtype=torch.float64),
+                  "states/empty": torch.zeros(4, 0)}  # fmt: skip
+        if g == 3:
+            values["states/q"][2, 1, 0] = float("inf")
+            values["obs/policy"][0, 1] = float("nan")
+        collector.add_step(values)
+        assert collector.last_step_nonfinite().tolist() == nonfinite_envs(values).tolist()
+        assert collector.last_step_nonfinite().tolist() == ([True, False, True, False] if g == 3 else [False] * 4)
+        if g == 1:
+            collector.finish([0, 1, 2, 3], torch.zeros(4, dtype=torch.bool))
+    (episode,) = collector.finish([1], torch.zeros(4, dtype=torch.bool))
+    assert (
+        episode.data["states/q"][:, 0, 0].tolist() == [2.0, 3.0, 4.0] and episode.data["states/q"].dtype == np.float64
+    )
+    assert episode.data["states/empty"].shape == (3, 0)

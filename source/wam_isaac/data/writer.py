@@ -86,9 +86,12 @@ class DatasetWriter:
         compression: HDF5 filter of the per-step datasets: ``"gzip"``, ``"lzf"`` or None.
         compression_level: gzip level 0-9 (None: 1, fast); must be None for the other filters.
         chunk_steps: HDF5 chunk length along time [steps]; a window read decompresses the chunks it touches.
-        max_queued_episodes: episodes in flight between the caller and the writing process, at most.
-        max_queued_bytes: size of the shared memory the episodes in flight are copied to [bytes]; an episode
-            larger than this is piped instead (slower).
+        max_queued_episodes: episodes in flight between the caller and the writing process, at most. Parallel
+            envs end their episodes in waves (envs reset together time out together): a queue that holds a wave
+            lets the writing process work it off while the simulation runs on, instead of stalling it (measured on
+            WAM-Push-Cube, 256 envs: 23 ms of waiting per step with 32, none with 1024).
+        max_queued_bytes: size of the shared memory the episodes in flight are copied to [bytes]; what bounds the
+            queue's memory. An episode larger than this is piped instead (slower).
         overwrite: replace the dataset in a non-empty ``out_dir``.
         env_args: robomimic's ``env_args`` (``env_name``, ``type``, ``env_kwargs``); default names the task.
 
@@ -112,8 +115,8 @@ class DatasetWriter:
         compression: str | None = "gzip",
         compression_level: int | None = None,
         chunk_steps: int = 256,
-        max_queued_episodes: int = 32,
-        max_queued_bytes: int = 32 * 2**20,
+        max_queued_episodes: int = 1024,
+        max_queued_bytes: int = 64 * 2**20,
         overwrite: bool = False,
         env_args: Mapping[str, Any] | None = None,
     ) -> None:

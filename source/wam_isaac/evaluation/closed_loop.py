@@ -7,9 +7,10 @@ resets it inside ``env.step`` and returns its first observation), its window is 
 step, previous actions 0 (what the start of an episode looks like in training: ``a_{-1} = 0``).
 
 Reported over the first ``episodes`` episodes to end, each env contributing at most its first
-``ceil(episodes / num_envs)`` (so short episodes, often the successful ones, are not over-counted): success rate (the task's ``success`` termination, as
-:func:`wam_isaac.rollout.driver.episode_success` decides it), mean return and length, action smoothness
-(mean ``|a_t - a_{t-1}|`` over the entries of consecutive actions within an episode) and limit compliance (fraction
+``ceil(episodes / num_envs)`` (so short episodes, often the successful ones, are not over-counted): success rate
+(the task's ``success`` termination, as :func:`wam_isaac.rollout.driver.episode_success` decides it), mean return
+and length, action smoothness (mean ``|a_t - a_{t-1}|`` over the entries of consecutive actions within an episode)
+and limit compliance (fraction
 of action entries within ``[-1, 1]``).
 """
 

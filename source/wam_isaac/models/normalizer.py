@@ -38,10 +38,6 @@ class Normalizer(nn.Module):
         """``y * std + mean``: back to physical units."""
         return y * self.std + self.mean
 
-    def scale(self, y: torch.Tensor) -> torch.Tensor:
-        """``y * std``: a normalized difference back to physical units (no offset)."""
-        return y * self.std
-
 
 class Normalizers(nn.Module):
     """Every normalizer a WAM needs.

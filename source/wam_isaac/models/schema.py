@@ -79,8 +79,8 @@ class WamSchema:
         state = {key: list(entry["shape"]) for key, entry in keys.items() if key.startswith(STATE_PREFIX)}
         if not state:
             raise SchemaError(
-                f"dataset of task {manifest.get('task_id', '?')} has no '{STATE_PREFIX}*' keys: regenerate it with a task"
-                " that declares a world_model observation group (wam generate)"
+                f"dataset of task {manifest.get('task_id', '?')} has no '{STATE_PREFIX}*' keys: regenerate it with a"
+                " task that declares a world_model observation group (wam generate)"
             )
         if ACTION_KEY not in keys:
             raise SchemaError("dataset has no 'actions' key")

@@ -12,12 +12,10 @@ from torch import nn
 
 from ..data.manifest import load_manifest
 from ..data.reader import split_by_episode
-from ..models.config import ModelCfg, TrunkCfg
 from ..models.schema import WamSchema
 from ..models.wam import build_model
 from .checkpoint import load_checkpoint
 from .config import TrainModelCfg
-from .objectives import LossCfg
 from .sequences import SequenceTable
 from .trainer import Trainer, fit_normalizers
 
@@ -90,16 +88,3 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     model = build_model(WamSchema.from_dict(payload["schema"]), cfg.model)
     model.load_state_dict(payload["model"])
     return model.to(device).eval(), cfg, payload
-
-
-__all__ = [
-    "LossCfg",
-    "ModelCfg",
-    "TrunkCfg",
-    "config_from_dict",
-    "dataset_schema",
-    "load_model",
-    "load_tables",
-    "make_trainer",
-    "save_config",
-]

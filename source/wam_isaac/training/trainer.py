@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -237,8 +236,3 @@ def world_model_of_first(model: nn.Module) -> WorldModel:
     the model itself."""
     inner = world_model_of(model)
     return inner.members[0] if hasattr(inner, "members") else inner
-
-
-def config_dict(cfg: TrainModelCfg) -> dict[str, Any]:
-    """The configuration as a plain dict."""
-    return asdict(cfg)

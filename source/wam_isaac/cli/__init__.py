@@ -8,6 +8,7 @@ Bad input ends in a one-line ``wam: error: ...`` and exit code 2, never a traceb
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .errors import UsageError
@@ -46,4 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     except UsageError as error:
         print(f"wam {args.command}: error: {error}", file=sys.stderr)
         raise SystemExit(error.exit_code) from None
+    except BrokenPipeError:
+        # the reader of the output went away (`wam inspect D | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(141) from None
     raise SystemExit(code or 0)

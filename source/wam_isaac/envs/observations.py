@@ -1,5 +1,6 @@
 """Observation terms for the privileged (``critic``) group: the physical parameters domain randomization gave
-each environment. Pure functions ``f(env, ...) -> Tensor`` as Isaac Lab's own terms."""
+each environment. Pure functions ``f(env, ...) -> Tensor`` as Isaac Lab's own terms. And the group type of what a
+WAM predicts and is conditioned on (:class:`TermByTermGroupCfg`)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,24 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from isaaclab.managers import ManagerTermBase, ObservationTermCfg, SceneEntityCfg
+from isaaclab.managers import ManagerTermBase, ObservationGroupCfg, ObservationTermCfg, SceneEntityCfg
+from isaaclab.utils import configclass
 
 if TYPE_CHECKING:
     from isaaclab.envs import ManagerBasedEnv
 
     from .actions import ActuationRandomizedAction
+
+
+@configclass
+class TermByTermGroupCfg(ObservationGroupCfg):
+    """An exact observation group whose terms stay separate, so that ``wam generate`` stores each one as
+    ``obs/<group>/<term>``: the tasks' ``world_model`` group (the physical state a world model predicts) and
+    ``instruction`` group (what it is conditioned on)."""
+
+    def __post_init__(self):
+        self.enable_corruption = False
+        self.concatenate_terms = False
 
 
 def body_mass(env: ManagerBasedEnv, asset_cfg: SceneEntityCfg = SceneEntityCfg("robot")) -> torch.Tensor:

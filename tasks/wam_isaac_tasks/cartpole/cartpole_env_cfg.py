@@ -83,17 +83,13 @@ class ObservationsCfg:
             self.concatenate_terms = True
 
     @configclass
-    class WorldModelCfg(ObsGroup):
+    class WorldModelCfg(wam_obs.TermByTermGroupCfg):
         """The physical state a world model predicts (exact, stored term by term)."""
 
         joint_pos = ObsTerm(func=mdp.joint_pos)
         """Cart position [m] and pole angle [rad], 2."""
         joint_vel = ObsTerm(func=mdp.joint_vel)
         """Cart speed [m/s] and pole rate [rad/s], 2."""
-
-        def __post_init__(self):
-            self.enable_corruption = False
-            self.concatenate_terms = False
 
     policy: PolicyCfg = PolicyCfg()
     critic: CriticCfg = CriticCfg()

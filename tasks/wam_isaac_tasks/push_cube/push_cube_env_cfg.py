@@ -134,7 +134,7 @@ class ObservationsCfg:
             self.concatenate_terms = True
 
     @configclass
-    class WorldModelCfg(ObsGroup):
+    class WorldModelCfg(wam_obs.TermByTermGroupCfg):
         """The physical state a world model predicts (exact, env frame, stored term by term)."""
 
         joint_pos = ObsTerm(func=mdp.joint_pos, params={"asset_cfg": ARM})
@@ -150,20 +150,12 @@ class ObservationsCfg:
         cube_ang_vel = ObsTerm(func=mdp.root_ang_vel_w, params={"asset_cfg": CUBE})
         """Cube angular velocity in the world frame [rad/s], 3."""
 
-        def __post_init__(self):
-            self.enable_corruption = False
-            self.concatenate_terms = False
-
     @configclass
-    class InstructionCfg(ObsGroup):
+    class InstructionCfg(wam_obs.TermByTermGroupCfg):
         """What the agent is asked to do: the goal (a WAM conditions on it; it is not predicted)."""
 
         goal = ObsTerm(func=mdp.generated_commands, params={"command_name": "goal"})
         """Goal (x, y) in the env frame [m], 2."""
-
-        def __post_init__(self):
-            self.enable_corruption = False
-            self.concatenate_terms = False
 
     policy: PolicyCfg = PolicyCfg()
     critic: CriticCfg = CriticCfg()

@@ -138,7 +138,7 @@ class ObservationsCfg:
             self.concatenate_terms = True
 
     @configclass
-    class WorldModelCfg(ObsGroup):
+    class WorldModelCfg(wam_obs.TermByTermGroupCfg):
         """The physical state a world model predicts (exact, env frame, stored term by term)."""
 
         base_pos = ObsTerm(func=mdp.root_pos_w)
@@ -154,20 +154,12 @@ class ObservationsCfg:
         joint_vel = ObsTerm(func=mdp.joint_vel)
         """Joint speeds [rad/s], 12."""
 
-        def __post_init__(self):
-            self.enable_corruption = False
-            self.concatenate_terms = False
-
     @configclass
-    class InstructionCfg(ObsGroup):
+    class InstructionCfg(wam_obs.TermByTermGroupCfg):
         """What the robot is asked to do: the velocity command (a WAM conditions on it; it is not predicted)."""
 
         base_velocity = ObsTerm(func=mdp.generated_commands, params={"command_name": "base_velocity"})
         """(v_x [m/s], v_y [m/s], yaw rate [rad/s]) in the base's heading frame, 3."""
-
-        def __post_init__(self):
-            self.enable_corruption = False
-            self.concatenate_terms = False
 
     policy: PolicyCfg = PolicyCfg()
     critic: CriticCfg = CriticCfg()

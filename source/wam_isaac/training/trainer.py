@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from ..models.wam import world_model_of
-from ..models.world_model import WorldModel
 from .checkpoint import rng_state, save_checkpoint, set_rng_state
 from .config import TrainModelCfg
+from .metrics import forecast, horizon_errors
 from .objectives import model_loss
 from .sequences import Sequences, SequenceTable
 
@@ -41,23 +41,6 @@ def fit_normalizers(model: nn.Module, table: SequenceTable) -> None:
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The shuffle generator of an epoch: a function of (seed, epoch) only, so resuming replays the same order."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-
-
-@torch.no_grad()
-def rollout_errors(model: WorldModel, batch: Sequences, history: int, horizons: list[int]) -> dict[str, torch.Tensor]:
-    """Normalized RMSE of the autoregressive rollout (mean prediction) at each horizon, per state term and overall.
-
-    The error of a dimension is divided by that dimension's standard deviation in the training data, so 1.0 means
-    "as far off as a random state". Returns ``{"all": (len(horizons),), "<term>": (len(horizons),)}``.
-    """
-    rollout = model.rollout(batch.states, batch.instruction, batch.actions, history)
-    scaled = (rollout.states - batch.states[:, history:]) / model.normalizers.state.std
-    index = torch.tensor([k - 1 for k in horizons], device=scaled.device)
-    at = scaled.index_select(1, index)  # (B, K, S)
-    errors = {"all": at.square().mean(dim=(0, 2)).sqrt()}
-    for term in model.schema.state_slices():
-        errors[term.name] = at[..., term.start : term.stop].square().mean(dim=(0, 2)).sqrt()
-    return errors
 
 
 class Trainer:
@@ -81,6 +64,7 @@ class Trainer:
         log: Callable[[str], None] | None = print,
     ) -> None:
         self.cfg, self.model = cfg, model
+        self.schema = world_model_of(model).schema
         self.train_table, self.val_table = train_table, val_table
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.log = log or (lambda line: None)
@@ -146,9 +130,11 @@ class Trainer:
             figures.update({name: float(value) for name, value in terms.items()})
         long = self._val_batch(cfg.history + max(horizons)) if horizons else None
         if long is not None:
-            errors = rollout_errors(world_model_of_first(self.model), long, cfg.history, horizons)
+            predicted, _, _ = forecast(self.model, long.states, long.instruction, long.actions, cfg.history)
+            std = world_model_of(self.model).normalizers.state.std
+            errors = horizon_errors(predicted, long.states[:, cfg.history :], std, self.schema, horizons)
             for name, values in errors.items():
-                for k, value in zip(horizons, values.tolist(), strict=False):
+                for k, value in zip(horizons, values, strict=True):
                     figures[f"nrmse@{k}" if name == "all" else f"nrmse@{k}/{name}"] = value
         return figures
 
@@ -199,7 +185,7 @@ class Trainer:
 
         return {
             "config": OmegaConf.to_container(OmegaConf.structured(self.cfg)),
-            "schema": world_model_of_first(self.model).schema.to_dict(),
+            "schema": self.schema.to_dict(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -229,10 +215,3 @@ class Trainer:
     def close(self) -> None:
         if self._events is not None:
             self._events.close()
-
-
-def world_model_of_first(model: nn.Module) -> WorldModel:
-    """The world model to evaluate rollouts with: an ensemble's first member, a cascaded WAM's world model, or
-    the model itself."""
-    inner = world_model_of(model)
-    return inner.members[0] if hasattr(inner, "members") else inner

@@ -117,8 +117,9 @@ def joint_loss(model: JointWAM, batch: Sequences, history: int, cfg: LossCfg):
     """World-model loss + behaviour cloning at every step + n-step value regression, on one shared trunk."""
     total, terms = world_model_loss(model, batch, history, cfg)
     features, _ = model.encode(model.tokens(batch.states, batch.instruction, previous_actions(batch.actions)))
-    terms["action_nll"] = action_nll(model.policy(features), batch.actions, model.normalizers.action.std)
-    terms["action_mse"] = (model.policy(features).mean - batch.actions).square().mean()
+    policy = model.policy(features)
+    terms["action_nll"] = action_nll(policy, batch.actions, model.normalizers.action.std)
+    terms["action_mse"] = (policy.mean - batch.actions).square().mean()
     values = model.value(features)[..., 0]
     terms["value"] = (values - value_targets(model, batch, values.detach(), cfg.gamma)).square().mean()
     total = total + cfg.action_weight * terms["action_nll"] + cfg.value_weight * terms["value"]

@@ -5,17 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from cube_dataset import LENGTHS, tiny_config, write_cube_dataset
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One intra-op thread (the machine is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -22,11 +22,8 @@ def smooth_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _single_thread_and_restore_determinism():
-    """One intra-op thread (the machine is shared); undo ``deterministic=True`` runs' global switch afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _restore_determinism():
+    """Undo ``deterministic=True`` runs' global switch afterwards."""
     yield
-    torch.set_num_threads(threads)
     if torch.are_deterministic_algorithms_enabled():  # the switch costs seconds on its first call: only if set
         torch.use_deterministic_algorithms(False)

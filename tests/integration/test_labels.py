@@ -77,7 +77,7 @@ def test_passive_cartpole_energy_is_conserved(cartpole):
     labeler = Labeler(env, LabelerCfg(horizons=(1,)))
     env.reset()
     labeler.reset()
-    start = labeler._energy.clone()
+    start = labeler._energy_prev.clone()
     total_change = torch.zeros(4)
     for _ in range(15):
         env.step(torch.zeros(4, 1))

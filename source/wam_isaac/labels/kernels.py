@@ -41,6 +41,27 @@ def quat_log(q: wp.quat) -> wp.vec3:
     return v * (angle / s)
 
 
+@wp.func
+def rotation_delta(q_prev: wp.quat, q_now: wp.quat) -> wp.vec3:
+    """Rotation vector [rad] of ``q_prev^-1 q_now``: the rotation from the earlier orientation, in its frame."""
+    return quat_log(wp.mul(wp.quat_inverse(q_prev), q_now))
+
+
+@wp.func
+def joint_position_delta(q_prev: float, q_now: float, wrap: int) -> float:
+    """``q_now - q_prev``, wrapped to (-pi, pi] when ``wrap != 0`` (an unlimited revolute joint crossing +-pi)."""
+    d = q_now - q_prev
+    if wrap != 0:
+        d = wp.atan2(wp.sin(d), wp.cos(d))
+    return d
+
+
+@wp.func
+def history_slot(now: int, k: int, depth: int) -> int:
+    """Ring-buffer slot of the state ``k`` steps before slot ``now`` (``0 < k < depth``)."""
+    return (now + depth - k) % depth
+
+
 @wp.kernel
 def pose_delta_kernel(
     pos_prev: wp.array2d(dtype=wp.vec3),
@@ -63,7 +84,7 @@ def pose_delta_kernel(
     delta = pos_now[env, pose] - pos_prev[env, pose]
     dpos_world[env, pose] = delta
     dpos_local[env, pose] = wp.quat_rotate_inv(q0, delta)
-    drot[env, pose] = quat_log(wp.mul(wp.quat_inverse(q0), quat_now[env, pose]))
+    drot[env, pose] = rotation_delta(q0, quat_now[env, pose])
 
 
 @wp.kernel
@@ -105,10 +126,7 @@ def joint_delta_kernel(
     """Joint position and velocity changes, shape (num_envs, num_joints). For joints with ``wrap[j] != 0``
     (unlimited revolute joints) the position change is wrapped to (-pi, pi]: crossing +-pi is a small step."""
     env, joint = wp.tid()
-    d = q_now[env, joint] - q_prev[env, joint]
-    if wrap[joint] != 0:
-        d = wp.atan2(wp.sin(d), wp.cos(d))
-    dq[env, joint] = d
+    dq[env, joint] = joint_position_delta(q_prev[env, joint], q_now[env, joint], wrap[joint])
     dqd[env, joint] = qd_now[env, joint] - qd_prev[env, joint]
 
 
@@ -247,4 +265,197 @@ def relative_pose_kernel(
     env = wp.tid()
     qa = quat_a[env]
     pos_b_in_a[env] = wp.quat_rotate_inv(qa, pos_b[env] - pos_a[env])
-    rot_b_in_a[env] = quat_log(wp.mul(wp.quat_inverse(qa), quat_b[env]))
+    rot_b_in_a[env] = rotation_delta(qa, quat_b[env])
+
+
+# -- kernels of the labeler's per-step path: they read the state history ring buffer and the simulator's buffers in
+# place, zero labels whose horizon spans a reset, and write into preallocated outputs (one launch per label group
+# instead of one per label, and no masking pass afterwards).
+
+
+@wp.kernel
+def root_history_delta_kernel(
+    pose: wp.array3d(dtype=wp.transform),
+    velocity: wp.array3d(dtype=wp.spatial_vector),
+    horizons: wp.array(dtype=wp.int32),
+    now: int,
+    steps_in_episode: wp.array(dtype=wp.int64),
+    # outputs
+    valid: wp.array2d(dtype=wp.float32),
+    dpos_world: wp.array3d(dtype=wp.vec3),
+    dpos_local: wp.array3d(dtype=wp.vec3),
+    drot: wp.array3d(dtype=wp.vec3),
+    dlin_vel_body: wp.array3d(dtype=wp.vec3),
+    dang_vel_body: wp.array3d(dtype=wp.vec3),
+):
+    """Root pose and body-frame velocity changes over each horizon, shape (num_horizons, num_envs, num_roots).
+
+    ``pose`` (world ``[p, q]``) and ``velocity`` (world ``[v, w]`` of the center of mass) are ring buffers of shape
+    (depth, num_envs, num_roots) whose slot ``now`` holds the current step. For horizon ``k = horizons[h]`` the
+    labels are those of :func:`pose_delta_kernel` and :func:`body_velocity_delta_kernel` between the slot ``k``
+    steps back and ``now``; ``valid[h, env]`` is 1 when the env's episode has lasted at least ``k`` steps, else 0
+    and every label of that env and horizon is 0 (it would span a reset).
+    """
+    h, env, root = wp.tid()
+    k = horizons[h]
+    ok = steps_in_episode[env] >= wp.int64(k)
+    if root == 0:
+        valid[h, env] = wp.where(ok, 1.0, 0.0)
+    zero = wp.vec3(0.0, 0.0, 0.0)
+    if not ok:
+        dpos_world[h, env, root] = zero
+        dpos_local[h, env, root] = zero
+        drot[h, env, root] = zero
+        dlin_vel_body[h, env, root] = zero
+        dang_vel_body[h, env, root] = zero
+        return
+    prev = history_slot(now, k, pose.shape[0])
+    q0 = wp.transform_get_rotation(pose[prev, env, root])
+    q1 = wp.transform_get_rotation(pose[now, env, root])
+    delta = wp.transform_get_translation(pose[now, env, root]) - wp.transform_get_translation(pose[prev, env, root])
+    dpos_world[h, env, root] = delta
+    dpos_local[h, env, root] = wp.quat_rotate_inv(q0, delta)
+    drot[h, env, root] = rotation_delta(q0, q1)
+    v0 = velocity[prev, env, root]
+    v1 = velocity[now, env, root]
+    lin0, lin1 = wp.spatial_top(v0), wp.spatial_top(v1)
+    ang0, ang1 = wp.spatial_bottom(v0), wp.spatial_bottom(v1)
+    dlin_vel_body[h, env, root] = wp.quat_rotate_inv(q1, lin1) - wp.quat_rotate_inv(q0, lin0)
+    dang_vel_body[h, env, root] = wp.quat_rotate_inv(q1, ang1) - wp.quat_rotate_inv(q0, ang0)
+
+
+@wp.kernel
+def joint_history_delta_kernel(
+    joints: wp.array4d(dtype=wp.float32),
+    wrap: wp.array(dtype=wp.int32),
+    horizons: wp.array(dtype=wp.int32),
+    now: int,
+    steps_in_episode: wp.array(dtype=wp.int64),
+    # outputs
+    dq: wp.array3d(dtype=wp.float32),
+    dqd: wp.array3d(dtype=wp.float32),
+):
+    """Joint position and velocity changes over each horizon, shape (num_horizons, num_envs, num_joints).
+
+    ``joints`` is a ring buffer of shape (depth, 2, num_envs, num_joints) (positions, then velocities) whose slot
+    ``now`` holds the current step; positions of joints with ``wrap[j] != 0`` are differenced on the circle (see
+    :func:`joint_delta_kernel`). Labels of an env whose episode is shorter than the horizon are 0.
+    """
+    h, env, joint = wp.tid()
+    k = horizons[h]
+    if steps_in_episode[env] < wp.int64(k):
+        dq[h, env, joint] = 0.0
+        dqd[h, env, joint] = 0.0
+        return
+    prev = history_slot(now, k, joints.shape[0])
+    dq[h, env, joint] = joint_position_delta(joints[prev, 0, env, joint], joints[now, 0, env, joint], wrap[joint])
+    dqd[h, env, joint] = joints[now, 1, env, joint] - joints[prev, 1, env, joint]
+
+
+@wp.kernel
+def actuator_work_history_kernel(
+    torque: wp.array2d(dtype=wp.float32),
+    joints: wp.array4d(dtype=wp.float32),
+    now: int,
+    dt: float,
+    steps_in_episode: wp.array(dtype=wp.int64),
+    accumulate: int,
+    # outputs
+    work: wp.array(dtype=wp.float32),
+):
+    """Actuator work over the last step [J], shape (num_envs,), as :func:`actuator_work_kernel` with the joint
+    velocities read from the ring buffer ``joints`` (depth, 2, num_envs, num_joints) at slots ``now - 1`` and
+    ``now``. Added to ``work`` when ``accumulate != 0`` (several robots); 0 on an episode's first step."""
+    env = wp.tid()
+    if steps_in_episode[env] < wp.int64(1):
+        work[env] = 0.0
+        return
+    prev = history_slot(now, 1, joints.shape[0])
+    total = float(0.0)  # noqa: UP018 (a mutable Warp local needs the constructor)
+    for joint in range(torque.shape[1]):
+        total += torque[env, joint] * 0.5 * (joints[prev, 1, env, joint] + joints[now, 1, env, joint])
+    done = total * dt
+    if accumulate != 0:
+        done = work[env] + done
+    work[env] = done
+
+
+@wp.kernel
+def body_energy_kernel(
+    com_pose: wp.array2d(dtype=wp.transform),
+    com_vel: wp.array2d(dtype=wp.spatial_vector),
+    mass: wp.array2d(dtype=wp.float32),
+    inertia: wp.array3d(dtype=wp.float32),
+    gravity: wp.vec3,
+    accumulate: int,
+    # outputs
+    kinetic: wp.array(dtype=wp.float32),
+    potential: wp.array(dtype=wp.float32),
+):
+    """Kinetic and potential energy [J] of one asset's bodies, shape (num_envs,), as in
+    :func:`mechanical_energy_kernel`; added to ``kinetic`` and ``potential`` when ``accumulate != 0`` (body after
+    body, so summing the assets one launch each gives the same floats as one sum over all their bodies).
+
+    Inputs are Isaac Lab's body center-of-mass poses ``[p, q]`` and velocities ``[v, w]`` (world frame), masses
+    [kg] and inertias about the center of mass in its frame, flattened row-major to 9 [kg m^2].
+    """
+    env = wp.tid()
+    ke = float(0.0)  # noqa: UP018 (a mutable Warp local needs the constructor)
+    pe = float(0.0)  # noqa: UP018 (a mutable Warp local needs the constructor)
+    if accumulate != 0:
+        ke = kinetic[env]
+        pe = potential[env]
+    for body in range(mass.shape[1]):
+        m = mass[env, body]
+        pose = com_pose[env, body]
+        v = wp.spatial_top(com_vel[env, body])
+        w_body = wp.quat_rotate_inv(wp.transform_get_rotation(pose), wp.spatial_bottom(com_vel[env, body]))
+        i = inertia[env, body]
+        inertia_body = wp.mat33(i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7], i[8])
+        ke += 0.5 * m * wp.dot(v, v) + 0.5 * wp.dot(w_body, inertia_body * w_body)
+        pe -= m * wp.dot(gravity, wp.transform_get_translation(pose))
+    kinetic[env] = ke
+    potential[env] = pe
+
+
+@wp.kernel
+def energy_change_kernel(
+    kinetic: wp.array(dtype=wp.float32),
+    potential: wp.array(dtype=wp.float32),
+    steps_in_episode: wp.array(dtype=wp.int64),
+    # outputs
+    energy: wp.array(dtype=wp.float32),
+    energy_delta: wp.array(dtype=wp.float32),
+    energy_prev: wp.array(dtype=wp.float32),
+):
+    """Mechanical energy ``kinetic + potential`` [J] and its change since ``energy_prev`` (0 on an episode's first
+    step), shape (num_envs,); ``energy_prev`` is read, then overwritten with the energy (the next step's start)."""
+    env = wp.tid()
+    total = kinetic[env] + potential[env]
+    energy[env] = total
+    energy_delta[env] = wp.where(steps_in_episode[env] >= wp.int64(1), total - energy_prev[env], 0.0)
+    energy_prev[env] = total
+
+
+@wp.kernel
+def manipulation_kernel(
+    body_pose: wp.array2d(dtype=wp.transform),
+    end_effector: int,
+    object_pose: wp.array(dtype=wp.transform),
+    goal_pos: wp.array(dtype=wp.vec3),
+    # outputs
+    object_pos_in_ee: wp.array(dtype=wp.vec3),
+    object_rotvec_in_ee: wp.array(dtype=wp.vec3),
+    goal_pos_in_object: wp.array(dtype=wp.vec3),
+):
+    """Relative poses of a manipulation task, shape (num_envs,): the object's pose in the end effector's frame
+    (body ``end_effector`` of ``body_pose``; position [m], rotation vector [rad], as :func:`relative_pose_kernel`)
+    and the goal's position in the object's frame [m]."""
+    env = wp.tid()
+    ee = body_pose[env, end_effector]
+    q_ee = wp.transform_get_rotation(ee)
+    p_object = wp.transform_get_translation(object_pose[env])
+    q_object = wp.transform_get_rotation(object_pose[env])
+    object_pos_in_ee[env] = wp.quat_rotate_inv(q_ee, p_object - wp.transform_get_translation(ee))
+    object_rotvec_in_ee[env] = rotation_delta(q_ee, q_object)
+    goal_pos_in_object[env] = wp.quat_rotate_inv(q_object, goal_pos[env] - p_object)

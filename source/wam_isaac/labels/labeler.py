@@ -5,6 +5,11 @@ of ``max(horizons) + 1`` steps) and launches the Warp kernels of :mod:`wam_isaac
 of Isaac Lab's asset data. Call :meth:`Labeler.reset` once after ``env.reset()`` and :meth:`Labeler.compute` after
 every ``env.step()``.
 
+Per step, each label group is one launch of a history kernel (:mod:`wam_isaac.labels.kernels`) replayed through
+:class:`~wam_isaac.labels.functional.RecordedLaunch` on buffers allocated once: Isaac Lab's state is read in place
+(``ProxyArray.warp``), the history and the labels are the labeler's own arrays, and labels spanning a reset are zeroed
+inside the kernels.
+
 Horizon labels look back: ``delta_<k>/...`` at step ``t`` describe ``s_t - s_{t-k}``, and ``delta_<k>/valid`` is 0
 when fewer than ``k`` steps of the current episode exist, so a label never spans a reset (its value is then 0).
 A world model's forecast target for step ``t`` is the label stored at ``t + k``.
@@ -16,10 +21,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+import warp as wp
 
 from isaaclab.assets import BaseArticulation
 
 from . import functional as F
+from . import kernels
 
 if TYPE_CHECKING:
     from isaaclab.envs import ManagerBasedRLEnv
@@ -64,6 +71,11 @@ def labeler_cfg_for(task: str, **overrides) -> LabelerCfg:
     return dataclasses.replace(cfg, **overrides)
 
 
+_ROOT_DELTAS = ("root_pos_w", "root_pos_b", "root_rotvec", "root_lin_vel_b", "root_ang_vel_b")
+"""Labels of the roots' changes over a horizon, in the order of :func:`kernels.root_history_delta_kernel`'s outputs."""
+_MANIPULATION = ("object_pos_in_ee", "object_rotvec_in_ee", "goal_pos_in_object")
+
+
 class Labeler:
     """Computes the labels of :class:`LabelerCfg` for every env of ``env``; see the module docstring."""
 
@@ -77,27 +89,38 @@ class Labeler:
         self.assets = {**env.scene.articulations, **env.scene.rigid_objects}
         """Assets whose roots are tracked (articulations first, then rigid objects, in scene order)."""
         self.robot_names = list(env.scene.articulations)
-        depth = max(self.cfg.horizons) + 1
-        num_roots = len(self.assets)
-        self._history = {
-            "pos": torch.zeros(depth, n, num_roots, 3, device=self.device),
-            "quat": torch.zeros(depth, n, num_roots, 4, device=self.device),
-            "lin_vel": torch.zeros(depth, n, num_roots, 3, device=self.device),
-            "ang_vel": torch.zeros(depth, n, num_roots, 3, device=self.device),
-        }
-        self._joint_history = {
-            name: torch.zeros(depth, 2, n, self.env.scene[name].num_joints, device=self.device)
-            for name in self.robot_names
-        }
-        self._wrap = {name: self._unlimited_revolute(self.env.scene[name]) for name in self.robot_names}
+        self._depth = max(self.cfg.horizons) + 1
+        """Slots of the history ring buffers: the current step and the ``max(horizons)`` before it."""
+        zeros = lambda *shape: torch.zeros(*shape, device=self.device)  # noqa: E731
+        self._root_pose = zeros(self._depth, n, len(self.assets), 7)
+        """History of the assets' root link poses ``[p, q]`` (world frame) [m], (depth, num_envs, num_roots, 7)."""
+        self._root_velocity = zeros(self._depth, n, len(self.assets), 6)
+        """History of their center-of-mass velocities ``[v, w]`` (world frame), (depth, num_envs, num_roots, 6)."""
+        self._joints = {name: zeros(self._depth, 2, n, env.scene[name].num_joints) for name in self.robot_names}
+        """History of each robot's joint positions and velocities, (depth, 2, num_envs, num_joints)."""
+        self._wrap = {name: self._unlimited_revolute(env.scene[name]) for name in self.robot_names}
         self._step = 0
-        self._energy = torch.zeros(n, device=self.device)
+        self._energy_prev = zeros(n)
+        """Mechanical energy [J] at the previous step, (num_envs,)."""
         self._shapes = {name: self._shape_table(asset) for name, asset in self.assets.items()}
         self._shapes = {
             k: v for k, v in self._shapes.items() if v is not None and k not in self.cfg.penetration_exclude
         }
-        self._end_effector_body: int | None = None
-        """Index of the end effector's body in its articulation, looked up once (a name match costs every step)."""
+        self._plane = zeros(n)
+        """Height [m] of the penetration plane per env (env origins may move, e.g. with a terrain curriculum)."""
+        self._goal = zeros(n, 3)
+        self._reset_energy = (zeros(n), zeros(n))
+        """Kinetic and potential energy [J] of a partial reset, apart from the labels of the step."""
+        self._end_effector_body = None
+        if self.cfg.end_effector is not None and self.cfg.object_name is not None:
+            robot_name, body_name = self.cfg.end_effector
+            self._end_effector_body = env.scene[robot_name].find_bodies([body_name])[0][0]
+        self._warp: dict[str, wp.array] = {}
+        """Warp views of the history, label and scratch buffers, made once."""
+        self._labels = self._allocate_labels()
+        """The label buffers, keyed as :meth:`compute` returns them (flags excepted)."""
+        self._launches: dict[str, F.RecordedLaunch] = {}
+        self._episode_view: tuple[int, wp.array] | None = None
 
     # -- public ----------------------------------------------------------------------------------------------------
 
@@ -105,124 +128,204 @@ class Labeler:
         """Start the history from the current state: of every env after ``env.reset()`` (``env_ids`` None), or of
         ``env_ids`` after a reset outside ``env.step`` (e.g. the data driver resetting an env that blew up)."""
         if env_ids is None:
-            for slot in range(max(self.cfg.horizons) + 1):
+            for slot in range(self._depth):
                 self._push(slot)
             self._step = 0
-            self._energy = self._energies()["energy"]
+            self._body_energies("energy/kinetic", "energy/potential")
+            torch.add(self._labels["energy/kinetic"], self._labels["energy/potential"], out=self._energy_prev)
             return
-        self._push(self._step % (max(self.cfg.horizons) + 1), env_ids)
-        self._energy[env_ids] = self._energies()["energy"][env_ids]
+        self._push(self._step % self._depth, env_ids)
+        self._body_energies("kinetic_reset", "potential_reset")
+        kinetic, potential = self._reset_energy
+        self._energy_prev[env_ids] = (kinetic + potential)[env_ids]
 
     def compute(self) -> dict[str, torch.Tensor]:
-        """Labels of the current step (call after ``env.step()``); each tensor's first dimension is num_envs."""
+        """Labels of the current step (call after ``env.step()``); each tensor's first dimension is num_envs.
+
+        The tensors are the labeler's own buffers, overwritten by the next :meth:`compute` or :meth:`reset`: copy
+        what must outlive the step (the rollout driver's collector copies every label into its ring at once).
+        """
         self._step += 1
-        depth = max(self.cfg.horizons) + 1
-        now = self._step % depth
+        now = self._step % self._depth
         self._push(now)
-        steps_in_episode = self.env.episode_length_buf
-        labels: dict[str, torch.Tensor] = {}
-        for k in self.cfg.horizons:
-            labels.update(self._deltas(k, (self._step - k) % depth, now, steps_in_episode >= k))
-        labels.update(self._energy_labels(steps_in_episode >= 1))
-        labels.update(self._contact_labels())
-        labels.update(self._penetration_labels())
-        labels.update(self._manipulation_labels())
-        labels.update(self._flags())
+        steps_in_episode = self._steps_in_episode()
+        self._deltas(now, steps_in_episode)
+        self._energies(now, steps_in_episode)
+        self._contacts()
+        self._penetrations()
+        self._manipulation()
+        return {**self._labels, **self._flags()}
+
+    # -- buffers ---------------------------------------------------------------------------------------------------
+
+    def _buffer(self, key: str, tensor: torch.Tensor, dtype=wp.float32) -> torch.Tensor:
+        """Register ``tensor`` as one of the labeler's buffers, with its Warp view (trailing dimension as ``dtype``)."""
+        self._warp[key] = wp.from_torch(tensor, dtype=dtype)
+        return tensor
+
+    def _allocate_labels(self) -> dict[str, torch.Tensor]:
+        """Every label buffer in the order :meth:`compute` returns them, and the Warp views of all the buffers.
+        Multi-horizon labels are allocated whole (one kernel writes every horizon); each horizon's is a view."""
+        n, h, roots = self.env.num_envs, len(self.cfg.horizons), len(self.assets)
+        zeros = lambda *shape: torch.zeros(*shape, device=self.device)  # noqa: E731
+        buffer = self._buffer
+        buffer("root_pose", self._root_pose, wp.transform)
+        buffer("root_velocity", self._root_velocity, wp.spatial_vector)
+        buffer("horizons", torch.tensor(self.cfg.horizons, dtype=torch.int32, device=self.device), wp.int32)
+        buffer("energy_prev", self._energy_prev)
+        buffer("kinetic_reset", self._reset_energy[0])
+        buffer("potential_reset", self._reset_energy[1])
+        buffer("plane", self._plane)
+        buffer("goal", self._goal, wp.vec3)
+        valid = buffer("valid", zeros(h, n))
+        roots = {key: buffer(key, zeros(h, n, roots, 3), wp.vec3) for key in _ROOT_DELTAS}
+        joints = {}
+        for name in self.robot_names:
+            buffer(f"{name}/joints", self._joints[name])
+            buffer(f"{name}/wrap", self._wrap[name], wp.int32)
+            for key in ("joint_pos", "joint_vel"):
+                joints[f"{name}/{key}"] = buffer(f"{name}/{key}", zeros(h, n, self._joints[name].shape[-1]))
+        labels = {}
+        for index, k in enumerate(self.cfg.horizons):
+            labels[f"delta_{k}/valid"] = valid[index]
+            labels.update({f"delta_{k}/{key}": value[index] for key, value in roots.items()})
+            labels.update({f"delta_{k}/{key}": value[index] for key, value in joints.items()})
+        for key in ("kinetic", "potential", "total", "delta", "actuator_work"):
+            labels[f"energy/{key}"] = buffer(f"energy/{key}", zeros(n))
+        for name, sensor in self._contact_sensors().items():
+            bodies = sensor.data.net_forces_w.torch.shape[1]
+            for key in ("flag", "force"):
+                labels[f"contact/{name}/{key}"] = buffer(f"contact/{name}/{key}", zeros(n, bodies))
+        for name, table in self._shapes.items():
+            labels[f"penetration/{name}"] = buffer(f"penetration/{name}", zeros(n, table["body"].shape[0]))
+            for key, dtype in (("body", wp.int32), ("type", wp.int32), ("local", wp.transform), ("scale", wp.vec3)):
+                buffer(f"shape/{name}/{key}", table[key], dtype)
+        if self._end_effector_body is not None:
+            manipulation = {key: buffer(f"manipulation/{key}", zeros(n, 3), wp.vec3) for key in _MANIPULATION}
+            manipulation["object_to_goal_distance_xy"] = zeros(n)
+            if self.cfg.goal_command is None:  # the goal's position is computed (from zeros) but not returned
+                del manipulation["goal_pos_in_object"], manipulation["object_to_goal_distance_xy"]
+            labels.update({f"manipulation/{key}": value for key, value in manipulation.items()})
         return labels
+
+    def _launch(self, name: str, kernel, dim, inputs: list, outputs: list) -> None:
+        """Launch ``kernel`` through the recorded launch named ``name`` (made on first use)."""
+        launch = self._launches.get(name)
+        if launch is None:
+            launch = self._launches[name] = F.RecordedLaunch(kernel, dim, self.device)
+        launch(inputs, outputs)
+
+    def _steps_in_episode(self) -> wp.array:
+        """Warp view of the env's episode lengths [steps], (num_envs,) int64, re-made only if the buffer moved."""
+        buffer = self.env.episode_length_buf
+        if self._episode_view is None or self._episode_view[0] != buffer.data_ptr():
+            self._episode_view = (buffer.data_ptr(), wp.from_torch(buffer, dtype=wp.int64))
+        return self._episode_view[1]
 
     # -- history ---------------------------------------------------------------------------------------------------
 
-    def _push(self, slot: int, env_ids: torch.Tensor | slice = slice(None)) -> None:
-        """Write the current state of ``env_ids`` into history ``slot``."""
+    def _push(self, slot: int, env_ids: torch.Tensor | None = None) -> None:
+        """Write the current state of ``env_ids`` (every env if None) into history ``slot``."""
         for i, asset in enumerate(self.assets.values()):
-            data = asset.data
-            self._history["pos"][slot, env_ids, i] = data.root_link_pos_w.torch[env_ids]
-            self._history["quat"][slot, env_ids, i] = data.root_link_quat_w.torch[env_ids]
-            self._history["lin_vel"][slot, env_ids, i] = data.root_com_lin_vel_w.torch[env_ids]
-            self._history["ang_vel"][slot, env_ids, i] = data.root_com_ang_vel_w.torch[env_ids]
+            pose, velocity = asset.data.root_link_pose_w.torch, asset.data.root_com_vel_w.torch
+            if env_ids is None:
+                self._root_pose[slot, :, i] = pose
+                self._root_velocity[slot, :, i] = velocity
+            else:
+                self._root_pose[slot, env_ids, i] = pose[env_ids]
+                self._root_velocity[slot, env_ids, i] = velocity[env_ids]
         for name in self.robot_names:
             data = self.env.scene[name].data
-            self._joint_history[name][slot, 0, env_ids] = data.joint_pos.torch[env_ids]
-            self._joint_history[name][slot, 1, env_ids] = data.joint_vel.torch[env_ids]
+            if env_ids is None:
+                self._joints[name][slot, 0] = data.joint_pos.torch
+                self._joints[name][slot, 1] = data.joint_vel.torch
+            else:
+                self._joints[name][slot, 0, env_ids] = data.joint_pos.torch[env_ids]
+                self._joints[name][slot, 1, env_ids] = data.joint_vel.torch[env_ids]
 
-    def _deltas(self, k: int, prev: int, now: int, valid: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self._history
-        dpos_w, dpos_b, drot = F.pose_delta(h["pos"][prev], h["quat"][prev], h["pos"][now], h["quat"][now])
-        dlin, dang = F.body_velocity_delta(
-            h["quat"][prev],
-            h["lin_vel"][prev],
-            h["ang_vel"][prev],
-            h["quat"][now],
-            h["lin_vel"][now],
-            h["ang_vel"][now],
+    def _deltas(self, now: int, steps_in_episode: wp.array) -> None:
+        w, n, horizons = self._warp, self.env.num_envs, len(self.cfg.horizons)
+        self._launch(
+            "deltas/root",
+            kernels.root_history_delta_kernel,
+            (horizons, n, len(self.assets)),
+            [w["root_pose"], w["root_velocity"], w["horizons"], now, steps_in_episode],
+            [w["valid"], *(w[key] for key in _ROOT_DELTAS)],
         )
-        mask = valid.float()
-        out = {f"delta_{k}/valid": mask}
-        root = {
-            "root_pos_w": dpos_w,
-            "root_pos_b": dpos_b,
-            "root_rotvec": drot,
-            "root_lin_vel_b": dlin,
-            "root_ang_vel_b": dang,
-        }
-        for key, value in root.items():
-            out[f"delta_{k}/{key}"] = torch.where(valid[:, None, None], value, 0.0)
         for name in self.robot_names:
-            joints = self._joint_history[name]
-            dq, dqd = F.joint_delta(joints[prev, 0], joints[prev, 1], joints[now, 0], joints[now, 1], self._wrap[name])
-            out[f"delta_{k}/{name}/joint_pos"] = torch.where(valid[:, None], dq, 0.0)
-            out[f"delta_{k}/{name}/joint_vel"] = torch.where(valid[:, None], dqd, 0.0)
-        return out
+            self._launch(
+                f"deltas/{name}",
+                kernels.joint_history_delta_kernel,
+                (horizons, n, self._joints[name].shape[-1]),
+                [w[f"{name}/joints"], w[f"{name}/wrap"], w["horizons"], now, steps_in_episode],
+                [w[f"{name}/joint_pos"], w[f"{name}/joint_vel"]],
+            )
 
     # -- energy ----------------------------------------------------------------------------------------------------
 
-    def _energies(self) -> dict[str, torch.Tensor]:
-        parts = [
-            (
-                a.data.body_com_pos_w.torch,
-                a.data.body_com_quat_w.torch,
-                a.data.body_com_lin_vel_w.torch,
-                a.data.body_com_ang_vel_w.torch,
-                a.data.body_mass.torch,
-                a.data.body_inertia.torch,
+    def _body_energies(self, kinetic: str, potential: str) -> None:
+        """Kinetic and potential energy [J] of every asset's bodies, into the buffers named by the arguments."""
+        gravity = wp.vec3(*(float(g) for g in self.env.sim.cfg.gravity))
+        for index, (name, asset) in enumerate(self.assets.items()):
+            data = asset.data
+            self._launch(
+                f"energy/{kinetic}/{name}",
+                kernels.body_energy_kernel,
+                self.env.num_envs,
+                [
+                    data.body_com_pose_w.warp,
+                    data.body_com_vel_w.warp,
+                    data.body_mass.warp,
+                    data.body_inertia.warp,
+                    gravity,
+                    int(index > 0),
+                ],
+                [self._warp[kinetic], self._warp[potential]],
             )
-            for a in self.assets.values()
-        ]
-        stacked = [torch.cat(items, dim=1) for items in zip(*parts, strict=True)]
-        gravity = tuple(float(g) for g in self.env.sim.cfg.gravity)
-        return F.mechanical_energy(*stacked, gravity, self._energy)
 
-    def _energy_labels(self, valid: torch.Tensor) -> dict[str, torch.Tensor]:
-        energies = self._energies()
-        self._energy = energies["energy"]
-        labels = {
-            "energy/kinetic": energies["kinetic"],
-            "energy/potential": energies["potential"],
-            "energy/total": energies["energy"],
-            "energy/delta": torch.where(valid, energies["energy_delta"], 0.0),
-        }
-        work = torch.zeros(self.env.num_envs, device=self.device)
-        depth = max(self.cfg.horizons) + 1
-        prev, now = (self._step - 1) % depth, self._step % depth
-        for name in self.robot_names:
-            robot = self.env.scene[name]
-            joints = self._joint_history[name]
-            work += F.actuator_work(robot.data.applied_torque.torch, joints[prev, 1], joints[now, 1], self.env.step_dt)
-        labels["energy/actuator_work"] = torch.where(valid, work, 0.0)
-        return labels
+    def _energies(self, now: int, steps_in_episode: wp.array) -> None:
+        w = self._warp
+        self._body_energies("energy/kinetic", "energy/potential")
+        self._launch(
+            "energy/change",
+            kernels.energy_change_kernel,
+            self.env.num_envs,
+            [w["energy/kinetic"], w["energy/potential"], steps_in_episode],
+            [w["energy/total"], w["energy/delta"], w["energy_prev"]],
+        )
+        for index, name in enumerate(self.robot_names):
+            self._launch(
+                f"energy/work/{name}",
+                kernels.actuator_work_history_kernel,
+                self.env.num_envs,
+                [
+                    self.env.scene[name].data.applied_torque.warp,
+                    w[f"{name}/joints"],
+                    now,
+                    float(self.env.step_dt),
+                    steps_in_episode,
+                    int(index > 0),
+                ],
+                [w["energy/actuator_work"]],
+            )
 
     # -- contacts and penetration ----------------------------------------------------------------------------------
 
-    def _contact_labels(self) -> dict[str, torch.Tensor]:
+    def _contact_sensors(self) -> dict:
         from isaaclab.sensors import BaseContactSensor
 
-        labels = {}
-        for name, sensor in self.env.scene.sensors.items():
-            if isinstance(sensor, BaseContactSensor):
-                flag, force = F.contact(sensor.data.net_forces_w.torch, self.cfg.contact_threshold)
-                labels[f"contact/{name}/flag"] = flag
-                labels[f"contact/{name}/force"] = force
-        return labels
+        return {name: s for name, s in self.env.scene.sensors.items() if isinstance(s, BaseContactSensor)}
+
+    def _contacts(self) -> None:
+        for name, sensor in self._contact_sensors().items():
+            forces = sensor.data.net_forces_w.torch
+            self._launch(
+                f"contact/{name}",
+                kernels.contact_kernel,
+                tuple(forces.shape[:2]),
+                [F._vec(forces), float(self.cfg.contact_threshold)],
+                [self._warp[f"contact/{name}/flag"], self._warp[f"contact/{name}/force"]],
+            )
 
     def _shape_table(self, asset) -> dict[str, torch.Tensor] | None:
         """Collision shapes of ``asset`` (Newton backend): body index (Isaac Lab order), type, local pose, scale."""
@@ -252,40 +355,47 @@ class Labeler:
             "scale": as_tensor(scales[list(shapes)]),
         }
 
-    def _penetration_labels(self) -> dict[str, torch.Tensor]:
-        plane = self.env.scene.env_origins[:, 2] + self.cfg.plane_height
-        labels = {}
+    def _penetrations(self) -> None:
+        torch.add(self.env.scene.env_origins[:, 2], self.cfg.plane_height, out=self._plane)
+        w = self._warp
         for name, table in self._shapes.items():
-            pose = self.assets[name].data.body_link_pose_w.torch
-            labels[f"penetration/{name}"] = F.plane_penetration(
-                pose, table["body"], table["type"], table["local"], table["scale"], plane
+            self._launch(
+                f"penetration/{name}",
+                kernels.plane_penetration_kernel,
+                (self.env.num_envs, table["body"].shape[0]),
+                [
+                    self.assets[name].data.body_link_pose_w.warp,
+                    *(w[f"shape/{name}/{key}"] for key in ("body", "type", "local", "scale")),
+                    w["plane"],
+                ],
+                [w[f"penetration/{name}"]],
             )
-        return labels
 
     # -- manipulation and flags ------------------------------------------------------------------------------------
 
-    def _manipulation_labels(self) -> dict[str, torch.Tensor]:
+    def _manipulation(self) -> None:
         cfg = self.cfg
-        if cfg.end_effector is None or cfg.object_name is None:
-            return {}
-        robot_name, body_name = cfg.end_effector
-        robot = self.env.scene[robot_name]
         if self._end_effector_body is None:
-            self._end_effector_body = robot.find_bodies([body_name])[0][0]
-        body = self._end_effector_body
-        ee_pos, ee_quat = robot.data.body_link_pos_w.torch[:, body], robot.data.body_link_quat_w.torch[:, body]
+            return
         obj = self.env.scene[cfg.object_name].data
-        obj_pos, obj_quat = obj.root_link_pos_w.torch, obj.root_link_quat_w.torch
-        obj_in_ee, obj_rot_in_ee = F.relative_pose(ee_pos, ee_quat, obj_pos, obj_quat)
-        labels = {"manipulation/object_pos_in_ee": obj_in_ee, "manipulation/object_rotvec_in_ee": obj_rot_in_ee}
         if cfg.goal_command is not None:
-            goal = self.env.command_manager.get_term(cfg.goal_command).goal_pos_w
-            identity = torch.zeros_like(obj_quat)
-            identity[:, 3] = 1.0
-            goal_in_obj, _ = F.relative_pose(obj_pos, obj_quat, goal, identity)
-            labels["manipulation/goal_pos_in_object"] = goal_in_obj
-            labels["manipulation/object_to_goal_distance_xy"] = torch.linalg.norm((goal - obj_pos)[:, :2], dim=-1)
-        return labels
+            self._goal.copy_(self.env.command_manager.get_term(cfg.goal_command).goal_pos_w)
+            # in torch: its CPU norm rounds differently from sqrt(x^2 + y^2), and these labels predate the kernel
+            distance = self._labels["manipulation/object_to_goal_distance_xy"]
+            torch.linalg.vector_norm((self._goal - obj.root_link_pos_w.torch)[:, :2], dim=-1, out=distance)
+        w = self._warp
+        self._launch(
+            "manipulation",
+            kernels.manipulation_kernel,
+            self.env.num_envs,
+            [
+                self.env.scene[cfg.end_effector[0]].data.body_link_pose_w.warp,
+                int(self._end_effector_body),
+                obj.root_link_pose_w.warp,
+                w["goal"],
+            ],
+            [w[f"manipulation/{key}"] for key in _MANIPULATION],
+        )
 
     def _flags(self) -> dict[str, torch.Tensor]:
         manager = self.env.termination_manager

@@ -2,10 +2,10 @@
 
 A dataset directory holds ``manifest.json`` and complete shards ``shard_00000.h5``, ``shard_00001.h5``... A shard is
 written as ``.shard_00003.h5.tmp`` and renamed only once complete and synced; the manifest is replaced atomically
-after each completed shard and lists only complete shards. Schema (``schema_version`` 1)::
+after each completed shard and lists only complete shards, in shard order. Schema (``schema_version`` 2)::
 
     {
-      "schema_version": 1,
+      "schema_version": 2,
       "format": "wam_isaac.hdf5 (robomimic layout)",
       "task_id": "WAM-Push-Cube",
       "env_config_hash": "<sha256 of the env config>",
@@ -16,14 +16,17 @@ after each completed shard and lists only complete shards. Schema (``schema_vers
                "description": "..."}, "actions": {...}, "labels/contact_force": {...}, ...},
       "dr_keys": {"robot/body_mass": {"shape": [3], "dtype": "float32"}, ...},
       "shards": [{"name": "shard_00000.h5", "sha256": "...", "episodes": 100, "transitions": 25000,
-                  "successes": 61, "first_episode": 0, "episode_lengths": [250, ...]}, ...],
+                  "successes": 61, "episode_ids": [0, 2, 4, ...], "episode_lengths": [250, ...]}, ...],
       "totals": {"episodes": 100, "transitions": 25000, "successes": 61, "dropped_episodes": 2},
       "created_with": {"wam_isaac": "0.1.0", "h5py": "3.16.0", "hdf5": "1.14.6", "numpy": "2.5.5"},
       "created_at": "2025-01-01T00:00:00+00:00", "updated_at": "..."
     }
 
-Episode ids are global: shard ``s`` holds episodes ``first_episode .. first_episode + episodes - 1``, stored as
-``data/demo_<episode id>``.
+Episode ids are global (the order in which episodes were handed to the writer) and each is stored as
+``data/demo_<episode id>`` in the shard whose ``episode_ids`` list it; with several writing processes, shard ``s``
+is written by process ``s % num_writers``, which receives every ``num_writers``-th episode. Schema 1 (one writing
+process) listed ``first_episode`` instead: the shard held ``first_episode .. first_episode + episodes - 1``;
+:func:`shard_episode_ids` reads both.
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ from typing import Any
 
 from .errors import ManifestError
 
-SCHEMA_VERSION = 1
-"""Version of the manifest schema and of the HDF5 layout; bumped on any incompatible change."""
+SCHEMA_VERSION = 2
+"""Version of the manifest schema and of the HDF5 layout; bumped on any incompatible change (2: shards list their
+``episode_ids``; version 1 manifests are still read)."""
 
 MANIFEST_NAME = "manifest.json"
 SHARD_NAME = re.compile(r"shard_(\d{5,})\.h5")
@@ -56,6 +60,14 @@ def shard_name(index: int) -> str:
 def temp_shard_name(index: int) -> str:
     """File name of shard ``index`` while it is written: ``.shard_00003.h5.tmp``."""
     return f".{shard_name(index)}.tmp"
+
+
+def shard_episode_ids(shard: Mapping[str, Any]) -> list[int]:
+    """Ids of the episodes a manifest's shard entry holds, in storage order (schema 2 ``episode_ids``, or schema 1
+    ``first_episode`` and ``episodes``)."""
+    if "episode_ids" in shard:
+        return [int(episode_id) for episode_id in shard["episode_ids"]]
+    return list(range(shard["first_episode"], shard["first_episode"] + shard["episodes"]))
 
 
 def is_dataset_file(name: str) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .episode import Episode
 from .errors import ManifestError
-from .manifest import MANIFEST_NAME, is_dataset_file, load_manifest, sha256_file
+from .manifest import MANIFEST_NAME, is_dataset_file, load_manifest, sha256_file, shard_episode_ids
 from .shards import read_episode as read_demo
 
 __all__ = [
@@ -77,10 +77,9 @@ def episode_table(manifest: dict[str, Any]) -> dict[int, EpisodeRecord]:
     """Every episode of a manifest, keyed by episode id, in id order."""
     table = {}
     for shard in manifest["shards"]:
-        for offset, length in enumerate(shard["episode_lengths"]):
-            episode_id = shard["first_episode"] + offset
+        for episode_id, length in zip(shard_episode_ids(shard), shard["episode_lengths"], strict=True):
             table[episode_id] = EpisodeRecord(episode_id, shard["name"], int(length))
-    return table
+    return dict(sorted(table.items()))
 
 
 def read_episode(dataset_dir: str | os.PathLike, episode_id: int) -> Episode:
@@ -97,12 +96,12 @@ def read_episode(dataset_dir: str | os.PathLike, episode_id: int) -> Episode:
 
 
 def iter_episodes(dataset_dir: str | os.PathLike) -> Iterator[tuple[int, Episode]]:
-    """``(episode id, episode)`` for every episode, shard by shard, one shard file open at a time."""
+    """``(episode id, episode)`` for every episode, shard by shard in the order the shard stores them (with several
+    writing processes, ids interleave across shards), one shard file open at a time."""
     dataset_dir = Path(dataset_dir)
     for shard in load_manifest(dataset_dir)["shards"]:
         with h5py.File(dataset_dir / shard["name"], "r") as file:
-            for offset in range(shard["episodes"]):
-                episode_id = shard["first_episode"] + offset
+            for episode_id in shard_episode_ids(shard):
                 yield episode_id, read_demo(file["data"], episode_id)
 
 

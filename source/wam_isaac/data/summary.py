@@ -9,7 +9,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .manifest import load_manifest
+from .manifest import load_manifest, shard_episode_ids
 from .reader import unlisted_files
 from .shards import read_dr
 from .specs import KEY_GROUPS
@@ -61,8 +61,8 @@ def dr_ranges(dataset_dir: Path, manifest: dict[str, Any]) -> dict[str, dict[str
     high: dict[str, np.ndarray] = {}
     for shard in manifest["shards"]:
         with h5py.File(dataset_dir / shard["name"], "r") as file:
-            for offset in range(shard["episodes"]):
-                for name, value in read_dr(file["data"], shard["first_episode"] + offset).items():
+            for episode_id in shard_episode_ids(shard):
+                for name, value in read_dr(file["data"], episode_id).items():
                     value = value.astype(np.float64)
                     # fmin/fmax ignore NaN unless both sides are NaN
                     low[name] = np.fmin(low[name], value) if name in low else value

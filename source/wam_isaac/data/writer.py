@@ -2,8 +2,11 @@
 
 The simulation loop only hands finished episodes over (:meth:`DatasetWriter.write` validates them and copies them
 into a ring buffer in shared memory, about 0.1 ms for 50 small arrays, and pipes a few bytes saying where they lie;
-see :mod:`wam_isaac.data.shared_ring`); a process started with the ``spawn`` method writes them (see
-:mod:`wam_isaac.data.shard_sink`). As with any spawned process, a script that creates a writer
+see :mod:`wam_isaac.data.shared_ring`); ``num_writers`` processes started with the ``spawn`` method write them,
+dealt out in turn, each to shards of its own (see :mod:`wam_isaac.data.shard_sink`). Two writers by default: HDF5
+costs ~0.2 ms per dataset (an episode has ~60), so the episodes still running when generation ends (one per env)
+take seconds to write, and two processes halve that wait; during generation they share the cores the simulation
+leaves free (they run at lower priority). As with any spawned process, a script that creates a writer
 needs Python's ``if __name__ == "__main__":`` guard (``wam generate`` has it). HDF5 holds the GIL while it writes
 and compresses, so a writing *thread* would steal time from the simulation; the process does not. At most
 ``max_queued_episodes`` episodes, in at most ``max_queued_bytes`` of shared memory, are in flight between the caller
@@ -34,12 +37,15 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -90,8 +96,10 @@ class DatasetWriter:
             envs end their episodes in waves (envs reset together time out together): a queue that holds a wave
             lets the writing process work it off while the simulation runs on, instead of stalling it (measured on
             WAM-Push-Cube, 256 envs: 23 ms of waiting per step with 32, none with 1024).
-        max_queued_bytes: size of the shared memory the episodes in flight are copied to [bytes]; what bounds the
-            queue's memory. An episode larger than this is piped instead (slower).
+        max_queued_bytes: size of the shared memory the episodes in flight are copied to [bytes], split evenly
+            between the writing processes; what bounds the queue's memory. An episode larger than one process's
+            share is piped instead (slower).
+        num_writers: writing processes (see the module docstring).
         overwrite: replace the dataset in a non-empty ``out_dir``.
         env_args: robomimic's ``env_args`` (``env_name``, ``type``, ``env_kwargs``); default names the task.
 
@@ -117,6 +125,7 @@ class DatasetWriter:
         chunk_steps: int = 256,
         max_queued_episodes: int = 1024,
         max_queued_bytes: int = 64 * 2**20,
+        num_writers: int = 2,
         overwrite: bool = False,
         env_args: Mapping[str, Any] | None = None,
     ) -> None:
@@ -128,6 +137,7 @@ class DatasetWriter:
             ("chunk_steps", chunk_steps),
             ("max_queued_episodes", max_queued_episodes),
             ("max_queued_bytes", max_queued_bytes),
+            ("num_writers", num_writers),
         ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -163,6 +173,7 @@ class DatasetWriter:
             chunk_steps=chunk_steps,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             created_with=package_versions(),
+            num_writers=num_writers,
         )
         self._max_queued_episodes = max_queued_episodes
         self._max_queued_bytes = max_queued_bytes
@@ -173,7 +184,8 @@ class DatasetWriter:
         self._error: BaseException | None = None
         self._dropped = 0
         self._dr_keys: dict[str, dict[str, Any]] | None = None
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._writers: list[_WriterChannel] = []
+        self._next_writer = 0
         self.manifest: dict[str, Any] = {}
         """The manifest written when the dataset started, then the final one after :meth:`close`."""
 
@@ -183,6 +195,11 @@ class DatasetWriter:
     def max_queued_episodes(self) -> int:
         """Episodes in flight between the caller and the writing process, at most."""
         return self._max_queued_episodes
+
+    @property
+    def writer_pids(self) -> list[int]:
+        """Process ids of the writing processes (empty until the first episode starts them)."""
+        return [channel.process.pid for channel in self._writers]
 
     def write(self, episode: Episode) -> None:
         """Hand one episode over to the writing process; blocks while ``max_queued_episodes`` are in flight.
@@ -199,7 +216,9 @@ class DatasetWriter:
         packed = PackedEpisode(episode)
         while not self._free_slots.acquire(timeout=POLL_SECONDS):
             self._raise_process_error()
-        self._send(self._hand_over(packed))
+        channel = self._writers[self._next_writer]  # episode n goes to writer n % num_writers (see shard_sink)
+        self._send(channel, self._hand_over(channel, packed))
+        self._next_writer = (self._next_writer + 1) % len(self._writers)
 
     def write_many(self, episodes: Iterable[Episode]) -> None:
         """Hand several episodes over in order (see :meth:`write`)."""
@@ -232,12 +251,18 @@ class DatasetWriter:
             return self.manifest
         self._closed = True
         try:
-            self._send(CLOSE_MESSAGE)
-            self._episodes.close()
-            while not self._finished:
+            for channel in self._writers:
+                self._send(channel, CLOSE_MESSAGE)
+                channel.episodes.close()
+            while not all(channel.finished for channel in self._writers):
                 self._raise_process_error()
                 self._receive(timeout=POLL_SECONDS)
             self._raise_process_error()
+            # every writer has published its last shard: mark the manifest that lists them all complete
+            sink = ShardSink(self._config, lambda: self._dropped)
+            sink.dr_keys = self._dr_keys
+            sink.write_manifest(complete=True)
+            self.manifest = sink.manifest
         finally:
             self._shutdown()
         return self.manifest
@@ -251,11 +276,14 @@ class DatasetWriter:
         self._closed = True
         if not self._started:
             return
-        self._stop.set()  # the writing process discards the episodes still in flight
-        self._episodes.close()
-        self._process.join(STOP_TIMEOUT)
-        if self._process.is_alive():  # stuck (a hung disk?): kill it; _shutdown deletes its temporary shard
-            self._process.kill()
+        self._stop.set()  # the writing processes discard the episodes still in flight
+        for channel in self._writers:
+            channel.episodes.close()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for channel in self._writers:
+            channel.process.join(max(0.0, deadline - time.monotonic()))
+            if channel.process.is_alive():  # stuck (a hung disk?): kill it; _shutdown deletes its temporary shard
+                channel.process.kill()
         self._receive(timeout=0)
         self._shutdown()
         if self._error is not None:
@@ -284,31 +312,38 @@ class DatasetWriter:
             self._raise_process_error()
 
     def _raise_process_error(self) -> None:
-        """Raise :class:`WriterError` if the writing process reported an error or died without reporting."""
+        """Raise :class:`WriterError` if a writing process reported an error or died without reporting."""
         if self._error is None:
-            exited = not self._process.is_alive()
+            exited = [not channel.process.is_alive() for channel in self._writers]
             self._receive(timeout=0)
-            if exited and self._error is None and not self._finished:
-                self._error = ChildProcessError(
-                    f"the writing process (pid {self._process.pid}) exited with code {self._process.exitcode}"
-                )
+            for channel, gone in zip(self._writers, exited, strict=True):
+                if gone and self._error is None and not channel.finished:
+                    self._error = ChildProcessError(
+                        f"the writing process (pid {channel.process.pid}) exited with code {channel.process.exitcode}"
+                    )
         if self._error is not None:
             raise WriterError(f"writing {self.out_dir} failed: {self._error!r}") from self._error
 
     def _receive(self, timeout: float) -> None:
-        """Take the writing process's reports: an error, or the final manifest."""
+        """Take the writing processes' reports: an error, or that one has published its last shard. Waits up to
+        ``timeout`` seconds for the first report."""
+        pending = {channel.results: channel for channel in self._writers if not channel.finished}
+        if not pending:
+            return
         try:
-            while self._results.poll(timeout):
-                report = self._results.recv()
-                timeout = 0
-                if report[0] == "error":
-                    self._error = report[1]
-                    self._error.add_note(f"in the writing process:\n{report[2]}")
-                elif report[0] == "closed":
-                    self.manifest = report[1]
-                self._finished = True
-        except (EOFError, OSError):
-            pass  # the process is gone without a report: _raise_process_error names its exit code
+            ready = multiprocessing.connection.wait(list(pending), timeout)
+        except OSError:
+            ready = []
+        for connection in ready:
+            channel = pending[connection]
+            try:
+                report = connection.recv()
+            except (EOFError, OSError):
+                continue  # the process is gone without a report: _raise_process_error names its exit code
+            if report[0] == "error" and self._error is None:
+                self._error = report[1]
+                self._error.add_note(f"in the writing process:\n{report[2]}")
+            channel.finished = True
 
     def _validate(self, episode: Episode) -> None:
         if episode.data.keys() != self.key_specs.keys():
@@ -346,10 +381,15 @@ class DatasetWriter:
         if self._started:
             return
         context = multiprocessing.get_context("spawn")  # the caller has Warp/torch threads: never fork
-        consumed = context.Value("q", 0)
+        num_writers = self._config.num_writers
+        rings = []
         try:  # first: a failure leaves the old dataset untouched
-            self._ring = RingWriter(self._max_queued_bytes, consumed)
+            for _ in range(num_writers):
+                consumed = context.Value("q", 0)
+                rings.append((RingWriter(max(1, self._max_queued_bytes // num_writers), consumed), consumed))
         except OSError as error:
+            for ring, _ in rings:
+                ring.close()
             raise WriterError(
                 f"cannot allocate {self._max_queued_bytes} bytes of shared memory for the writer of {self.out_dir} "
                 f"({error.strerror or error}): lower max_queued_bytes or enlarge /dev/shm (docker run --shm-size)"
@@ -360,44 +400,47 @@ class DatasetWriter:
         sink.write_manifest(complete=False)
         self.manifest = sink.manifest
 
-        episodes_out, episodes_in = context.Pipe(duplex=False)
-        results_in, results_out = context.Pipe(duplex=False)
         self._free_slots = context.BoundedSemaphore(self._max_queued_episodes)
         self._stop = context.Event()
         self._dropped_shared = context.Value("q", self._dropped)
-        self._process = context.Process(
-            target=run_writer_process,
-            args=(
-                self.sink_class,
-                self._config,
-                episodes_out,
-                results_out,
-                self._free_slots,
-                self._stop,
-                self._dropped_shared,
-                self._ring.memory.name,
-                consumed,
-            ),
-            name=f"DatasetWriter({self.out_dir})",
-            daemon=True,
-        )
-        self._process.start()
-        episodes_out.close()  # the process holds the only read end: it sees EOF when this one dies
-        results_out.close()
-        self._episodes = episodes_in
-        self._results = results_in
-        self._finished = False
+        # kept referenced: a spawned process can only attach to a semaphore that still exists in the caller
+        self._publish_lock = context.Lock() if num_writers > 1 else None
+        for index, (ring, consumed) in enumerate(rings):
+            episodes_out, episodes_in = context.Pipe(duplex=False)
+            results_in, results_out = context.Pipe(duplex=False)
+            process = context.Process(
+                target=run_writer_process,
+                args=(
+                    self.sink_class,
+                    self._config,
+                    index,
+                    self._publish_lock,
+                    episodes_out,
+                    results_out,
+                    self._free_slots,
+                    self._stop,
+                    self._dropped_shared,
+                    ring.memory.name,
+                    consumed,
+                ),
+                name=f"DatasetWriter({self.out_dir})[{index}]",
+                daemon=True,
+            )
+            process.start()
+            episodes_out.close()  # the process holds the only read end: it sees EOF when this one dies
+            results_out.close()
+            self._writers.append(_WriterChannel(process, episodes_in, results_in, ring))
         self._started = True
 
-    def _hand_over(self, packed: PackedEpisode) -> bytes:
+    def _hand_over(self, channel: _WriterChannel, packed: PackedEpisode) -> bytes:
         """Copy ``packed`` into shared memory (waiting for room) and return the message naming where it lies; an
         episode larger than the shared memory is returned as a message of its own bytes."""
-        if packed.nbytes > self._ring.capacity:
+        if packed.nbytes > channel.ring.capacity:
             payload = bytearray(len(EPISODE_MESSAGE) + packed.nbytes)
             payload[: len(EPISODE_MESSAGE)] = EPISODE_MESSAGE
             packed.copy_into(memoryview(payload)[len(EPISODE_MESSAGE) :])
             return payload
-        while (space := self._ring.reserve(packed.nbytes)) is None:
+        while (space := channel.ring.reserve(packed.nbytes)) is None:
             self._raise_process_error()
             time.sleep(RING_POLL_SECONDS)
         view, record = space
@@ -405,30 +448,46 @@ class DatasetWriter:
             packed.copy_into(view)
         return SHARED_EPISODE_MESSAGE + record
 
-    def _send(self, message: bytes) -> None:
-        """Pipe ``message`` to the writing process (a few bytes, except for an oversized episode).
+    def _send(self, channel: _WriterChannel, message: bytes) -> None:
+        """Pipe ``message`` to a writing process (a few bytes, except for an oversized episode).
 
         Raises:
             WriterError: the writing process is gone.
         """
         try:
-            self._episodes.send_bytes(message)
+            channel.episodes.send_bytes(message)
         except OSError as error:  # the read end is closed: the process exited; name its error or exit code
-            self._process.join(STOP_TIMEOUT)
+            channel.process.join(STOP_TIMEOUT)
             self._raise_process_error()
             raise WriterError(f"writing {self.out_dir} failed: the writing process stopped reading") from error
 
     def _shutdown(self) -> None:
-        """Wait for the writing process to end and release the pipes and the shared memory; delete the temporary
-        shard of a writing process that did not end cleanly (killed, or failed)."""
-        self._process.join()
-        self._episodes.close()
-        self._results.close()
-        self._ring.close()
-        if self._process.exitcode != 0 or self._error is not None:
+        """Wait for the writing processes to end and release the pipes and the shared memory; delete the temporary
+        shards of writing processes that did not end cleanly (killed, or failed)."""
+        for channel in self._writers:
+            channel.process.join()
+            channel.episodes.close()
+            channel.results.close()
+            channel.ring.close()
+        if self._error is not None or any(channel.process.exitcode != 0 for channel in self._writers):
             for path in self.out_dir.iterdir():
                 if TEMP_SHARD_NAME.fullmatch(path.name):
                     path.unlink(missing_ok=True)
+
+
+@dataclass
+class _WriterChannel:
+    """The caller's ends of one writing process."""
+
+    process: multiprocessing.process.BaseProcess
+    episodes: Connection
+    """Where the episode messages go (write end)."""
+    results: Connection
+    """Where the process's reports come from (read end)."""
+    ring: RingWriter
+    """The shared memory the process reads episodes from."""
+    finished: bool = False
+    """Whether the process has reported its end (closed, stopped, or an error)."""
 
 
 def check_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> None:

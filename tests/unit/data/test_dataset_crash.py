@@ -55,8 +55,7 @@ def test_sigkill_mid_shard_leaves_a_truthful_manifest(tmp_path: Path):
     for shard in manifest["shards"]:
         with h5py.File(out_dir / shard["name"], "r") as file:
             assert len(file["data"]) == shard["episodes"] == 3
-            for offset in range(3):
-                episode_id = shard["first_episode"] + offset
+            for episode_id in shard["episode_ids"]:
                 np.testing.assert_array_equal(file[f"data/demo_{episode_id}/x"][()], episode_id)
     # only a removable temp shard (or temp manifest) may remain; the next shard can be complete but unlisted only if
     # the kill fell between the two back-to-back renames that publish it and its manifest (see writer.py)
@@ -79,7 +78,7 @@ PARENT_SCRIPT = textwrap.dedent(
         while True:  # until killed; 300 steps: an episode is larger than a pipe's buffer
             writer.write(Episode({"x": np.full((300, 64), episode_id, np.float32)}, env_id=0, seed=0, success=True))
             if episode_id == 0:
-                print(writer._process.pid, flush=True)
+                print(*writer.writer_pids, flush=True)
             episode_id += 1
     """
 )
@@ -100,7 +99,7 @@ def test_writing_process_of_a_sigkilled_parent_deletes_its_temp_shard_and_exits(
     script.write_text(PARENT_SCRIPT)
     parent = subprocess.Popen([sys.executable, str(script), str(out_dir)], stdout=subprocess.PIPE, text=True)
     try:
-        child_pid = int(parent.stdout.readline())
+        child_pids = [int(pid) for pid in parent.stdout.readline().split()]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and parent.poll() is None:
             if (out_dir / "manifest.json").exists() and len(load_manifest(out_dir)["shards"]) >= 2:
@@ -111,12 +110,13 @@ def test_writing_process_of_a_sigkilled_parent_deletes_its_temp_shard_and_exits(
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
     deadline = time.monotonic() + 10
-    while not process_exited(child_pid) and time.monotonic() < deadline:
+    assert len(child_pids) == 2  # the default: two writing processes
+    while not all(process_exited(pid) for pid in child_pids) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert process_exited(child_pid), "the writing process outlived its parent"
+    assert all(process_exited(pid) for pid in child_pids), "a writing process outlived its parent"
     manifest = load_manifest(out_dir)
     assert len(manifest["shards"]) >= 2 and manifest["complete"] is False and verify(out_dir) == []
-    # the writing process deleted its temporary shard and published nothing after the parent died
+    # the writing processes deleted their temporary shards and published nothing after the parent died
     assert unlisted_files(out_dir) == []
 
 
@@ -134,8 +134,8 @@ KILLED_CHILD_SCRIPT = textwrap.dedent(
         try:
             with DatasetWriter(sys.argv[1], "WAM-Test", "cafe", {"x": KeySpec((64,))}, episodes_per_shard=3) as w:
                 w.write(episode)
-                os.kill(w._process.pid, signal.SIGKILL)
-                w._process.join()
+                os.kill(w.writer_pids[0], signal.SIGKILL)
+                w._writers[0].process.join()
                 w.write(episode)
         except WriterError as error:
             print(error)

@@ -22,7 +22,7 @@ from synthetic_episodes import (
 
 from wam_isaac.data.episode import pack_episode, unpack_episode
 from wam_isaac.data.errors import DatasetExistsError, DatasetNotWritableError, WriterError
-from wam_isaac.data.manifest import load_manifest
+from wam_isaac.data.manifest import load_manifest, shard_episode_ids
 from wam_isaac.data.reader import iter_episodes, read_episode, verify
 from wam_isaac.data.writer import DatasetWriter
 
@@ -34,9 +34,9 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 def test_roundtrip_equals_every_array_and_attribute(dataset):
     out_dir, episodes = dataset
     read = list(iter_episodes(out_dir))
-    assert [episode_id for episode_id, _ in read] == [0, 1, 2, 3, 4]
-    for (_, actual), expected in zip(read, episodes, strict=True):
-        assert_episodes_equal(actual, expected)
+    assert [episode_id for episode_id, _ in read] == [0, 2, 1, 3, 4]  # shard by shard: 0 and 2, 1 and 3, 4
+    for episode_id, actual in read:
+        assert_episodes_equal(actual, episodes[episode_id])
     assert_episodes_equal(read_episode(out_dir, 3), episodes[3])
 
 
@@ -44,9 +44,11 @@ def test_manifest_counts_and_checksums_match_the_files(dataset):
     out_dir, episodes = dataset
     manifest = load_manifest(out_dir)
     assert [s["name"] for s in manifest["shards"]] == ["shard_00000.h5", "shard_00001.h5", "shard_00002.h5"]
-    assert [(s["episodes"], s["transitions"], s["first_episode"]) for s in manifest["shards"]] == [
-        (2, 10, 0), (2, 15, 2), (1, 1, 4)]  # fmt: skip
-    assert [s["episode_lengths"] for s in manifest["shards"]] == [[7, 3], [5, 10], [1]]
+    # two writing processes (the default) deal the episodes out in turn: writer 0 gets 0, 2, 4 and writes shards 0
+    # and 2; writer 1 gets 1, 3 and writes shard 1
+    assert [(s["episodes"], s["transitions"], s["episode_ids"]) for s in manifest["shards"]] == [
+        (2, 12, [0, 2]), (2, 13, [1, 3]), (1, 1, [4])]  # fmt: skip
+    assert [s["episode_lengths"] for s in manifest["shards"]] == [[7, 5], [3, 10], [1]]
     assert manifest["totals"] == {"episodes": 5, "transitions": 26, "successes": 3, "dropped_episodes": 0}
     for shard in manifest["shards"]:
         assert shard["sha256"] == hashlib.sha256((out_dir / shard["name"]).read_bytes()).hexdigest()
@@ -56,7 +58,7 @@ def test_manifest_counts_and_checksums_match_the_files(dataset):
     assert manifest["keys"]["obs/policy"]["group"] == "obs" and manifest["keys"]["labels/contact"]["dtype"] == "bool"
     assert manifest["dr_keys"] == {"robot/body_mass": {"shape": [2], "dtype": "float32"},
                                    "action/joint_pos/latency": {"shape": [], "dtype": "int64"}}  # fmt: skip
-    assert manifest["created_with"]["wam_isaac"] and manifest["schema_version"] == 1
+    assert manifest["created_with"]["wam_isaac"] and manifest["schema_version"] == 2
     assert sorted(path.name for path in out_dir.iterdir()) == [
         "manifest.json",
         *[s["name"] for s in manifest["shards"]],
@@ -67,8 +69,8 @@ def test_hdf5_layout_is_robomimic_like_chunked_and_compressed(dataset):
     out_dir, episodes = dataset
     with h5py.File(out_dir / "shard_00001.h5", "r") as file:
         data = file["data"]
-        assert sorted(data) == ["demo_2", "demo_3"]
-        assert data.attrs["total"] == 15 and json.loads(data.attrs["env_args"])["env_name"] == "WAM-Test"
+        assert sorted(data) == ["demo_1", "demo_3"]
+        assert data.attrs["total"] == 13 and data.attrs["shard_index"] == 1 and json.loads(data.attrs["env_args"])["env_name"] == "WAM-Test"
         demo = data["demo_3"]
         assert dict(demo.attrs) == {"num_samples": 10, "seed": 1003, "success": False, "env_id": 3, "timeout": True}
         assert sorted(demo) == ["actions", "dones", "dr", "labels", "obs", "rewards", "states"]
@@ -130,10 +132,11 @@ class FullDiskWriter(DatasetWriter):
     sink_class = FullDiskSink
 
 
-def test_producer_blocks_when_queue_is_full(tmp_path, monkeypatch):
+@pytest.mark.parametrize("num_writers", [1, 2])
+def test_producer_blocks_when_queue_is_full(tmp_path, monkeypatch, num_writers):
     release = tmp_path / "release"
-    monkeypatch.setenv("WAM_TEST_RELEASE", str(release))  # read by the writing process: a stalled disk
-    writer = StalledWriter(tmp_path / "d", "WAM-Test", "cafe", KEY_SPECS, max_queued_episodes=3)
+    monkeypatch.setenv("WAM_TEST_RELEASE", str(release))  # read by the writing processes: a stalled disk
+    writer = StalledWriter(tmp_path / "d", "WAM-Test", "cafe", KEY_SPECS, max_queued_episodes=3, num_writers=num_writers)
     produced = []
 
     def produce():
@@ -144,11 +147,11 @@ def test_producer_blocks_when_queue_is_full(tmp_path, monkeypatch):
     producer = threading.Thread(target=produce)
     producer.start()
     deadline = time.monotonic() + 30
-    while len(produced) < 4 and time.monotonic() < deadline:
+    while len(produced) < 3 + num_writers and time.monotonic() < deadline:
         time.sleep(0.01)
     producer.join(timeout=0.3)
-    # one episode held by the stalled writing process, three in flight: the fifth write cannot return
-    assert producer.is_alive() and produced == [0, 1, 2, 3]
+    # one episode held by each stalled writing process, three in flight: the next write cannot return
+    assert producer.is_alive() and produced == list(range(3 + num_writers))
     assert writer.max_queued_episodes == 3 and writer._free_slots.get_value() == 0
     release.touch()
     producer.join()
@@ -160,7 +163,8 @@ def test_exception_mid_shard_deletes_temp_shard_and_keeps_manifest_truthful(tmp_
     out_dir = tmp_path / "d"
     with pytest.raises(KeyboardInterrupt), DatasetWriter(out_dir, "W", "h", KEY_SPECS, episodes_per_shard=2) as writer:
         writer.write_many(make_episode(i, 3) for i in range(3))
-        while not (out_dir / ".shard_00001.h5.tmp").exists():  # the third episode is in the temp shard
+        # writer 0 publishes shard 0 (episodes 0 and 2); episode 1 waits in writer 1's temporary shard 1
+        while not ((out_dir / "shard_00000.h5").exists() and (out_dir / ".shard_00001.h5.tmp").exists()):
             time.sleep(0.01)
         raise KeyboardInterrupt
     manifest = load_manifest(out_dir)
@@ -197,3 +201,23 @@ def test_packed_episode_unpacks_to_equal_arrays_and_attributes():
     unpacked = unpack_episode(pack_episode(episode))
     assert_episodes_equal(unpacked, episode)
     assert unpacked.dr["action/joint_pos/latency"].shape == () and unpacked.data["states/empty"].shape == (9, 0)
+
+
+def test_two_writing_processes_publish_every_shard_and_episode(tmp_path):
+    lengths = [1 + (5 * i) % 9 for i in range(23)]
+    episodes = write_dataset(tmp_path / "d", lengths, episodes_per_shard=2, num_writers=2)
+    manifest = load_manifest(tmp_path / "d")
+    # writer 0: episodes 0, 2, ..., 22 in shards 0, 2, ..., 10; writer 1: episodes 1, 3, ..., 21 in shards 1, ..., 11
+    assert [shard["name"] for shard in manifest["shards"]] == [f"shard_{i:05d}.h5" for i in range(12)]
+    assert manifest["shards"][10]["episode_ids"] == [20, 22] and manifest["shards"][11]["episode_ids"] == [21]
+    assert manifest["complete"] is True and verify(tmp_path / "d") == []
+    assert manifest["totals"]["episodes"] == 23 and manifest["totals"]["transitions"] == sum(lengths)
+    read = dict(iter_episodes(tmp_path / "d"))
+    assert sorted(read) == list(range(23))
+    for episode_id, episode in read.items():
+        assert_episodes_equal(episode, episodes[episode_id])
+
+
+def test_schema_1_shards_are_read_by_first_episode():
+    assert shard_episode_ids({"first_episode": 4, "episodes": 3, "episode_lengths": [1, 2, 3]}) == [4, 5, 6]
+    assert shard_episode_ids({"episode_ids": [1, 3], "episodes": 2}) == [1, 3]

@@ -64,7 +64,9 @@ def test_packed_episode_is_the_size_it_says():
 def test_writer_roundtrip_through_a_small_ring_and_the_pipe(tmp_path, max_queued_bytes):
     """Episodes of 1 to 30 steps are 340 to 1650 bytes packed: some wrap around the ring, some are piped."""
     lengths = [1 + (7 * i) % 30 for i in range(40)]
-    episodes = write_dataset(tmp_path / "d", lengths, episodes_per_shard=16, max_queued_bytes=max_queued_bytes)
+    episodes = write_dataset(
+        tmp_path / "d", lengths, episodes_per_shard=16, max_queued_bytes=max_queued_bytes, num_writers=1
+    )
     read = list(iter_episodes(tmp_path / "d"))
     assert [episode_id for episode_id, _ in read] == list(range(40))
     for (_, actual), expected in zip(read, episodes, strict=True):

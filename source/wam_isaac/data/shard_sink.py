@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import os
 import pickle
+import resource
 import signal
 import traceback
 from collections.abc import Callable
@@ -318,9 +319,9 @@ def run_writer_process(
     ring_consumed: Any,
 ) -> None:
     """Main function of writing process ``writer_index`` (see :class:`ShardSink`): receive messages from
-    ``episodes`` until :data:`CLOSE_MESSAGE`, the ``stop`` event, or the parent's death; report ``("closed",)``
-    (its last shard published; the parent then marks the manifest complete), ``("stopped",)`` or ``("error",
-    exception, traceback)`` on ``results``.
+    ``episodes`` until :data:`CLOSE_MESSAGE`, the ``stop`` event, or the parent's death; report ``("closed",
+    peak resident memory [bytes])`` (its last shard published; the parent then marks the manifest complete),
+    ``("stopped",)`` or ``("error", exception, traceback)`` on ``results``.
 
     Messages are :data:`SHARED_EPISODE_MESSAGE` followed by where the packed episode lies in the shared memory
     ``ring_name`` (see :mod:`~wam_isaac.data.shared_ring`; ``ring_consumed`` is its shared counter),
@@ -362,7 +363,7 @@ def run_writer_process(
             if message == CLOSE_MESSAGE:
                 if sink.has_shard:
                     sink.complete_shard(complete=False)
-                _report(results, ("closed",))
+                _report(results, ("closed", peak_rss()))
                 return
             kind, body = message[:1], memoryview(message)[1:]
             payload = ring.take(body) if kind == SHARED_EPISODE_MESSAGE else body
@@ -375,6 +376,15 @@ def run_writer_process(
         _report(results, ("error", _picklable(error), traceback.format_exc()))
     finally:
         ring.close()
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory [bytes]: ``VmHWM`` on Linux, which starts afresh at ``exec`` (unlike
+    ``ru_maxrss``, which a spawned process inherits from the fork of its parent's image), else ``ru_maxrss``."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmHWM:")[1].split()[0]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
 
 
 def _report(results: Connection, message: tuple) -> None:

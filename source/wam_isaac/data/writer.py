@@ -201,6 +201,11 @@ class DatasetWriter:
         """Process ids of the writing processes (empty until the first episode starts them)."""
         return [channel.process.pid for channel in self._writers]
 
+    @property
+    def writer_peak_rss(self) -> list[int]:
+        """Peak resident memory of each writing process [bytes], known after :meth:`close` (empty if none ran)."""
+        return [channel.peak_rss for channel in self._writers if channel.peak_rss is not None]
+
     def write(self, episode: Episode) -> None:
         """Hand one episode over to the writing process; blocks while ``max_queued_episodes`` are in flight.
 
@@ -343,6 +348,8 @@ class DatasetWriter:
             if report[0] == "error" and self._error is None:
                 self._error = report[1]
                 self._error.add_note(f"in the writing process:\n{report[2]}")
+            elif report[0] == "closed":
+                channel.peak_rss = report[1]
             channel.finished = True
 
     def _validate(self, episode: Episode) -> None:
@@ -488,6 +495,8 @@ class _WriterChannel:
     """The shared memory the process reads episodes from."""
     finished: bool = False
     """Whether the process has reported its end (closed, stopped, or an error)."""
+    peak_rss: int | None = None
+    """The process's peak resident memory [bytes], reported when it closed."""
 
 
 def check_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> None:

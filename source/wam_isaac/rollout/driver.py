@@ -70,7 +70,10 @@ class RolloutStats:
     dropped_transitions: int = 0
     """Samples of the dropped episodes."""
     seconds: float = 0.0
-    """Wall time of the stepping loop, including the final flush of the writer [s]."""
+    """Wall time of the run: the stepping loop plus :attr:`flush_seconds` [s]."""
+    flush_seconds: float = 0.0
+    """Wall time of the final flush: handing over the episodes still running at the end and waiting for the writer to
+    write them and close the dataset [s]; a fixed cost per run (about one episode per env)."""
 
 
 def record_state(env: ManagerBasedRLEnv) -> dict[str, torch.Tensor]:
@@ -177,11 +180,13 @@ class RolloutDriver:
                     collector.begin(finished | bad, seeds=self.seed, dr_params=read_dr_params(env))
                 if progress is not None:
                     progress(step + 1, stats)
+            flush_start = time.perf_counter()
             if collector is not None:
                 running = torch.as_tensor(collector.lengths > 0)
                 no_success = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
                 self._finish(collector, writer, stats, running, no_success, budget_end=True)
-        stats.seconds = time.perf_counter() - start
+        end = time.perf_counter()
+        stats.seconds, stats.flush_seconds = end - start, end - flush_start
         return stats
 
     def _open(self, example: dict[str, torch.Tensor], stack: contextlib.ExitStack):

@@ -70,7 +70,11 @@ def test_hdf5_layout_is_robomimic_like_chunked_and_compressed(dataset):
     with h5py.File(out_dir / "shard_00001.h5", "r") as file:
         data = file["data"]
         assert sorted(data) == ["demo_1", "demo_3"]
-        assert data.attrs["total"] == 13 and data.attrs["shard_index"] == 1 and json.loads(data.attrs["env_args"])["env_name"] == "WAM-Test"
+        assert (
+            data.attrs["total"] == 13
+            and data.attrs["shard_index"] == 1
+            and json.loads(data.attrs["env_args"])["env_name"] == "WAM-Test"
+        )
         demo = data["demo_3"]
         assert dict(demo.attrs) == {"num_samples": 10, "seed": 1003, "success": False, "env_id": 3, "timeout": True}
         assert sorted(demo) == ["actions", "dones", "dr", "labels", "obs", "rewards", "states"]
@@ -136,7 +140,9 @@ class FullDiskWriter(DatasetWriter):
 def test_producer_blocks_when_queue_is_full(tmp_path, monkeypatch, num_writers):
     release = tmp_path / "release"
     monkeypatch.setenv("WAM_TEST_RELEASE", str(release))  # read by the writing processes: a stalled disk
-    writer = StalledWriter(tmp_path / "d", "WAM-Test", "cafe", KEY_SPECS, max_queued_episodes=3, num_writers=num_writers)
+    writer = StalledWriter(
+        tmp_path / "d", "WAM-Test", "cafe", KEY_SPECS, max_queued_episodes=3, num_writers=num_writers
+    )
     produced = []
 
     def produce():
@@ -221,3 +227,13 @@ def test_two_writing_processes_publish_every_shard_and_episode(tmp_path):
 def test_schema_1_shards_are_read_by_first_episode():
     assert shard_episode_ids({"first_episode": 4, "episodes": 3, "episode_lengths": [1, 2, 3]}) == [4, 5, 6]
     assert shard_episode_ids({"episode_ids": [1, 3], "episodes": 2}) == [1, 3]
+
+
+def test_writing_processes_report_their_own_peak_memory_not_the_callers(tmp_path):
+    ballast = np.ones(512 * 2**20 // 8)  # the caller holds 512 MB when the writing processes are forked and exec'd
+    with DatasetWriter(tmp_path / "d", "WAM-Test", "cafe", KEY_SPECS) as writer:
+        writer.write_many(make_episode(i, 3) for i in range(4))
+    assert len(writer.writer_peak_rss) == 2
+    # a writer's ru_maxrss would include the fork of the caller's 512 MB; its own peak is its interpreter and HDF5
+    assert all(2**20 < peak < 256 * 2**20 for peak in writer.writer_peak_rss), writer.writer_peak_rss
+    del ballast

@@ -4,19 +4,22 @@ Layout of a shard::
 
     data/                          attrs: total (transitions in the shard), env_args (JSON), task_id,
                                           env_config_hash, schema_version, shard_index
-      demo_<episode id>/           attrs: num_samples, seed, success, env_id, and the episode's extra attrs
+      demo_<episode id>/           attrs: num_samples, seed, success, env_id, the episode's extra attrs, and its
+                                          domain-randomization parameters as ``dr/<asset>/<parameter>`` (shape of
+                                          one env)
         obs/<group>                (T, ...) per-step datasets, chunked (chunk_steps rows) and compressed
         actions, rewards, dones    (T, ...)
         states/<name>              (T, ...)
         labels/<name>              (T, ...)
-        dr/<asset>/<parameter>     the episode's domain-randomization parameters, uncompressed, shape of one env
 
-Every per-step key is a dataset at the key's path; ``dr/`` is reserved for DR parameters.
+Every per-step key is a dataset at the key's path; attribute names starting with ``dr/`` are reserved for DR
+parameters. (Datasets written before schema 2 held the DR parameters as datasets ``dr/<asset>/<parameter>``; the
+readers here read both.)
 
 Writing goes through h5py's low-level API (:class:`EpisodeEncoder`): the files are the ones h5py's high-level
-``create_dataset(key, data=..., chunks=..., compression=..., shuffle=...)`` makes, byte for byte in layout and
-filters, at about a third of the cost, because the high-level call rebuilds property lists, types and intermediate
-groups for every dataset.
+``create_dataset(key, data=..., chunks=..., compression=..., shuffle=...)`` and ``attrs[name] = value`` make, in
+layout, types and filters, at about a third of the cost, because the high-level calls rebuild property lists, types
+and intermediate groups for every dataset (and check for, then replace, an existing attribute of the same name).
 """
 
 from __future__ import annotations
@@ -25,12 +28,16 @@ from typing import Any
 
 import h5py
 import numpy as np
-from h5py import h5d, h5p, h5s, h5t, h5z
+from h5py import h5a, h5d, h5p, h5s, h5t, h5z
 
 from .episode import Episode
 
 RESERVED_ATTRS = ("num_samples", "seed", "success", "env_id")
-"""Per-demo attributes every episode has; any other attribute is one of the episode's extra ``attrs``."""
+"""Per-demo attributes every episode has; any other attribute is one of the episode's extra ``attrs`` or (named
+``dr/...``) a DR parameter."""
+
+DR_PREFIX = "dr/"
+"""Prefix of the per-demo attributes holding the episode's DR parameters."""
 
 
 def demo_name(episode_id: int) -> str:
@@ -61,26 +68,40 @@ class EpisodeEncoder:
         self._types: dict[np.dtype, h5t.TypeID] = {}
         self._spaces: dict[tuple[int, ...], h5s.SpaceID] = {}
         self._lcpls = {coding: _link_create_plist(coding) for coding in (h5t.CSET_ASCII, h5t.CSET_UTF8)}
+        self._attribute_spaces: dict[tuple[int, ...], h5s.SpaceID] = {}
 
     def write(self, data: h5py.Group, episode_id: int, episode: Episode) -> None:
         """Write ``episode`` as ``data/demo_<episode_id>`` with chunked, compressed per-step datasets."""
         for name in episode.attrs:
-            if name in RESERVED_ATTRS:
-                raise ValueError(f"episode attr {name!r} is reserved (one of {RESERVED_ATTRS})")
+            if name in RESERVED_ATTRS or name.startswith(DR_PREFIX):
+                raise ValueError(f"episode attr {name!r} is reserved (one of {RESERVED_ATTRS} or {DR_PREFIX}...)")
         demo_id = h5py.h5g.create(data.id, *self._link(demo_name(episode_id)))
-        attrs = h5py.Group(demo_id).attrs
-        attrs["num_samples"] = episode.num_samples
-        attrs["seed"] = np.int64(episode.seed)
-        attrs["success"] = bool(episode.success)
-        attrs["env_id"] = np.int64(episode.env_id)
+        self._attribute(demo_id, "num_samples", np.int64(episode.num_samples))
+        self._attribute(demo_id, "seed", np.int64(episode.seed))
+        self._attribute(demo_id, "success", np.bool_(episode.success))
+        self._attribute(demo_id, "env_id", np.int64(episode.env_id))
         for name, value in episode.attrs.items():
-            attrs[name] = value
+            self._attribute(demo_id, name, value)
+        for name, value in episode.dr.items():
+            self._attribute(demo_id, f"{DR_PREFIX}{name}", value)
         for key, array in episode.data.items():
             array = np.asarray(array, order="C")
             chunks = (min(len(array), self.chunk_steps), *array.shape[1:]) if array.size > 0 else None
             self._create(demo_id, key, array, chunks)
-        for name, value in episode.dr.items():
-            self._create(demo_id, f"dr/{name}", np.asarray(value, order="C"), None)
+
+    def _attribute(self, parent: h5py.h5g.GroupID, name: str, value: Any) -> None:
+        """Attach attribute ``name`` (a new one) holding ``value``: numbers and booleans, scalar or array, as h5py's
+        ``attrs[name] = value`` stores them; anything else (text) through h5py's high level."""
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            h5py.AttributeManager(h5py.Group(parent))[name] = value
+            return
+        if array.shape not in self._attribute_spaces:
+            space = h5s.create(h5s.SCALAR) if array.shape == () else h5s.create_simple(array.shape)
+            self._attribute_spaces[array.shape] = space
+        kind = self._type(array.dtype)
+        attribute = h5a.create(parent, self._link(name)[0], kind, self._attribute_spaces[array.shape])
+        attribute.write(np.ascontiguousarray(array), mtype=kind)
 
     def _create(self, parent: h5py.h5g.GroupID, path: str, array: np.ndarray, chunks: tuple[int, ...] | None) -> None:
         """Create ``path`` under ``parent`` (with its missing groups) holding ``array``, chunked if ``chunks``."""
@@ -143,15 +164,26 @@ def read_episode(data: h5py.Group, episode_id: int) -> Episode:
         env_id=int(attrs["env_id"]),
         seed=int(attrs["seed"]),
         success=bool(attrs["success"]),
-        dr=_datasets(demo["dr"]) if "dr" in demo else {},
-        attrs={name: _python_scalar(value) for name, value in attrs.items() if name not in RESERVED_ATTRS},
+        dr=_dr(demo, attrs),
+        attrs={
+            name: _python_scalar(value)
+            for name, value in attrs.items()
+            if name not in RESERVED_ATTRS and not name.startswith(DR_PREFIX)
+        },
     )
 
 
 def read_dr(data: h5py.Group, episode_id: int) -> dict[str, np.ndarray]:
     """The DR parameters of ``data/demo_<episode_id>`` (empty if it has none)."""
     demo = data[demo_name(episode_id)]
-    return _datasets(demo["dr"]) if "dr" in demo else {}
+    return _dr(demo, demo.attrs)
+
+
+def _dr(demo: h5py.Group, attrs: Any) -> dict[str, np.ndarray]:
+    """A demo's DR parameters: its ``dr/...`` attributes, or (datasets before schema 2) its ``dr/`` datasets."""
+    if "dr" in demo:
+        return _datasets(demo["dr"])
+    return {name[len(DR_PREFIX) :]: np.asarray(value) for name, value in attrs.items() if name.startswith(DR_PREFIX)}
 
 
 def _datasets(group: h5py.Group, skip: str | None = None) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ import pytest
 from synthetic_episodes import make_episode
 
 from wam_isaac.data.episode import Episode
-from wam_isaac.data.shards import RESERVED_ATTRS, EpisodeEncoder, demo_name
+from wam_isaac.data.shards import RESERVED_ATTRS, EpisodeEncoder, demo_name, read_episode
 
 
 def write_high_level(data: h5py.Group, episode_id: int, episode: Episode, compression, level, chunk_steps) -> None:
@@ -23,6 +23,8 @@ def write_high_level(data: h5py.Group, episode_id: int, episode: Episode, compre
     demo.attrs["env_id"] = np.int64(episode.env_id)
     for name, value in episode.attrs.items():
         demo.attrs[name] = value
+    for name, value in episode.dr.items():
+        demo.attrs[f"dr/{name}"] = value
     for key, array in episode.data.items():
         chunked = array.size > 0
         demo.create_dataset(
@@ -33,17 +35,15 @@ def write_high_level(data: h5py.Group, episode_id: int, episode: Episode, compre
             compression_opts=level if chunked else None,
             shuffle=chunked and compression is not None,
         )
-    for name, value in episode.dr.items():
-        demo.create_dataset(f"dr/{name}", data=value)
 
 
 def describe(group: h5py.Group) -> dict[str, tuple]:
     """Every object under ``group`` with what the layout promises about it."""
-    found = {"": ("group", sorted(dict(group.attrs).items()))}
+    found = {"": ("group", attributes(group))}
 
     def visit(name: str, item) -> None:
         if isinstance(item, h5py.Group):
-            found[name] = ("group", sorted(dict(item.attrs).items()))
+            found[name] = ("group", attributes(item))
             return
         dcpl = item.id.get_create_plist()
         filters = [dcpl.get_filter(i)[:3] for i in range(dcpl.get_nfilters())]
@@ -65,6 +65,17 @@ def describe(group: h5py.Group) -> dict[str, tuple]:
 
     group.visititems(visit)
     return found
+
+
+def attributes(item) -> list[tuple]:
+    """Every attribute of ``item``: name, HDF5 type class and dataspace class, NumPy dtype, shape, values."""
+    found = []
+    for name, value in item.attrs.items():
+        attribute = item.attrs.get_id(name)
+        array = np.asarray(value)
+        space = attribute.get_space().get_simple_extent_type()
+        found.append((name, attribute.get_type().get_class(), space, array.dtype.str, array.shape, array.tolist()))
+    return sorted(found)
 
 
 def fill_value(dcpl, dtype: np.dtype):
@@ -94,7 +105,7 @@ def test_encoder_layout_equals_high_level_h5py(tmp_path: Path, compression, leve
         assert describe(low["data"]) == expected
         policy = low["data/demo_3/obs/policy"]
         assert policy.chunks == (min(length, chunk_steps), 3) and policy.compression == compression
-        assert low["data/demo_3/dr/action/joint_pos/latency"].shape == ()
+        assert np.asarray(low["data/demo_3"].attrs["dr/action/joint_pos/latency"]).shape == ()
         for key, array in episode.data.items():
             np.testing.assert_array_equal(low[f"data/demo_3/{key}"][()], array, err_msg=key)
 
@@ -106,8 +117,8 @@ def test_encoder_reuses_property_lists_across_episodes(tmp_path: Path):
         for episode_id in range(4):
             encoder.write(data, episode_id, make_episode(episode_id, 5))
         assert sorted(data) == ["demo_0", "demo_1", "demo_2", "demo_3"]
-    # one chunked list (all keys have 5 steps) and one contiguous list (DR parameters)
-    assert set(encoder._dcpls) == {(5, 3), (5, 2), (5,), (5, 4), None}
+    # one chunked list per chunk shape (all keys have 5 steps); the DR parameters are attributes
+    assert set(encoder._dcpls) == {(5, 3), (5, 2), (5,), (5, 4)}
 
 
 def test_encoder_rejects_a_reserved_attribute(tmp_path: Path):
@@ -115,3 +126,20 @@ def test_encoder_rejects_a_reserved_attribute(tmp_path: Path):
     episode.attrs[RESERVED_ATTRS[0]] = 1
     with h5py.File(tmp_path / "s.h5", "w") as file, pytest.raises(ValueError, match="reserved"):
         EpisodeEncoder("gzip", 1, 256).write(file.create_group("data"), 0, episode)
+
+
+def test_dr_parameters_are_read_from_attributes_and_from_schema_1_datasets(tmp_path: Path):
+    episode = make_episode(2, 4)
+    with h5py.File(tmp_path / "s.h5", "w") as file:
+        EpisodeEncoder("gzip", 1, 256).write(file.create_group("data"), 2, episode)
+        old = file.create_group("old")  # schema 1: the DR parameters as datasets under dr/
+        without_dr = Episode(episode.data, episode.env_id, episode.seed, episode.success, attrs=episode.attrs)
+        write_high_level(old, 2, without_dr, "gzip", 1, 256)
+        for name, value in episode.dr.items():
+            old.create_dataset(f"demo_2/dr/{name}", data=value)
+        for data in (file["data"], file["old"]):
+            read = read_episode(data, 2)
+            assert read.dr.keys() == episode.dr.keys() and read.attrs == episode.attrs
+            for name, value in episode.dr.items():
+                assert read.dr[name].dtype == value.dtype and read.dr[name].shape == np.shape(value)
+                np.testing.assert_array_equal(read.dr[name], value)

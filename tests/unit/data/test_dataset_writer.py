@@ -20,7 +20,7 @@ from synthetic_episodes import (
     write_dataset,
 )
 
-from wam_isaac.data.episode import pack_episode, unpack_episode
+from wam_isaac.data.episode import Episode, PackedEpisode, pack_episode, unpack_episode
 from wam_isaac.data.errors import DatasetExistsError, DatasetNotWritableError, WriterError
 from wam_isaac.data.manifest import load_manifest, shard_episode_ids
 from wam_isaac.data.reader import iter_episodes, read_episode, verify
@@ -210,6 +210,30 @@ def test_packed_episode_unpacks_to_equal_arrays_and_attributes():
     unpacked = unpack_episode(pack_episode(episode))
     assert_episodes_equal(unpacked, episode)
     assert unpacked.dr["action/joint_pos/latency"].shape == () and unpacked.data["states/empty"].shape == (9, 0)
+
+
+def test_packing_roundtrips_views_of_any_layout():
+    rng = np.random.default_rng(0)
+    block = rng.standard_normal((9, 10)).astype(np.float32)  # one episode's float32 block, as the collector makes
+    flags = rng.integers(0, 2, (9, 3)).astype(bool)
+    big = rng.standard_normal((9, 1000))
+    data = {
+        "obs/policy": block[:, 0:3],
+        "states/quat": block[:, 3:7].reshape(9, 2, 2),
+        "rewards": block[:, 7],
+        "labels/pair": block[:, 8:10],
+        "dones": flags[:, 0],
+        "labels/flags": flags[:, 1:],
+        "labels/small_view": big[:, 5:7],
+        "labels/reversed": np.arange(18, dtype=np.int64).reshape(9, 2)[::-1],
+        "states/empty": np.zeros((9, 0), np.float32),
+    }
+    episode = Episode(data, env_id=4, seed=7, success=True, dr={"robot/body_mass": np.float32([1.5, 2.0])})
+    packed = PackedEpisode(episode)
+    assert packed.nbytes == len(packed.header) + sum(a.nbytes for a in (*data.values(), *episode.dr.values()))
+    unpacked = unpack_episode(pack_episode(episode))
+    assert_episodes_equal(unpacked, episode)
+    assert unpacked.data["states/quat"].shape == (9, 2, 2) and unpacked.data["rewards"].shape == (9,)
 
 
 def test_two_writing_processes_publish_every_shard_and_episode(tmp_path):

@@ -1,9 +1,12 @@
-"""The Warp label kernels vs the same labels computed in torch (with Isaac Lab's own quaternion utilities), on the
-same device, at 4096 envs, side by side in one run.
+"""The Warp label kernels the labeler runs every step vs the same labels computed in torch (with Isaac Lab's own
+quaternion utilities), on the same device, at 4096 envs, side by side in one run.
 
-Labels timed (one "step" of labeling): root pose delta (world and local displacement, rotation vector) of 2 poses,
-body-frame velocity deltas of 2 poses, joint position/velocity deltas of 12 joints (with wrapping), mechanical
-energy of 13 bodies, actuator work of 12 joints. Target: Warp >= 3x faster on the CPU.
+Labels timed (one "step" of labeling), from a ring buffer of the last 9 states as the labeler keeps it, for horizons
+1 and 8, zeroed where a horizon spans a reset: root pose deltas (world and local displacement, rotation vector) and
+body-frame velocity deltas of 2 roots, joint position/velocity deltas of 12 joints (with wrapping), mechanical energy
+of 13 bodies and its change, actuator work of 12 joints. The Warp side goes through the allocating wrappers of
+:mod:`wam_isaac.labels.functional` (the labeler itself replays recorded launches on buffers it keeps, which is
+cheaper). Target: Warp >= 3x faster on the CPU.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import torch
 
 NUM_ENVS = 4096
 TARGET = 3.0
+DEPTH, HORIZONS, NOW, DT = 9, (1, 8), 4, 0.02
 
 
 def _inputs(n: int, device: str) -> dict[str, torch.Tensor]:
@@ -27,24 +31,14 @@ def _inputs(n: int, device: str) -> dict[str, torch.Tensor]:
         return torch.randn(*shape, generator=g).to(device)
 
     return {
-        "pos0": vecs(n, 2, 3),
-        "quat0": quats(n, 2),
-        "pos1": vecs(n, 2, 3),
-        "quat1": quats(n, 2),
-        "v0": vecs(n, 2, 3),
-        "w0": vecs(n, 2, 3),
-        "v1": vecs(n, 2, 3),
-        "w1": vecs(n, 2, 3),
-        "q0": vecs(n, 12),
-        "qd0": vecs(n, 12),
-        "q1": vecs(n, 12),
-        "qd1": vecs(n, 12),
+        "pose": torch.cat([vecs(DEPTH, n, 2, 3), quats(DEPTH, n, 2)], -1),
+        "velocity": vecs(DEPTH, n, 2, 6),
+        "joints": vecs(DEPTH, 2, n, 12),
         "wrap": torch.ones(12, dtype=torch.int32, device=device),
-        "tau": vecs(n, 12),
-        "com": vecs(n, 13, 3),
-        "com_quat": quats(n, 13),
-        "com_v": vecs(n, 13, 3),
-        "com_w": vecs(n, 13, 3),
+        "steps": torch.randint(0, 12, (n,), generator=g).to(device),  # some episodes shorter than a horizon
+        "torque": vecs(n, 12),
+        "com_pose": torch.cat([vecs(n, 13, 3), quats(n, 13)], -1),
+        "com_vel": vecs(n, 13, 6),
         "mass": vecs(n, 13).abs(),
         "inertia": torch.eye(3, device=device).repeat(n, 13, 1, 1).reshape(n, 13, 9),
         "energy_prev": vecs(n),
@@ -54,39 +48,54 @@ def _inputs(n: int, device: str) -> dict[str, torch.Tensor]:
 def warp_labels(x: dict[str, torch.Tensor]) -> list[torch.Tensor]:
     from wam_isaac.labels import functional as F
 
-    out = list(F.pose_delta(x["pos0"], x["quat0"], x["pos1"], x["quat1"]))
-    out += F.body_velocity_delta(x["quat0"], x["v0"], x["w0"], x["quat1"], x["v1"], x["w1"])
-    out += F.joint_delta(x["q0"], x["qd0"], x["q1"], x["qd1"], x["wrap"])
-    energy = F.mechanical_energy(
-        x["com"], x["com_quat"], x["com_v"], x["com_w"], x["mass"], x["inertia"], (0.0, 0.0, -9.81), x["energy_prev"]
-    )
-    out += list(energy.values())
-    out.append(F.actuator_work(x["tau"], x["qd0"], x["qd1"], 0.02))
+    out = list(F.root_history_deltas(x["pose"], x["velocity"], HORIZONS, NOW, x["steps"]))
+    out += F.joint_history_deltas(x["joints"], x["wrap"], HORIZONS, NOW, x["steps"])
+    kinetic, potential = F.body_energies([x["com_pose"]], [x["com_vel"]], [x["mass"]], [x["inertia"]], (0, 0, -9.81))
+    out += [kinetic, potential, *F.energy_change(kinetic, potential, x["energy_prev"].clone(), x["steps"])]
+    out.append(F.actuator_work_history(x["torque"], x["joints"], NOW, DT, x["steps"]))
     return out
 
 
 def torch_labels(x: dict[str, torch.Tensor]) -> list[torch.Tensor]:
     import isaaclab.utils.math as m
 
-    q0w, q1w = x["quat0"], x["quat1"]  # Isaac Lab 3.0's math utilities take xyzw, like Warp
-    dpos = x["pos1"] - x["pos0"]
-    dlocal = m.quat_apply_inverse(q0w, dpos)
-    drot = m.axis_angle_from_quat(m.quat_unique(m.quat_mul(m.quat_inv(q0w), q1w)))
-    dv = m.quat_apply_inverse(q1w, x["v1"]) - m.quat_apply_inverse(q0w, x["v0"])
-    dw = m.quat_apply_inverse(q1w, x["w1"]) - m.quat_apply_inverse(q0w, x["w0"])
-    dq = x["q1"] - x["q0"]
-    dq = torch.where(x["wrap"].bool(), torch.atan2(torch.sin(dq), torch.cos(dq)), dq)
-    dqd = x["qd1"] - x["qd0"]
-    cq = x["com_quat"]
-    w_body = m.quat_apply_inverse(cq, x["com_w"])
+    steps = x["steps"]
+    pose, velocity, joints = x["pose"], x["velocity"], x["joints"]
+    valid, roots, dq, dqd = [], [[] for _ in range(5)], [], []
+    for k in HORIZONS:
+        prev = (NOW - k) % DEPTH
+        ok = steps >= k
+        p0, q0, p1, q1 = pose[prev, ..., :3], pose[prev, ..., 3:], pose[NOW, ..., :3], pose[NOW, ..., 3:]
+        v0, w0, v1, w1 = *velocity[prev].split(3, -1), *velocity[NOW].split(3, -1)
+        dpos = p1 - p0  # Isaac Lab 3.0's math utilities take xyzw, like Warp
+        values = (
+            dpos,
+            m.quat_apply_inverse(q0, dpos),
+            m.axis_angle_from_quat(m.quat_unique(m.quat_mul(m.quat_inv(q0), q1))),
+            m.quat_apply_inverse(q1, v1) - m.quat_apply_inverse(q0, v0),
+            m.quat_apply_inverse(q1, w1) - m.quat_apply_inverse(q0, w0),
+        )
+        for out, value in zip(roots, values, strict=True):
+            out.append(torch.where(ok[:, None, None], value, 0.0))
+        valid.append(ok.float())
+        d = joints[NOW, 0] - joints[prev, 0]
+        d = torch.where(x["wrap"].bool(), torch.atan2(torch.sin(d), torch.cos(d)), d)
+        dq.append(torch.where(ok[:, None], d, 0.0))
+        dqd.append(torch.where(ok[:, None], joints[NOW, 1] - joints[prev, 1], 0.0))
+    com_pos, com_quat = x["com_pose"][..., :3], x["com_pose"][..., 3:]
+    w_body = m.quat_apply_inverse(com_quat, x["com_vel"][..., 3:])
     inertia = x["inertia"].view(*x["mass"].shape, 3, 3)
-    kinetic = (0.5 * x["mass"] * (x["com_v"] ** 2).sum(-1)).sum(-1) + 0.5 * torch.einsum(
+    kinetic = (0.5 * x["mass"] * (x["com_vel"][..., :3] ** 2).sum(-1)).sum(-1) + 0.5 * torch.einsum(
         "nbi,nbij,nbj->n", w_body, inertia, w_body
     )
-    potential = (x["mass"] * 9.81 * x["com"][..., 2]).sum(-1)
+    potential = (x["mass"] * 9.81 * com_pos[..., 2]).sum(-1)
     energy = kinetic + potential
-    work = (x["tau"] * 0.5 * (x["qd0"] + x["qd1"])).sum(-1) * 0.02
-    return [dpos, dlocal, drot, dv, dw, dq, dqd, kinetic, potential, energy, energy - x["energy_prev"], work]
+    first = steps < 1
+    delta = torch.where(first, 0.0, energy - x["energy_prev"])
+    qd_prev = joints[(NOW - 1) % DEPTH, 1]
+    work = torch.where(first, 0.0, (x["torque"] * 0.5 * (qd_prev + joints[NOW, 1])).sum(-1) * DT)
+    stacked = [torch.stack(values) for values in (valid, *roots, dq, dqd)]
+    return [*stacked, kinetic, potential, energy, delta, work]
 
 
 def _time(fn, x, repeats: int) -> float:

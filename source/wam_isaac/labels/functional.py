@@ -86,115 +86,6 @@ class RecordedLaunch:
         self._command.launch()
 
 
-def pose_delta(
-    pos_prev: torch.Tensor, quat_prev: torch.Tensor, pos_now: torch.Tensor, quat_now: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pose change between two times. Inputs (num_envs, num_poses, 3|4) [m], xyzw.
-
-    Returns:
-        ``dpos_world`` [m], ``dpos_local`` [m] (in the earlier pose's frame), ``drot`` [rad] (rotation vector of
-        ``q_prev^-1 q_now``), each of shape (num_envs, num_poses, 3).
-    """
-    outs = [torch.empty_like(pos_prev, dtype=torch.float32) for _ in range(3)]
-    _launch(
-        kernels.pose_delta_kernel,
-        pos_prev.shape[:2],
-        [_vec(pos_prev), _vec(quat_prev), _vec(pos_now), _vec(quat_now)],
-        [_vec(o, cache=False) for o in outs],
-        pos_prev.device,
-    )
-    return tuple(outs)
-
-
-def body_velocity_delta(
-    quat_prev: torch.Tensor,
-    lin_vel_prev: torch.Tensor,
-    ang_vel_prev: torch.Tensor,
-    quat_now: torch.Tensor,
-    lin_vel_now: torch.Tensor,
-    ang_vel_now: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Change of body-frame linear [m/s] and angular [rad/s] velocities, each (num_envs, num_bodies, 3); the inputs
-    are world-frame velocities and xyzw orientations of shape (num_envs, num_bodies, 3|4)."""
-    outs = [torch.empty_like(lin_vel_prev, dtype=torch.float32) for _ in range(2)]
-    _launch(
-        kernels.body_velocity_delta_kernel,
-        lin_vel_prev.shape[:2],
-        [_vec(t) for t in (quat_prev, lin_vel_prev, ang_vel_prev, quat_now, lin_vel_now, ang_vel_now)],
-        [_vec(o, cache=False) for o in outs],
-        lin_vel_prev.device,
-    )
-    return tuple(outs)
-
-
-def joint_delta(
-    q_prev: torch.Tensor, qd_prev: torch.Tensor, q_now: torch.Tensor, qd_now: torch.Tensor, wrap: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Joint position [rad | m] and velocity [rad/s | m/s] changes, each (num_envs, num_joints); positions of joints
-    with ``wrap[j]`` set are differenced on the circle (result in (-pi, pi])."""
-    outs = [torch.empty_like(q_prev, dtype=torch.float32) for _ in range(2)]
-    _launch(
-        kernels.joint_delta_kernel,
-        q_prev.shape,
-        [_view(q_prev), _view(qd_prev), _view(q_now), _view(qd_now), _view(wrap.to(torch.int32), wp.int32)],
-        [_view(o, cache=False) for o in outs],
-        q_prev.device,
-    )
-    return tuple(outs)
-
-
-def mechanical_energy(
-    com_pos: torch.Tensor,
-    com_quat: torch.Tensor,
-    com_lin_vel: torch.Tensor,
-    ang_vel: torch.Tensor,
-    mass: torch.Tensor,
-    inertia: torch.Tensor,
-    gravity: tuple[float, float, float],
-    energy_prev: torch.Tensor,
-) -> dict[str, torch.Tensor]:
-    """Kinetic, potential and total mechanical energy [J] and its change since ``energy_prev``, each (num_envs,).
-
-    Args:
-        com_pos, com_quat, com_lin_vel, ang_vel: body centers of mass (world frame), (num_envs, num_bodies, 3|4).
-        mass: [kg], (num_envs, num_bodies). inertia: about the COM in the body frame [kg m^2], (..., 9) or (..., 3, 3).
-        gravity: [m/s^2], world frame. energy_prev: [J], (num_envs,).
-    """
-    n = mass.shape[0]
-    outs = {name: torch.empty(n, device=mass.device) for name in ("kinetic", "potential", "energy", "energy_delta")}
-    inertia = inertia.reshape(*mass.shape, 3, 3)
-    _launch(
-        kernels.mechanical_energy_kernel,
-        n,
-        [
-            _vec(com_pos),
-            _vec(com_quat),
-            _vec(com_lin_vel),
-            _vec(ang_vel),
-            _view(mass),
-            _view(inertia, wp.mat33),
-            wp.vec3(*gravity),
-            _view(energy_prev),
-        ],
-        [_view(o, cache=False) for o in outs.values()],
-        mass.device,
-    )
-    return outs
-
-
-def actuator_work(torque: torch.Tensor, qd_prev: torch.Tensor, qd_now: torch.Tensor, dt: float) -> torch.Tensor:
-    """Work done by the actuators over a step of ``dt`` [s], in [J], shape (num_envs,)."""
-    work = torch.empty(torque.shape[0], device=torque.device)
-    _launch(
-        kernels.actuator_work_kernel,
-        torque.shape[0],
-        [_view(torque), _view(qd_prev), _view(qd_now), float(dt)],
-        [_view(work, cache=False)],
-        torque.device,
-    )
-    return work
-
-
 def contact(forces: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Contact flags (0/1) and contact force magnitudes [N], each (num_envs, num_bodies), from net contact forces
     (num_envs, num_bodies, 3) [N]."""
@@ -243,22 +134,7 @@ def plane_penetration(
     return depth
 
 
-def relative_pose(
-    pos_a: torch.Tensor, quat_a: torch.Tensor, pos_b: torch.Tensor, quat_b: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pose of frame b in frame a: position [m] and rotation vector [rad], each (num_envs, 3)."""
-    outs = [torch.empty_like(pos_a, dtype=torch.float32) for _ in range(2)]
-    _launch(
-        kernels.relative_pose_kernel,
-        pos_a.shape[0],
-        [_vec(pos_a), _vec(quat_a), _vec(pos_b), _vec(quat_b)],
-        [_vec(o, cache=False) for o in outs],
-        pos_a.device,
-    )
-    return tuple(outs)
-
-
-# -- the labeler's history kernels, for tests and one-off uses ------------------------------------------------------
+# -- the history kernels with allocated outputs, for tests, benchmarks and one-off uses ------------------------------
 
 
 def root_history_deltas(
@@ -298,7 +174,8 @@ def joint_history_deltas(
     joints: torch.Tensor, wrap: torch.Tensor, horizons: Sequence[int], now: int, steps_in_episode: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Joint position and velocity changes over each horizon, each (num_horizons, num_envs, num_joints), from a
-    ring buffer ``joints`` (depth, 2, num_envs, num_joints) of positions and velocities; see :func:`joint_delta`."""
+    ring buffer ``joints`` (depth, 2, num_envs, num_joints) of positions and velocities; position changes of joints
+    with ``wrap != 0`` are wrapped to (-pi, pi]."""
     h, n, j = len(horizons), joints.shape[2], joints.shape[3]
     outs = [torch.empty(h, n, j, device=joints.device) for _ in range(2)]
     _launch(
@@ -321,7 +198,7 @@ def actuator_work_history(
     torque: torch.Tensor, joints: torch.Tensor, now: int, dt: float, steps_in_episode: torch.Tensor
 ) -> torch.Tensor:
     """Actuator work [J] over the step ending at slot ``now`` of the joint ring buffer (depth, 2, num_envs,
-    num_joints), shape (num_envs,); 0 on an episode's first step. See :func:`actuator_work`."""
+    num_joints), shape (num_envs,), by the trapezoidal rule; 0 on an episode's first step."""
     work = torch.empty(torque.shape[0], device=torque.device)
     _launch(
         kernels.actuator_work_history_kernel,

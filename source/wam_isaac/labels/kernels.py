@@ -49,10 +49,12 @@ def rotation_delta(q_prev: wp.quat, q_now: wp.quat) -> wp.vec3:
 
 @wp.func
 def joint_position_delta(q_prev: float, q_now: float, wrap: int) -> float:
-    """``q_now - q_prev``, wrapped to (-pi, pi] when ``wrap != 0`` (an unlimited revolute joint crossing +-pi)."""
+    """``q_now - q_prev``, wrapped to (-pi, pi] when ``wrap != 0`` (an unlimited revolute joint crossing +-pi): a
+    whole number of turns is added, not ``atan2(sin, cos)`` (three transcendental calls per joint made the joint
+    labels the labels' slowest kernel on the CPU)."""
     d = q_now - q_prev
     if wrap != 0:
-        d = wp.atan2(wp.sin(d), wp.cos(d))
+        d += 2.0 * wp.pi * wp.floor((wp.pi - d) / (2.0 * wp.pi))
     return d
 
 
@@ -60,130 +62,6 @@ def joint_position_delta(q_prev: float, q_now: float, wrap: int) -> float:
 def history_slot(now: int, k: int, depth: int) -> int:
     """Ring-buffer slot of the state ``k`` steps before slot ``now`` (``0 < k < depth``)."""
     return (now + depth - k) % depth
-
-
-@wp.kernel
-def pose_delta_kernel(
-    pos_prev: wp.array2d(dtype=wp.vec3),
-    quat_prev: wp.array2d(dtype=wp.quat),
-    pos_now: wp.array2d(dtype=wp.vec3),
-    quat_now: wp.array2d(dtype=wp.quat),
-    # outputs
-    dpos_world: wp.array2d(dtype=wp.vec3),
-    dpos_local: wp.array2d(dtype=wp.vec3),
-    drot: wp.array2d(dtype=wp.vec3),
-):
-    """Change of a pose between two times, shape (num_envs, num_poses).
-
-    - ``dpos_world`` [m]: ``p_now - p_prev`` in the world frame;
-    - ``dpos_local`` [m]: the same displacement expressed in the earlier pose's frame, ``R_prev^T (p_now - p_prev)``;
-    - ``drot`` [rad]: rotation vector of ``q_prev^-1 q_now`` (the rotation in the earlier pose's frame).
-    """
-    env, pose = wp.tid()
-    q0 = quat_prev[env, pose]
-    delta = pos_now[env, pose] - pos_prev[env, pose]
-    dpos_world[env, pose] = delta
-    dpos_local[env, pose] = wp.quat_rotate_inv(q0, delta)
-    drot[env, pose] = rotation_delta(q0, quat_now[env, pose])
-
-
-@wp.kernel
-def body_velocity_delta_kernel(
-    quat_prev: wp.array2d(dtype=wp.quat),
-    lin_vel_prev: wp.array2d(dtype=wp.vec3),
-    ang_vel_prev: wp.array2d(dtype=wp.vec3),
-    quat_now: wp.array2d(dtype=wp.quat),
-    lin_vel_now: wp.array2d(dtype=wp.vec3),
-    ang_vel_now: wp.array2d(dtype=wp.vec3),
-    # outputs
-    dlin_vel_body: wp.array2d(dtype=wp.vec3),
-    dang_vel_body: wp.array2d(dtype=wp.vec3),
-):
-    """Change of body-frame velocities, shape (num_envs, num_bodies): each velocity (given in the world frame) is
-    expressed in its body's frame at its own time, then differenced; [m/s] and [rad/s]."""
-    env, body = wp.tid()
-    q0 = quat_prev[env, body]
-    q1 = quat_now[env, body]
-    dlin_vel_body[env, body] = wp.quat_rotate_inv(q1, lin_vel_now[env, body]) - wp.quat_rotate_inv(
-        q0, lin_vel_prev[env, body]
-    )
-    dang_vel_body[env, body] = wp.quat_rotate_inv(q1, ang_vel_now[env, body]) - wp.quat_rotate_inv(
-        q0, ang_vel_prev[env, body]
-    )
-
-
-@wp.kernel
-def joint_delta_kernel(
-    q_prev: wp.array2d(dtype=wp.float32),
-    qd_prev: wp.array2d(dtype=wp.float32),
-    q_now: wp.array2d(dtype=wp.float32),
-    qd_now: wp.array2d(dtype=wp.float32),
-    wrap: wp.array(dtype=wp.int32),
-    # outputs
-    dq: wp.array2d(dtype=wp.float32),
-    dqd: wp.array2d(dtype=wp.float32),
-):
-    """Joint position and velocity changes, shape (num_envs, num_joints). For joints with ``wrap[j] != 0``
-    (unlimited revolute joints) the position change is wrapped to (-pi, pi]: crossing +-pi is a small step."""
-    env, joint = wp.tid()
-    dq[env, joint] = joint_position_delta(q_prev[env, joint], q_now[env, joint], wrap[joint])
-    dqd[env, joint] = qd_now[env, joint] - qd_prev[env, joint]
-
-
-@wp.kernel
-def mechanical_energy_kernel(
-    com_pos: wp.array2d(dtype=wp.vec3),
-    com_quat: wp.array2d(dtype=wp.quat),
-    com_lin_vel: wp.array2d(dtype=wp.vec3),
-    ang_vel: wp.array2d(dtype=wp.vec3),
-    mass: wp.array2d(dtype=wp.float32),
-    inertia: wp.array2d(dtype=wp.mat33),
-    gravity: wp.vec3,
-    energy_prev: wp.array(dtype=wp.float32),
-    # outputs
-    kinetic: wp.array(dtype=wp.float32),
-    potential: wp.array(dtype=wp.float32),
-    energy: wp.array(dtype=wp.float32),
-    energy_delta: wp.array(dtype=wp.float32),
-):
-    """Mechanical energy of each env's bodies [J], shape (num_envs,).
-
-    ``kinetic = sum_b 1/2 m_b |v_b|^2 + 1/2 w_b^T I_b w_b`` with ``v_b`` the center-of-mass velocity, ``w_b`` the
-    angular velocity expressed in the body's (principal) frame and ``I_b`` the inertia about the center of mass in
-    that frame; ``potential = -sum_b m_b g . p_b`` (zero at the world origin); ``energy_delta = energy -
-    energy_prev``.
-    """
-    env = wp.tid()
-    ke = float(0.0)  # noqa: UP018 (a mutable Warp local needs the constructor)
-    pe = float(0.0)  # noqa: UP018 (a mutable Warp local needs the constructor)
-    for body in range(mass.shape[1]):
-        m = mass[env, body]
-        v = com_lin_vel[env, body]
-        w_body = wp.quat_rotate_inv(com_quat[env, body], ang_vel[env, body])
-        ke += 0.5 * m * wp.dot(v, v) + 0.5 * wp.dot(w_body, inertia[env, body] * w_body)
-        pe -= m * wp.dot(gravity, com_pos[env, body])
-    kinetic[env] = ke
-    potential[env] = pe
-    energy[env] = ke + pe
-    energy_delta[env] = ke + pe - energy_prev[env]
-
-
-@wp.kernel
-def actuator_work_kernel(
-    torque: wp.array2d(dtype=wp.float32),
-    qd_prev: wp.array2d(dtype=wp.float32),
-    qd_now: wp.array2d(dtype=wp.float32),
-    dt: float,
-    # outputs
-    work: wp.array(dtype=wp.float32),
-):
-    """Work done by the actuators over a step [J], shape (num_envs,): ``sum_j tau_j (qd_prev_j + qd_now_j) / 2 dt``
-    (trapezoidal rule, torque held over the step)."""
-    env = wp.tid()
-    total = float(0.0)  # noqa: UP018 (a mutable Warp local needs the constructor)
-    for joint in range(torque.shape[1]):
-        total += torque[env, joint] * 0.5 * (qd_prev[env, joint] + qd_now[env, joint])
-    work[env] = total * dt
 
 
 @wp.kernel
@@ -250,27 +128,8 @@ def plane_penetration_kernel(
     depth[env, shape] = wp.max(plane_height[env] - lowest, 0.0)
 
 
-@wp.kernel
-def relative_pose_kernel(
-    pos_a: wp.array(dtype=wp.vec3),
-    quat_a: wp.array(dtype=wp.quat),
-    pos_b: wp.array(dtype=wp.vec3),
-    quat_b: wp.array(dtype=wp.quat),
-    # outputs
-    pos_b_in_a: wp.array(dtype=wp.vec3),
-    rot_b_in_a: wp.array(dtype=wp.vec3),
-):
-    """Pose of frame b in frame a, shape (num_envs,): position ``R_a^T (p_b - p_a)`` [m] and rotation vector of
-    ``q_a^-1 q_b`` [rad]."""
-    env = wp.tid()
-    qa = quat_a[env]
-    pos_b_in_a[env] = wp.quat_rotate_inv(qa, pos_b[env] - pos_a[env])
-    rot_b_in_a[env] = rotation_delta(qa, quat_b[env])
-
-
-# -- kernels of the labeler's per-step path: they read the state history ring buffer and the simulator's buffers in
-# place, zero labels whose horizon spans a reset, and write into preallocated outputs (one launch per label group
-# instead of one per label, and no masking pass afterwards).
+# -- history kernels: they read the labeler's state ring buffer and the simulator's buffers in place, zero labels
+# whose horizon spans a reset, and write into preallocated outputs (one launch per label group, no masking pass).
 
 
 @wp.kernel
@@ -291,10 +150,17 @@ def root_history_delta_kernel(
     """Root pose and body-frame velocity changes over each horizon, shape (num_horizons, num_envs, num_roots).
 
     ``pose`` (world ``[p, q]``) and ``velocity`` (world ``[v, w]`` of the center of mass) are ring buffers of shape
-    (depth, num_envs, num_roots) whose slot ``now`` holds the current step. For horizon ``k = horizons[h]`` the
-    labels are those of :func:`pose_delta_kernel` and :func:`body_velocity_delta_kernel` between the slot ``k``
-    steps back and ``now``; ``valid[h, env]`` is 1 when the env's episode has lasted at least ``k`` steps, else 0
-    and every label of that env and horizon is 0 (it would span a reset).
+    (depth, num_envs, num_roots) whose slot ``now`` holds the current step. For horizon ``k = horizons[h]``, between
+    the slot ``k`` steps back (``prev``) and ``now``:
+
+    - ``dpos_world`` [m]: ``p_now - p_prev`` in the world frame;
+    - ``dpos_local`` [m]: the same displacement in the earlier pose's frame, ``R_prev^T (p_now - p_prev)``;
+    - ``drot`` [rad]: rotation vector of ``q_prev^-1 q_now`` (the rotation in the earlier pose's frame);
+    - ``dlin_vel_body``, ``dang_vel_body`` [m/s, rad/s]: each velocity expressed in its body's frame at its own time,
+      then differenced.
+
+    ``valid[h, env]`` is 1 when the env's episode has lasted at least ``k`` steps, else 0 and every label of that env
+    and horizon is 0 (it would span a reset).
     """
     h, env, root = wp.tid()
     k = horizons[h]
@@ -338,8 +204,9 @@ def joint_history_delta_kernel(
     """Joint position and velocity changes over each horizon, shape (num_horizons, num_envs, num_joints).
 
     ``joints`` is a ring buffer of shape (depth, 2, num_envs, num_joints) (positions, then velocities) whose slot
-    ``now`` holds the current step; positions of joints with ``wrap[j] != 0`` are differenced on the circle (see
-    :func:`joint_delta_kernel`). Labels of an env whose episode is shorter than the horizon are 0.
+    ``now`` holds the current step; the position change of joints with ``wrap[j] != 0`` (unlimited revolute joints) is
+    wrapped to (-pi, pi], so crossing +-pi is a small step. Labels of an env whose episode is shorter than the horizon
+    are 0.
     """
     h, env, joint = wp.tid()
     k = horizons[h]
@@ -363,9 +230,10 @@ def actuator_work_history_kernel(
     # outputs
     work: wp.array(dtype=wp.float32),
 ):
-    """Actuator work over the last step [J], shape (num_envs,), as :func:`actuator_work_kernel` with the joint
-    velocities read from the ring buffer ``joints`` (depth, 2, num_envs, num_joints) at slots ``now - 1`` and
-    ``now``. Added to ``work`` when ``accumulate != 0`` (several robots); 0 on an episode's first step."""
+    """Work done by the actuators over the last step [J], shape (num_envs,): ``sum_j tau_j (qd_prev_j + qd_now_j) / 2
+    dt`` (trapezoidal rule, torque held over the step), the joint velocities read from the ring buffer ``joints``
+    (depth, 2, num_envs, num_joints) at slots ``now - 1`` and ``now``. Added to ``work`` when ``accumulate != 0``
+    (several robots); 0 on an episode's first step."""
     env = wp.tid()
     if steps_in_episode[env] < wp.int64(1):
         work[env] = 0.0
@@ -392,9 +260,11 @@ def body_energy_kernel(
     kinetic: wp.array(dtype=wp.float32),
     potential: wp.array(dtype=wp.float32),
 ):
-    """Kinetic and potential energy [J] of one asset's bodies, shape (num_envs,), as in
-    :func:`mechanical_energy_kernel`; added to ``kinetic`` and ``potential`` when ``accumulate != 0`` (body after
-    body, so summing the assets one launch each gives the same floats as one sum over all their bodies).
+    """Kinetic and potential energy [J] of one asset's bodies, shape (num_envs,): ``kinetic = sum_b 1/2 m_b |v_b|^2 +
+    1/2 w_b^T I_b w_b`` with ``v_b`` the center-of-mass velocity, ``w_b`` the angular velocity in the body's frame and
+    ``I_b`` the inertia about the center of mass in that frame; ``potential = -sum_b m_b g . p_b`` (zero at the world
+    origin). Added to ``kinetic`` and ``potential`` when ``accumulate != 0`` (body after body, so summing the assets
+    one launch each gives the same floats as one sum over all their bodies).
 
     Inputs are Isaac Lab's body center-of-mass poses ``[p, q]`` and velocities ``[v, w]`` (world frame), masses
     [kg] and inertias about the center of mass in its frame, flattened row-major to 9 [kg m^2].
@@ -449,8 +319,8 @@ def manipulation_kernel(
     goal_pos_in_object: wp.array(dtype=wp.vec3),
 ):
     """Relative poses of a manipulation task, shape (num_envs,): the object's pose in the end effector's frame
-    (body ``end_effector`` of ``body_pose``; position [m], rotation vector [rad], as :func:`relative_pose_kernel`)
-    and the goal's position in the object's frame [m]."""
+    (body ``end_effector`` of ``body_pose``): position ``R_ee^T (p_object - p_ee)`` [m] and rotation vector of
+    ``q_ee^-1 q_object`` [rad]; and the goal's position in the object's frame [m]."""
     env = wp.tid()
     ee = body_pose[env, end_effector]
     q_ee = wp.transform_get_rotation(ee)

@@ -1,5 +1,5 @@
-"""The labeler's history kernels (ring buffer in, masked labels out) against scipy, hand-computed values and the
-single-purpose kernels; and the recorded launch that replays them.
+"""The labeler's history kernels (ring buffer in, masked labels out) against scipy, hand-computed values and
+closed-form physics; and the recorded launch that replays them.
 
 Tolerances: float32 kernels against float64 references, 1e-5 absolute unless stated.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 import warp as wp
 from scipy.spatial.transform import Rotation
@@ -76,18 +77,15 @@ def test_root_history_deltas_match_scipy_and_zero_across_resets():
         torch.testing.assert_close(drot[h, 1, :, 2], turn, atol=2e-5, rtol=0, msg="the short way across +-pi")
 
 
-def test_root_history_deltas_equal_the_single_purpose_kernels():
-    """The fused kernel gives the same floats as pose_delta and body_velocity_delta on the same two slots."""
-    now, steps = 3, torch.full((NUM_ENVS,), 10)
-    pose, velocity = root_history(1, now)
-    _, *fused = F.root_history_deltas(pose, velocity, HORIZONS, now, steps)
-    for h, k in enumerate(HORIZONS):
-        prev = (now - k) % DEPTH
-        p0, q0, p1, q1 = pose[prev, ..., :3], pose[prev, ..., 3:], pose[now, ..., :3], pose[now, ..., 3:]
-        single = [*F.pose_delta(p0, q0, p1, q1)]
-        single += F.body_velocity_delta(q0, *velocity[prev].split(3, -1), q1, *velocity[now].split(3, -1))
-        for a, b in zip(fused, single, strict=True):
-            assert torch.equal(a[h], b)
+@pytest.mark.parametrize("angle", [math.pi - 1e-3, -(math.pi - 1e-3), 0.5, 1e-6])
+def test_root_rotation_near_pi_is_the_short_way(angle):
+    # a 20 deg yaw from any start, e.g. +179.9 deg to -160.1 deg, is a 20 deg turn, not 340
+    start = Rotation.from_euler("z", angle)
+    pose = torch.zeros(2, 1, 1, 7)
+    pose[0, ..., 3:] = torch.tensor(start.as_quat(), dtype=torch.float32)
+    pose[1, ..., 3:] = torch.tensor((start * Rotation.from_euler("z", 20, degrees=True)).as_quat(), dtype=torch.float32)
+    _, _, _, drot, _, _ = F.root_history_deltas(pose, torch.zeros(2, 1, 1, 6), (1,), 1, torch.tensor([5]))
+    torch.testing.assert_close(drot.view(3), torch.tensor([0.0, 0.0, math.radians(20.0)]), atol=2e-5, rtol=0)
 
 
 def test_joint_history_deltas_wrap_the_wrapped_joints_and_zero_across_resets():
@@ -133,18 +131,15 @@ def test_body_energies_of_two_assets_closed_form_and_equal_to_one_sum():
     )
     torch.testing.assert_close(kinetic, torch.tensor([0.5 * m * 14.0 + 0.5 * box_inertia[0].item() * 16.0]))
     torch.testing.assert_close(potential, torch.tensor([m * 9.81 * 1.5 + 1.0 * 9.81 * 0.5]))
-    # bitwise the single kernel's sum over the concatenated bodies
-    one = F.mechanical_energy(
-        torch.cat([box_pose, ball_pose], 1)[..., :3],
-        torch.cat([box_pose, ball_pose], 1)[..., 3:],
-        torch.cat([box_vel[..., :3], torch.zeros(1, 1, 3)], 1),
-        torch.cat([box_vel[..., 3:], torch.zeros(1, 1, 3)], 1),
-        torch.tensor([[m, 1.0]]),
-        torch.cat([torch.diag(box_inertia).view(1, 1, 9), 0.004 * torch.eye(3).view(1, 1, 9)], 1),
+    # accumulating asset after asset gives the same floats as one asset holding all the bodies
+    one_kinetic, one_potential = F.body_energies(
+        [torch.cat([box_pose, ball_pose], 1)],
+        [torch.cat([box_vel, torch.zeros(1, 1, 6)], 1)],
+        [torch.tensor([[m, 1.0]])],
+        [torch.cat([torch.diag(box_inertia).view(1, 1, 9), 0.004 * torch.eye(3).view(1, 1, 9)], 1)],
         (0.0, 0.0, -9.81),
-        torch.zeros(1),
     )
-    assert torch.equal(kinetic, one["kinetic"]) and torch.equal(potential, one["potential"])
+    assert torch.equal(kinetic, one_kinetic) and torch.equal(potential, one_potential)
 
 
 def test_energy_change_and_its_first_step():
@@ -172,24 +167,33 @@ def test_manipulation_matches_scipy():
 
 
 def test_recorded_launch_repacks_changed_scalars_and_arrays():
-    q_prev, q_now = torch.tensor([[3.1, 0.0]]), torch.tensor([[-3.1, 1.0]])
-    other = torch.tensor([[0.0, 5.0]])
-    out = [torch.zeros(1, 2), torch.zeros(1, 2)]
     view = lambda t, dtype=wp.float32: wp.from_torch(t, dtype=dtype)  # noqa: E731
-    launch = F.RecordedLaunch(kernels.joint_delta_kernel, (1, 2), torch.device("cpu"))
-    wrap = view(torch.tensor([1, 0], dtype=torch.int32), wp.int32)
-    inputs = [view(q_prev), view(q_prev), view(q_now), view(q_now), wrap]
-    launch(inputs, [view(o) for o in out])
-    torch.testing.assert_close(out[0], torch.tensor([[2 * math.pi - 6.2, 1.0]]), atol=1e-5, rtol=0)
-    inputs[2] = view(other)  # another array: repacked
-    outputs = [view(o) for o in out]
+    kinetic, potential, other = torch.tensor([1.0, 2.0]), torch.tensor([10.0, 20.0]), torch.tensor([5.0, 7.0])
+    energy, delta, energy_prev = torch.zeros(2), torch.zeros(2), torch.zeros(2)
+    launch = F.RecordedLaunch(kernels.energy_change_kernel, 2, torch.device("cpu"))
+    inputs = [view(kinetic), view(potential), view(torch.tensor([3, 3]), wp.int64)]
+    outputs = [view(energy), view(delta), view(energy_prev)]
     launch(inputs, outputs)
-    torch.testing.assert_close(out[0], torch.tensor([[-3.1, 5.0]]), atol=1e-5, rtol=0)
-    q_prev[0, 1] = 2.0  # same array, new contents: read in place
+    torch.testing.assert_close(energy, torch.tensor([11.0, 22.0]))
+    inputs[0] = view(other)  # another array: repacked
     launch(inputs, outputs)
-    assert out[0][0, 1].item() == 3.0
+    torch.testing.assert_close(energy, torch.tensor([15.0, 27.0]))
+    torch.testing.assert_close(delta, torch.tensor([4.0, 5.0]))
+    potential[1] = 0.0  # same array, new contents: read in place
+    launch(inputs, outputs)
+    torch.testing.assert_close(energy, torch.tensor([15.0, 7.0]))
     forces, flag, force = torch.tensor([[[0.0, 0.0, 2.0]]]), torch.zeros(1, 1), torch.zeros(1, 1)
     contact = F.RecordedLaunch(kernels.contact_kernel, (1, 1), torch.device("cpu"))
     for threshold, expected in ((1.0, 1.0), (3.0, 0.0)):  # another scalar: repacked
         contact([view(forces, wp.vec3), threshold], [view(flag), view(force)])
         assert flag.item() == expected
+
+
+def test_joint_wrap_lands_in_minus_pi_to_pi_for_any_number_of_turns():
+    d = torch.tensor([math.pi, -math.pi, 7.0, -7.0, 20.0, 0.25])
+    joints = torch.zeros(2, 2, 1, 6)
+    joints[1, 0, 0] = d
+    dq, _ = F.joint_history_deltas(joints, torch.ones(6, dtype=torch.int32), (1,), 1, torch.tensor([4]))
+    expected = torch.atan2(torch.sin(d.double()), torch.cos(d.double())).float()
+    expected[:2] = math.pi  # the interval is (-pi, pi]: -pi is pi
+    torch.testing.assert_close(dq[0, 0], expected, atol=2e-6, rtol=0)

@@ -250,10 +250,8 @@ class DatasetWriter:
         self._check_open()
         if not self._started:  # no episode: no process needed for a manifest without shards
             self._replace_old_dataset()
-            sink = ShardSink(self._config, lambda: self._dropped)
-            sink.write_manifest(complete=True)
+            self._write_manifest(complete=True)
             self._closed = True
-            self.manifest = sink.manifest
             return self.manifest
         self._closed = True
         try:
@@ -265,10 +263,7 @@ class DatasetWriter:
                 self._receive(timeout=POLL_SECONDS)
             self._raise_process_error()
             # every writer has published its last shard: mark the manifest that lists them all complete
-            sink = ShardSink(self._config, lambda: self._dropped)
-            sink.dr_keys = self._dr_keys
-            sink.write_manifest(complete=True)
-            self.manifest = sink.manifest
+            self._write_manifest(complete=True)
         finally:
             self._shutdown()
         return self.manifest
@@ -379,6 +374,13 @@ class DatasetWriter:
                     f"episode DR parameters {dr_keys_of(episode)} differ from the first episode's {self._dr_keys}"
                 )
 
+    def _write_manifest(self, complete: bool) -> None:
+        """Write (from this process) the manifest listing the shards published so far; keep it as :attr:`manifest`."""
+        sink = ShardSink(self._config, lambda: self._dropped)
+        sink.dr_keys = self._dr_keys
+        sink.write_manifest(complete)
+        self.manifest = sink.manifest
+
     def _replace_old_dataset(self) -> None:
         """With ``overwrite``, delete the old dataset's files (manifest and shards, nothing else)."""
         if self.overwrite:
@@ -406,10 +408,7 @@ class DatasetWriter:
                 f"({error.strerror or error}): lower max_queued_bytes or enlarge /dev/shm (docker run --shm-size)"
             ) from error
         self._replace_old_dataset()
-        sink = ShardSink(self._config, lambda: self._dropped)
-        sink.dr_keys = self._dr_keys
-        sink.write_manifest(complete=False)
-        self.manifest = sink.manifest
+        self._write_manifest(complete=False)
 
         self._free_slots = context.BoundedSemaphore(self._max_queued_episodes)
         self._stop = context.Event()

@@ -180,7 +180,7 @@ def joint_history_deltas(
     outs = [torch.empty(h, n, j, device=joints.device) for _ in range(2)]
     _launch(
         kernels.joint_history_delta_kernel,
-        (h, n, j),
+        (h, n),
         [
             _view(joints),
             _view(wrap.to(torch.int32), wp.int32),

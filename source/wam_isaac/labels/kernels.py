@@ -208,15 +208,18 @@ def joint_history_delta_kernel(
     wrapped to (-pi, pi], so crossing +-pi is a small step. Labels of an env whose episode is shorter than the horizon
     are 0.
     """
-    h, env, joint = wp.tid()
+    h, env = wp.tid()  # one thread per env and horizon looping over the joints: a thread costs ~20 ns on the CPU
     k = horizons[h]
-    if steps_in_episode[env] < wp.int64(k):
-        dq[h, env, joint] = 0.0
-        dqd[h, env, joint] = 0.0
-        return
+    ok = steps_in_episode[env] >= wp.int64(k)
     prev = history_slot(now, k, joints.shape[0])
-    dq[h, env, joint] = joint_position_delta(joints[prev, 0, env, joint], joints[now, 0, env, joint], wrap[joint])
-    dqd[h, env, joint] = joints[now, 1, env, joint] - joints[prev, 1, env, joint]
+    for joint in range(joints.shape[3]):
+        if ok:
+            q = joint_position_delta(joints[prev, 0, env, joint], joints[now, 0, env, joint], wrap[joint])
+            dq[h, env, joint] = q
+            dqd[h, env, joint] = joints[now, 1, env, joint] - joints[prev, 1, env, joint]
+        else:
+            dq[h, env, joint] = 0.0
+            dqd[h, env, joint] = 0.0
 
 
 @wp.kernel

@@ -256,7 +256,7 @@ class Labeler:
             self._launch(
                 f"deltas/{name}",
                 kernels.joint_history_delta_kernel,
-                (horizons, n, self._joints[name].shape[-1]),
+                (horizons, n),
                 [w[f"{name}/joints"], w[f"{name}/wrap"], w["horizons"], now, steps_in_episode],
                 [w[f"{name}/joint_pos"], w[f"{name}/joint_vel"]],
             )

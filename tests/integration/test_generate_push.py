@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from wam_isaac.data import DatasetWriter, iter_episodes, summarize
+from wam_isaac.data import DatasetWriter, iter_episodes, load_manifest, summarize
 from wam_isaac.labels.labeler import labeler_cfg_for
 from wam_isaac.rollout.driver import RolloutDriver
 from wam_isaac.rollout.policies import make_policy
@@ -42,7 +42,7 @@ def test_cube_labels_equal_recomputation_from_stored_states(dataset):
     for _, episode in iter_episodes(out):
         d = episode.data
         pose = d["states/cube/root_pose"]  # (T, 7): position relative to the env origin, xyzw
-        root_index = 2  # assets are labeled in scene order: robot, table, cube
+        root_index = _listed(out, "labels/delta_1/root_pos_w", "roots").index("cube")
         for k in (1, 8):
             valid = d[f"labels/delta_{k}/valid"].astype(bool)
             for t in range(k - 1, len(pose) - 1):
@@ -62,6 +62,36 @@ def test_cube_labels_equal_recomputation_from_stored_states(dataset):
                 )
                 checked += 1
     assert checked > 1000
+
+
+def _listed(out, key: str, what: str) -> list[str]:
+    """The names a key's manifest description lists after ``<what>:`` (its entries along the trailing axis)."""
+    return load_manifest(out)["keys"][key]["description"].split(f"{what}: ")[1].split(", ")
+
+
+def test_contact_labels_weigh_the_resting_cube_and_see_the_pusher_push(dataset):
+    """The contact sensor's bodies are listed in the manifest in storage order; a resting cube untouched by the tip
+    presses on the table with m g (m: the episode's randomized cube mass); whenever the tip touches the cube, the cube
+    moves; the tip starts every episode away from the cube."""
+    out, _ = dataset
+    pusher, cube = (_listed(out, f"labels/contact/contact_forces/{key}", "bodies") for key in ("flag", "force"))
+    assert pusher == cube == ["pusher", "Cube"]
+    resting, pushed = [], []
+    for _, episode in iter_episodes(out):
+        d = episode.data
+        force, flag = d["labels/contact/contact_forces/force"], d["labels/contact/contact_forces/flag"]
+        np.testing.assert_array_equal(flag, (force > 0.1).astype(np.float32))  # Push-Cube's threshold
+        assert flag[0, 0] == 0
+        weight = float(episode.dr["cube/body_mass"][0]) * 9.81
+        speed_after = np.linalg.norm(d["states/cube/root_vel"][1:], axis=-1)  # labels at t: after the step
+        for t in np.flatnonzero((flag[:-1, 0] == 0) & (speed_after < 0.01))[1:]:
+            resting.append(force[t, 1] / weight)
+        moved = np.linalg.norm(d["labels/delta_1/root_pos_w"][:, 2], axis=-1) > 1e-4
+        pushed.extend(moved[flag[:, 0] == 1])
+    assert len(resting) > 100
+    np.testing.assert_allclose(resting, 1.0, rtol=0.03)
+    assert len(pushed) > 0.05 * 8 * 160, "the expert pushes the cube for a good part of its episodes"
+    assert np.mean(pushed) > 0.95
 
 
 def test_tip_to_cube_labels_match_forward_kinematics_of_the_stored_joints(dataset):

@@ -88,7 +88,7 @@ def test_inspect_verify_names_the_corrupted_shard(tmp_path):
 
     from wam_isaac.data import DatasetWriter, Episode, KeySpec
 
-    specs = {"actions": KeySpec((2,)), "rewards": KeySpec(())}
+    specs = {"actions": KeySpec((2,), unit="N", description="cart force, pole torque"), "rewards": KeySpec(())}
     with DatasetWriter(tmp_path / "d", "WAM-Cartpole", "h", specs, episodes_per_shard=1, compression=None) as writer:
         for i in range(3):
             data = {"actions": np.full((5, 2), i, np.float32), "rewards": np.zeros(5, np.float32)}
@@ -97,6 +97,9 @@ def test_inspect_verify_names_the_corrupted_shard(tmp_path):
     assert ok.returncode == 0, ok.stderr
     summary = json.loads(ok.stdout)
     assert summary["transitions"] == 15 and summary["episodes"] == 3 and summary["verify"]["ok"]
+    text = wam("inspect", str(tmp_path / "d")).stdout.splitlines()
+    row = next(i for i, line in enumerate(text) if line.split()[:1] == ["actions"])
+    assert text[row].split()[-1] == "[N]" and text[row + 1].strip() == "cart force, pole torque"
     shard = tmp_path / "d" / "shard_00001.h5"
     raw = bytearray(shard.read_bytes())
     raw[len(raw) // 2] ^= 0xFF

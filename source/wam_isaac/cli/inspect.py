@@ -55,6 +55,8 @@ def _text(summary: dict) -> str:
         for key, spec in keys.items():
             unit = f" [{spec['unit']}]" if spec.get("unit") else ""
             lines.append(f"  {key:<44} {str(tuple(spec['shape'])):<12} {spec['dtype']}{unit}")
+            if spec.get("description"):
+                lines.append(f"  {'':<44} {spec['description']}")
     lines.append("DR ranges sampled:")
     for name, value in summary["dr_ranges"].items():
         lines.append(f"  {name:<44} min {value['min']}  max {value['max']}")

@@ -21,7 +21,7 @@ def summarize(dataset_dir: str | os.PathLike) -> dict[str, Any]:
     Keys: ``dataset_dir``, ``task_id``, ``env_config_hash``, ``schema_version``, ``complete`` (False after a crash),
     ``shards``, ``episodes``, ``transitions``, ``successes``, ``success_rate`` (None without episodes),
     ``dropped_episodes``, ``episode_length`` ({min, mean, max} [steps], None without episodes), ``keys`` ({group:
-    {key: {shape, dtype, unit}}} for the groups obs, states, labels, actions, other), ``dr_ranges`` ({DR key:
+    {key: {shape, dtype, unit, description}}} for the groups obs, states, labels, actions, other), ``dr_ranges`` ({DR key:
     {shape, min, max}}, elementwise over episodes as nested lists, NaN values ignored, None where every episode's
     value is unknown), ``unlisted_files`` (see :func:`~wam_isaac.data.reader.unlisted_files`).
 
@@ -33,7 +33,7 @@ def summarize(dataset_dir: str | os.PathLike) -> dict[str, Any]:
     lengths = [length for shard in manifest["shards"] for length in shard["episode_lengths"]]
     keys: dict[str, dict[str, Any]] = {group: {} for group in KEY_GROUPS}
     for key, entry in manifest["keys"].items():
-        keys[entry["group"]][key] = {name: entry[name] for name in ("shape", "dtype", "unit")}
+        keys[entry["group"]][key] = {name: entry.get(name, "") for name in ("shape", "dtype", "unit", "description")}
     return {
         "dataset_dir": str(dataset_dir),
         "task_id": manifest["task_id"],

@@ -156,6 +156,72 @@ class Labeler:
         self._manipulation()
         return {**self._labels, **self._flags()}
 
+    def descriptions(self) -> dict[str, str]:
+        """What every label :meth:`compute` returns means, keyed like it: the quantity, its frame and, for each
+        trailing axis, what its entries are (roots, joints, sensed bodies, shapes) in storage order. The rollout
+        driver records these in the dataset's manifest, so a dataset says what ``labels/delta_1/root_pos_w[..., 2, :]``
+        is without the code that wrote it."""
+        roots = ", ".join(self.assets)
+        described: dict[str, str] = {}
+        for k in self.cfg.horizons:
+            span = f"over the last {k} step{'s' if k > 1 else ''} (s_t - s_t-{k})"
+            described[f"delta_{k}/valid"] = (
+                f"1 if the episode has lasted at least {k} step{'s' if k > 1 else ''}, else 0 and every delta_{k} "
+                "label is 0 (it would span a reset)"
+            )
+            described[f"delta_{k}/root_pos_w"] = f"root position change {span}, world frame; roots: {roots}"
+            described[f"delta_{k}/root_pos_b"] = (
+                f"root position change {span} in the earlier root frame, R_prev^T (p_now - p_prev); roots: {roots}"
+            )
+            described[f"delta_{k}/root_rotvec"] = (
+                f"rotation vector of q_prev^-1 q_now {span}, earlier root frame, angle in [0, pi]; roots: {roots}"
+            )
+            described[f"delta_{k}/root_lin_vel_b"] = (
+                f"change of the center-of-mass linear velocity, each in its body frame, {span}; roots: {roots}"
+            )
+            described[f"delta_{k}/root_ang_vel_b"] = (
+                f"change of the angular velocity, each in its body frame, {span}; roots: {roots}"
+            )
+            for name in self.robot_names:
+                joints = ", ".join(self.env.scene[name].joint_names)
+                described[f"delta_{k}/{name}/joint_pos"] = (
+                    f"joint position change {span}, unlimited revolute joints wrapped to (-pi, pi]; joints: {joints}"
+                )
+                described[f"delta_{k}/{name}/joint_vel"] = f"joint velocity change {span}; joints: {joints}"
+        described["energy/kinetic"] = f"kinetic energy of every body (translation + rotation) of {roots}"
+        described["energy/potential"] = f"gravitational potential energy of every body of {roots}, zero at z = 0"
+        described["energy/total"] = "energy/kinetic + energy/potential"
+        described["energy/delta"] = "change of energy/total over the last step, 0 on an episode's first step"
+        described["energy/actuator_work"] = (
+            "work of the joint actuators over the last step, sum_j tau_j (qd_prev_j + qd_now_j) / 2 dt"
+        )
+        for name, sensor in self._contact_sensors().items():
+            # Newton's sensor names its bodies (or shapes) ``sensor_names``; PhysX's, ``body_names``
+            bodies = ", ".join(getattr(sensor, "sensor_names", None) or sensor.body_names)
+            described[f"contact/{name}/flag"] = (
+                f"1 if the net contact force on the body exceeds {self.cfg.contact_threshold:g} N, else 0 (sensor "
+                f"{name}); bodies: {bodies}"
+            )
+            described[f"contact/{name}/force"] = f"net contact force magnitude (sensor {name}); bodies: {bodies}"
+        for name, table in self._shapes.items():
+            body_names = self.assets[name].body_names
+            shapes = ", ".join(body_names[int(b)] for b in table["body"].tolist())
+            described[f"penetration/{name}"] = (
+                f"depth of each collision shape below the plane z = {self.cfg.plane_height:g} m above the env origin, "
+                f"0 above it; shapes of the bodies: {shapes}"
+            )
+        if self._end_effector_body is not None:
+            robot, body = self.cfg.end_effector
+            ee, obj = f"{robot}/{body}", self.cfg.object_name
+            described["manipulation/object_pos_in_ee"] = f"position of {obj} in the frame of {ee}"
+            described["manipulation/object_rotvec_in_ee"] = f"rotation vector of {obj}'s orientation in {ee}'s frame"
+            described["manipulation/goal_pos_in_object"] = f"goal position ({self.cfg.goal_command}) in {obj}'s frame"
+            described["manipulation/object_to_goal_distance_xy"] = f"horizontal distance from {obj} to the goal"
+        described["flags/terminated"] = "1 if the episode ended at this step by a termination term (not a time-out)"
+        described["flags/time_out"] = "1 if the episode ended at this step by its time limit"
+        described["flags/success"] = "1 if the task's success term fired at this step"
+        return {key: described[key] for key in (*self._labels, *self._flags())}
+
     # -- buffers ---------------------------------------------------------------------------------------------------
 
     def _buffer(self, key: str, tensor: torch.Tensor, dtype=wp.float32) -> torch.Tensor:

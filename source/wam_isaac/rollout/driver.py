@@ -42,7 +42,7 @@ LABEL_UNITS = {
     "root_pose": "m|1 (xyzw)",
     "root_vel": "m/s|rad/s",
     "root_pos": "m",
-    "root_rotvec": "rad",
+    "rotvec": "rad",
     "root_lin_vel": "m/s",
     "root_ang_vel": "rad/s",
     "joint_pos": "rad|m",
@@ -50,7 +50,8 @@ LABEL_UNITS = {
     "energy": "J",
     "force": "N",
     "penetration": "m",
-    "manipulation": "m|rad",
+    "_pos_in_": "m",
+    "distance": "m",
 }
 """Units recorded in the manifest, by the first matching fragment of a key."""
 
@@ -74,6 +75,15 @@ class RolloutStats:
     flush_seconds: float = 0.0
     """Wall time of the final flush: handing over the episodes still running at the end and waiting for the writer to
     write them and close the dataset [s]; a fixed cost per run (about one episode per env)."""
+
+
+STATE_DESCRIPTIONS = {
+    "root_pose": "{asset}'s root link pose before the step: position relative to the env origin, quaternion xyzw",
+    "root_vel": "{asset}'s center-of-mass linear and angular velocity before the step, world frame",
+    "joint_pos": "{asset}'s joint positions before the step; joints: {joints}",
+    "joint_vel": "{asset}'s joint velocities before the step; joints: {joints}",
+}
+"""Meaning of the ``states/<asset>/<field>`` keys :func:`record_state` records."""
 
 
 def record_state(env: ManagerBasedRLEnv) -> dict[str, torch.Tensor]:
@@ -189,10 +199,27 @@ class RolloutDriver:
         stats.seconds, stats.flush_seconds = end - start, end - flush_start
         return stats
 
+    def _descriptions(self, example: dict[str, torch.Tensor]) -> dict[str, str]:
+        """What the states, actions and labels of a step mean (recorded in the manifest); observations are described
+        by their task's observation terms."""
+        described = {f"labels/{key}": text for key, text in self.labeler.descriptions().items()}
+        described.update(actions="the action sent to env.step at this step", rewards="the reward of this step")
+        described["dones"] = "1 if the episode ended at this step (termination or time-out)"
+        for key in example:
+            if key.startswith("states/"):
+                asset, field = key.split("/")[1:]
+                described[key] = STATE_DESCRIPTIONS[field].format(asset=asset, joints=self._joint_names(asset))
+        return described
+
+    def _joint_names(self, asset: str) -> str:
+        return ", ".join(self.env.scene[asset].joint_names) if asset in self.env.scene.articulations else ""
+
     def _open(self, example: dict[str, torch.Tensor], stack: contextlib.ExitStack):
         """Collector and writer sized from the first step's data; the episodes so far get their DR parameters."""
         env = self.env
-        specs = key_specs_from_example(example, units={key: _unit(key) for key in example})
+        specs = key_specs_from_example(
+            example, units={key: _unit(key) for key in example}, descriptions=self._descriptions(example)
+        )
         collector = EpisodeCollector(env.num_envs, specs, int(env.max_episode_length) + 1, device=env.device)
         collector.begin(torch.ones(env.num_envs, dtype=torch.bool), seeds=self.seed, dr_params=self._initial_dr)
         writer = stack.enter_context(self._writer_factory(specs))

@@ -7,6 +7,7 @@ from wam_isaac.labels.labeler import LabelerCfg
 from wam_isaac_assets.builders import pusher as geometry
 
 PUSH_CUBE_LABELS = LabelerCfg(
+    contact_threshold=0.1,
     plane_height=geometry.TABLE_TOP_Z,
     penetration_exclude=("table",),
     end_effector=("robot", "pusher"),

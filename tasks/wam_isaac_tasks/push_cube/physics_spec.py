@@ -46,6 +46,9 @@ PUSH_CUBE_PHYSICS = PhysicsSpec(
     airborne_height=0.005,
     gravity_tolerance=0.5,
     contact_flag_key=None,
-    contact_note="WAM-Push-Cube datasets carry no contact-flag label, so models of it have no contact head",
+    contact_note=(
+        "WAM-Push-Cube's contact flags are the net contact of the pusher and of the cube (the tip's push included), not"
+        " the cube-table contact this check compares with the cube's height"
+    ),
 )
 """WAM-Push-Cube's checks: cube 5 cm, nominal 0.2 kg, table top at 0.40 m."""

@@ -21,6 +21,7 @@ from isaaclab.managers import RewardTermCfg as RewTerm
 from isaaclab.managers import SceneEntityCfg
 from isaaclab.managers import TerminationTermCfg as DoneTerm
 from isaaclab.scene import InteractiveSceneCfg
+from isaaclab.sensors import ContactSensorCfg
 from isaaclab.utils import configclass, replace
 from isaaclab.utils.noise import UniformNoiseCfg as Unoise
 
@@ -53,6 +54,9 @@ class PushCubeSceneCfg(InteractiveSceneCfg):
     robot: ArticulationCfg = replace(PUSHER_CFG, prim_path="{ENV_REGEX_NS}/Robot")
     table: RigidObjectCfg = replace(TABLE_CFG, prim_path="{ENV_REGEX_NS}/Table")
     cube: RigidObjectCfg = replace(CUBE_CFG, prim_path="{ENV_REGEX_NS}/Cube")
+    contact_forces = ContactSensorCfg(prim_path="{ENV_REGEX_NS}/(Robot/pusher|Cube)")
+    """Net contact force [N] on the pusher link (the tip pushing the cube) and on the cube (table, tip), in that
+    order: the contact labels of the push data."""
     light = AssetBaseCfg(prim_path="/World/light", spawn=sim_utils.DistantLightCfg(intensity=2000.0))
 
 

@@ -16,7 +16,9 @@ def test_summary_reports_counts_keys_and_dr_ranges(dataset):
     assert (summary["episodes"], summary["transitions"], summary["successes"]) == (5, 26, 3)
     assert summary["success_rate"] == 0.6 and summary["dropped_episodes"] == 0 and summary["shards"] == 3
     assert summary["episode_length"] == {"min": 1, "mean": 5.2, "max": 10}
-    assert summary["keys"]["labels"] == {"labels/contact": {"shape": [4], "dtype": "bool", "unit": "", "description": ""}}
+    assert summary["keys"]["labels"] == {
+        "labels/contact": {"shape": [4], "dtype": "bool", "unit": "", "description": ""}
+    }
     assert summary["keys"]["obs"]["obs/policy"]["description"] == "episode id, step, 0.5"
     assert list(summary["keys"]["obs"]) == ["obs/policy"] and list(summary["keys"]["other"]) == ["rewards", "dones"]
     masses = np.stack([e.dr["robot/body_mass"] for e in episodes]).astype(np.float64)

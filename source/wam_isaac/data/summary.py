@@ -22,8 +22,8 @@ def summarize(dataset_dir: str | os.PathLike) -> dict[str, Any]:
     ``shards``, ``episodes``, ``transitions``, ``successes``, ``success_rate`` (None without episodes),
     ``dropped_episodes``, ``episode_length`` ({min, mean, max} [steps], None without episodes), ``keys``
     ({group: {key: {shape, dtype, unit, description}}} for the groups obs, states, labels, actions, other),
-    ``dr_ranges`` ({DR key: {shape, min, max}}, elementwise over episodes as nested lists, NaN values ignored, None where every episode's
-    value is unknown), ``unlisted_files`` (see :func:`~wam_isaac.data.reader.unlisted_files`).
+    ``dr_ranges`` ({DR key: {shape, min, max}}, elementwise over episodes as nested lists, NaN values ignored, None
+    where every episode's value is unknown), ``unlisted_files`` (see :func:`~wam_isaac.data.reader.unlisted_files`).
 
     Reads the manifest and each episode's DR parameters (small datasets), not the per-step data.
     """

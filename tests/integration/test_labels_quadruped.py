@@ -31,6 +31,11 @@ def test_standing_quadruped_contacts_carry_its_weight_without_penetrating(make_e
             env.step(torch.zeros(2, 12))
             labels = labeler.compute()
         assert len(feet) == 4
+        described = labeler.descriptions()
+        assert described.keys() == labels.keys()
+        # the manifest's description lists the sensed bodies in the order of the label's last axis
+        assert described["contact/contact_forces/force"].split("bodies: ")[1].split(", ") == list(sensor.sensor_names)
+        assert described["penetration/robot"].count("_foot") == 4
         assert (labels["contact/contact_forces/flag"][:, feet] == 1).all()
         weight = robot.data.body_mass.torch.sum(-1) * 9.81
         torch.testing.assert_close(labels["contact/contact_forces/force"][:, feet].sum(-1), weight, rtol=0.1, atol=0)

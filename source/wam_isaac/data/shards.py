@@ -20,10 +20,14 @@ Writing goes through h5py's low-level API (:class:`EpisodeEncoder`): the files a
 ``create_dataset(key, data=..., chunks=..., compression=..., shuffle=...)`` and ``attrs[name] = value`` make, in
 layout, types and filters, at about a third of the cost, because the high-level calls rebuild property lists, types
 and intermediate groups for every dataset (and check for, then replace, an existing attribute of the same name).
+gzip chunks are shuffled and deflated here and written as they are (HDF5's direct chunk write), with ISA-L's deflate
+where it is installed: the same shuffle and deflate filters as HDF5's own in the file, decoded by any HDF5 reader,
+at about three quarters of the writer's CPU per episode.
 """
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import h5py
@@ -31,6 +35,11 @@ import numpy as np
 from h5py import h5a, h5d, h5p, h5s, h5t, h5z
 
 from .episode import Episode
+
+try:  # Intel ISA-L: the same zlib streams as zlib's, about 3x faster at its levels 1-3
+    from isal import isal_zlib
+except ImportError:  # a platform without its wheels: zlib itself (what HDF5 runs)
+    isal_zlib = None
 
 RESERVED_ATTRS = ("num_samples", "seed", "success", "env_id")
 """Per-demo attributes every episode has; any other attribute is one of the episode's extra ``attrs`` or (named
@@ -110,10 +119,31 @@ class EpisodeEncoder:
             self._spaces[array.shape] = h5s.create_simple(array.shape)
         space, kind = self._spaces[array.shape], self._type(array.dtype)
         dataset = h5d.create(parent, name, kind, space, dcpl=self._dcpl(chunks), lcpl=lcpl)
-        if array.size > 0:
+        if array.size > 0 and self.compression == "gzip":
+            self._write_gzip_chunks(dataset, array, chunks[0])
+        elif array.size > 0:
             # the memory type passed, not inferred: h5py would build it from the dtype at every call (~15 % of the
             # encoder's time on 150-step push-cube episodes)
             dataset.write(h5s.ALL, h5s.ALL, array, mtype=kind)
+
+    def _write_gzip_chunks(self, dataset: h5d.DatasetID, array: np.ndarray, rows: int) -> None:
+        """Write ``array`` into ``dataset`` (chunks of ``rows`` steps, shuffle + deflate filters) chunk by chunk as
+        the filters would encode it: bytes shuffled (byte ``j`` of every element, then byte ``j + 1``...), then
+        deflated into a zlib stream. A last chunk shorter than ``rows`` is padded with zeros, as HDF5 stores it (the
+        rows past the dataset's end are never read)."""
+        for start in range(0, len(array), rows):
+            block = array[start : start + rows]
+            if len(block) < rows:
+                block = np.concatenate([block, np.zeros((rows - len(block), *array.shape[1:]), array.dtype)])
+            shuffled = np.ascontiguousarray(block).view(np.uint8).reshape(-1, array.dtype.itemsize).T.tobytes()
+            dataset.write_direct_chunk((start,) + (0,) * (array.ndim - 1), self._deflate(shuffled))
+
+    def _deflate(self, data: bytes) -> bytes:
+        """``data`` as the zlib stream HDF5's deflate filter reads, at :attr:`compression_level` (ISA-L's levels are
+        1-3: higher levels go through zlib)."""
+        if isal_zlib is not None and 1 <= self.compression_level <= isal_zlib.ISAL_BEST_COMPRESSION:
+            return isal_zlib.compress(data, self.compression_level)
+        return zlib.compress(data, self.compression_level)
 
     def _dcpl(self, chunks: tuple[int, ...] | None) -> h5p.PropDCID:
         """The dataset-creation list of a chunk shape (None: contiguous, unfiltered), as h5py's high level makes it."""

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from synthetic_episodes import make_episode
 
+from wam_isaac.data import shards
 from wam_isaac.data.episode import Episode
 from wam_isaac.data.shards import RESERVED_ATTRS, EpisodeEncoder, demo_name, read_episode
 
@@ -95,7 +96,13 @@ def episode_with_edge_cases(length: int) -> Episode:
 
 @pytest.mark.parametrize(("compression", "level"), [("gzip", 1), ("gzip", 6), ("lzf", None), (None, None)])
 @pytest.mark.parametrize("length", [1, 7, 20])
-def test_encoder_layout_equals_high_level_h5py(tmp_path: Path, compression, level, length):
+@pytest.mark.parametrize("deflate", ["isal", "zlib"])
+def test_encoder_layout_equals_high_level_h5py(tmp_path: Path, monkeypatch, compression, level, length, deflate):
+    """gzip chunks are encoded by the encoder itself (ISA-L's deflate at levels 1-3 if installed, else zlib) and
+    written directly: HDF5 must read them back as its own filters would have written them."""
+    assert shards.isal_zlib is not None, "isal is a dependency: the fast path must be the one under test"
+    if deflate == "zlib":
+        monkeypatch.setattr(shards, "isal_zlib", None)
     chunk_steps = 8  # 20 steps: 3 chunks, the last one partial
     episode = episode_with_edge_cases(length)
     with h5py.File(tmp_path / "low.h5", "w") as low, h5py.File(tmp_path / "high.h5", "w") as high:
@@ -108,6 +115,27 @@ def test_encoder_layout_equals_high_level_h5py(tmp_path: Path, compression, leve
         assert np.asarray(low["data/demo_3"].attrs["dr/action/joint_pos/latency"]).shape == ()
         for key, array in episode.data.items():
             np.testing.assert_array_equal(low[f"data/demo_3/{key}"][()], array, err_msg=key)
+
+
+def test_gzip_chunks_are_plain_shuffled_zlib_streams(tmp_path: Path):
+    """An independent decoding of the stored chunks: zlib, then the byte un-shuffle, gives each chunk's rows (the last
+    chunk zero-padded to the chunk length)."""
+    import zlib
+
+    array = np.random.default_rng(0).normal(size=(19, 2, 3)).astype(np.float64)
+    episode = Episode({"labels/x": array, "dones": np.arange(19) % 5 == 4}, 0, 0, True)
+    with h5py.File(tmp_path / "s.h5", "w") as file:
+        EpisodeEncoder("gzip", 1, 8).write(file.create_group("data"), 0, episode)
+        for key, values in episode.data.items():
+            dataset = file[f"data/demo_0/{key}"]
+            for start in (0, 8, 16):
+                mask, raw = dataset.id.read_direct_chunk((start,) + (0,) * (values.ndim - 1))
+                assert mask == 0  # both filters applied
+                size = values.dtype.itemsize
+                plain = np.frombuffer(zlib.decompress(raw), np.uint8).reshape(size, -1).T.copy()
+                rows = plain.view(values.dtype).reshape(8, *values.shape[1:])
+                np.testing.assert_array_equal(rows[: len(values[start : start + 8])], values[start : start + 8])
+                assert not rows[len(values[start : start + 8]) :].any()
 
 
 def test_encoder_reuses_property_lists_across_episodes(tmp_path: Path):

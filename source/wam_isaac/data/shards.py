@@ -22,7 +22,7 @@ layout, types and filters, at about a third of the cost, because the high-level 
 and intermediate groups for every dataset (and check for, then replace, an existing attribute of the same name).
 gzip chunks are shuffled and deflated here and written as they are (HDF5's direct chunk write), with ISA-L's deflate
 where it is installed: the same shuffle and deflate filters as HDF5's own in the file, decoded by any HDF5 reader,
-at about three quarters of the writer's CPU per episode.
+at about four fifths of the encoder's CPU per episode (8.4 vs 10.4 ms for a 150-step push-cube episode).
 """
 
 from __future__ import annotations

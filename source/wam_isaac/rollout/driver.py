@@ -200,8 +200,8 @@ class RolloutDriver:
         return stats
 
     def _descriptions(self, example: dict[str, torch.Tensor]) -> dict[str, str]:
-        """What the states, actions and labels of a step mean (recorded in the manifest); observations are described
-        by their task's observation terms."""
+        """What the states, actions and labels of a step mean (recorded in the manifest); observations get none here
+        (what their terms are is the task's observation config)."""
         described = {f"labels/{key}": text for key, text in self.labeler.descriptions().items()}
         described.update(actions="the action sent to env.step at this step", rewards="the reward of this step")
         described["dones"] = "1 if the episode ended at this step (termination or time-out)"

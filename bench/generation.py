@@ -5,7 +5,7 @@ generating 1M transitions (target < 2 GB).
 Each measurement runs in a fresh process (Isaac Lab holds one simulation per process); peak RSS is the child's
 ``ru_maxrss`` plus each of its writing processes' own (which they report when they close). The ratio alternates the
 two kinds of process in the balanced order :data:`ORDER` (four runs of each, so that a linear drift of the shared
-machine's speed cancels and its run-to-run noise, about +-5 % here, averages down) and divides the labeled rate by
+machine's speed cancels and its run-to-run noise, up to +-9 % here, averages down) and divides the labeled rate by
 the bare rate, each over all its runs; ``pair_ratios`` are the ratios of neighbouring runs, i.e. the spread. The
 labeled time is the whole run: the stepping loop plus the final flush (the episodes still running at the end are
 written and the dataset closed); the ratio of the loop alone is printed too, since the flush is a fixed cost per run
@@ -101,11 +101,8 @@ def run(args) -> list[dict]:
     steps = 60 if args.quick else 400
     common = {"task": TASK, "num_envs": NUM_ENVS, "steps": steps, "device": args.device}
     order = ORDER[:4] if args.quick else ORDER
-    runs = {"bare": [], "labeled": []}
-    sequence = []
-    for mode in order:
-        sequence.append((mode, _child(mode, TASK, NUM_ENVS, steps, args.device)))
-        runs[mode].append(sequence[-1][1])
+    sequence = [(mode, _child(mode, TASK, NUM_ENVS, steps, args.device)) for mode in order]
+    runs = {kind: [result for mode, result in sequence if mode == kind] for kind in ("bare", "labeled")}
     bare, labeled = _rate(runs["bare"]), _rate(runs["labeled"])
     ratio = labeled / bare
     # the ratio of each pair of neighbouring runs: how much the machine's noise moves one measurement

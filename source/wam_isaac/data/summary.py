@@ -33,7 +33,7 @@ def summarize(dataset_dir: str | os.PathLike) -> dict[str, Any]:
     lengths = [length for shard in manifest["shards"] for length in shard["episode_lengths"]]
     keys: dict[str, dict[str, Any]] = {group: {} for group in KEY_GROUPS}
     for key, entry in manifest["keys"].items():
-        keys[entry["group"]][key] = {name: entry.get(name, "") for name in ("shape", "dtype", "unit", "description")}
+        keys[entry["group"]][key] = {name: entry[name] for name in ("shape", "dtype", "unit", "description")}
     return {
         "dataset_dir": str(dataset_dir),
         "task_id": manifest["task_id"],

@@ -29,6 +29,10 @@ class Episode:
     :func:`wam_isaac.envs.dr.read_dr_params` (``<asset>/body_mass``...), each of that parameter's per-env shape."""
     attrs: dict[str, Any] = field(default_factory=dict)
     """Extra per-episode scalars (bool, int, float or str), e.g. ``timeout``; stored as HDF5 attributes."""
+    final: dict[str, np.ndarray] = field(default_factory=dict)
+    """The state after the episode's last action, recorded before Isaac Lab's in-``step`` reset overwrote it:
+    one row per key, keyed like :attr:`data` (``states/<asset>/<field>``, ``obs/<group>[/<term>]``), each of shape
+    (*spec.shape); it is the successor of the last sample (s_T of the last transition). Empty if not recorded."""
 
     @property
     def num_samples(self) -> int:

@@ -29,12 +29,32 @@ def env(make_env):
         yield env
 
 
-def generate(env, out, steps, policy="scripted", noise=0.3, on_step=None):
+def generate(env, out, steps, policy="scripted", noise=0.3, on_step=None, stop=None, first_episode_index=0):
     policy = make_policy(policy, env, TASK, noise_std=noise)
     driver = RolloutDriver(
-        env, policy, lambda specs: DatasetWriter(out, TASK, "test", specs, episodes_per_shard=5), LabelerCfg((1, 4))
+        env,
+        policy,
+        lambda specs: DatasetWriter(out, TASK, "test", specs, episodes_per_shard=5),
+        LabelerCfg((1, 4)),
+        first_episode_index=first_episode_index,
     )
-    return driver.run(steps, on_step=on_step)
+    return driver.run(steps, on_step=on_step, stop=stop)
+
+
+def test_stop_ends_the_run_like_a_spent_budget(env, tmp_path):
+    calls = []
+
+    def stop():
+        calls.append(None)
+        return len(calls) > 7
+
+    stats = generate(env, tmp_path / "d", steps=60, stop=stop, first_episode_index=100)
+    assert len(calls) == 8, "stop is checked once before every step, and the first true ends the loop"
+    assert stats.transitions == 8 * 7
+    episodes = [episode for _, episode in iter_episodes(tmp_path / "d")]
+    assert sorted(episode.env_id for episode in episodes) == list(range(8))
+    assert all(episode.attrs["budget_end"] == 1 and episode.num_samples == 7 for episode in episodes)
+    assert all(episode.attrs["episode_index"] == 100 for episode in episodes)
 
 
 def test_every_transition_is_written_and_labels_match_the_stored_states(env, tmp_path):

@@ -135,13 +135,25 @@ class RolloutDriver:
         writer_factory: Callable[[dict], DatasetWriter],
         labeler_cfg: LabelerCfg | None = None,
         seed: int = 0,
+        first_episode_index: int | torch.Tensor = 0,
     ):
+        """
+        Args:
+            env: the task's env (Isaac Lab resets finished envs inside ``env.step``).
+            policy: the behaviour policy.
+            writer_factory: opens the dataset writer (a context manager) from the key specs.
+            labeler_cfg: which labels to compute.
+            seed: the run's seed, passed to ``env.reset`` and recorded with every episode.
+            first_episode_index: the ``episode_index`` attribute of each env's first episode, one for all or a
+                tensor of shape (num_envs,) (a resumed run continues where the previous one stopped).
+        """
         self.env = env
         self.policy = policy
         self.labeler = Labeler(env, labeler_cfg)
         self.seed = seed
         self._writer_factory = writer_factory
         self._episode_index = torch.zeros(env.num_envs, dtype=torch.long, device=env.device)
+        self._episode_index += torch.as_tensor(first_episode_index, dtype=torch.long).to(env.device)
         self._initial_dr: dict[str, torch.Tensor] = {}
 
     def run(
@@ -149,6 +161,7 @@ class RolloutDriver:
         steps: int,
         progress: Callable[[int, RolloutStats], None] | None = None,
         on_step: Callable[[int], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> RolloutStats:
         """Run ``steps`` env steps and write every transition.
 
@@ -156,6 +169,9 @@ class RolloutDriver:
             steps: env steps (each advances all ``num_envs`` envs).
             progress: called as ``progress(steps_done, stats)`` after every step.
             on_step: called as ``on_step(step)`` right after each ``env.step`` (tests inject faults with it).
+            stop: called once before every step (a host-side flag, e.g. set by a SIGTERM handler); when it returns
+                true the run ends as if the step budget were spent: the running episodes are written with
+                ``budget_end`` and the writer is closed.
         """
         env = self.env
         obs, _ = env.reset(seed=self.seed)
@@ -166,6 +182,8 @@ class RolloutDriver:
         with contextlib.ExitStack() as stack:
             collector = writer = None
             for step in range(steps):
+                if stop is not None and stop():
+                    break
                 data = flatten_observations(obs)
                 data.update(record_state(env))
                 actions = self.policy(obs)

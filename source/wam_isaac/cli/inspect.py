@@ -46,11 +46,14 @@ def _text(summary: dict) -> str:
         f"{'complete' if summary['complete'] else 'INCOMPLETE'})",
         f"episodes     {summary['episodes']} (dropped {summary['dropped_episodes']})",
         f"transitions  {summary['transitions']}",
-        f"success rate {summary['success_rate']:.3f}",
-        f"episode len  min {summary['episode_length']['min']}, mean {summary['episode_length']['mean']:.1f}, "
-        f"max {summary['episode_length']['max']}",
-        "keys:",
     ]
+    if summary["episodes"]:
+        length = summary["episode_length"]
+        lines.append(f"success rate {summary['success_rate']:.3f}")
+        lines.append(f"episode len  min {length['min']}, mean {length['mean']:.1f}, max {length['max']}")
+    else:  # a run killed before its first shard: nothing to average
+        lines.append("success rate n/a (no episode)")
+    lines.append("keys:")
     for keys in summary["keys"].values():
         for key, spec in keys.items():
             unit = f" [{spec['unit']}]" if spec.get("unit") else ""

@@ -3,7 +3,7 @@
 - :class:`EpisodeCollector` (``collector.py``): batched per-step data of N envs -> completed :class:`Episode` s.
 - :class:`DatasetWriter` (``writer.py``): episodes -> ``shard_<i>.h5`` (robomimic layout) + ``manifest.json``.
 - ``reader.py``: :func:`load_manifest`, :func:`verify`, :func:`unlisted_files`, :func:`read_episode`,
-  :func:`iter_episodes`, :func:`split_by_episode`.
+  :func:`iter_episodes`, :func:`split_by_episode`, :func:`split_by_env`.
 - :class:`WindowDataset` (``windows.py``): a torch Dataset of history/forecast windows within episodes.
 - :func:`summarize` (``summary.py``): what ``wam inspect`` prints.
 
@@ -36,6 +36,9 @@ _EXPORTS = {
     "read_episode": "reader",
     "iter_episodes": "reader",
     "split_by_episode": "reader",
+    "split_by_env": "reader",
+    "EpisodeRecord": "reader",
+    "episode_table": "reader",
     "WindowDataset": "windows",
     "summarize": "summary",
 }

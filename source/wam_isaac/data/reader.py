@@ -28,6 +28,7 @@ __all__ = [
     "iter_episodes",
     "load_manifest",
     "read_episode",
+    "split_by_env",
     "split_by_episode",
     "unlisted_files",
     "verify",
@@ -44,6 +45,8 @@ class EpisodeRecord:
     """File name of the shard holding it, relative to the dataset directory."""
     num_samples: int
     """Number of steps in the episode."""
+    env_id: int = -1
+    """Index of the env that produced the episode (-1 in manifests written before env ids were listed)."""
 
 
 def verify(dataset_dir: str | os.PathLike) -> list[str]:
@@ -77,8 +80,10 @@ def episode_table(manifest: dict[str, Any]) -> dict[int, EpisodeRecord]:
     """Every episode of a manifest, keyed by episode id, in id order."""
     table = {}
     for shard in manifest["shards"]:
-        for episode_id, length in zip(shard_episode_ids(shard), shard["episode_lengths"], strict=True):
-            table[episode_id] = EpisodeRecord(episode_id, shard["name"], int(length))
+        lengths = shard["episode_lengths"]
+        env_ids = shard.get("env_ids", [-1] * len(lengths))
+        for episode_id, length, env_id in zip(shard_episode_ids(shard), lengths, env_ids, strict=True):
+            table[episode_id] = EpisodeRecord(episode_id, shard["name"], int(length), int(env_id))
     return dict(sorted(table.items()))
 
 
@@ -123,3 +128,33 @@ def split_by_episode(dataset_dir: str | os.PathLike, val_fraction: float, seed: 
         num_val = min(max(num_val, 1), len(ids) - 1)
     permuted = np.random.default_rng(seed).permutation(ids)
     return sorted(permuted[num_val:].tolist()), sorted(permuted[:num_val].tolist())
+
+
+def split_by_env(dataset_dir: str | os.PathLike, val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Split a dataset's episode ids into train and validation sets so that all the episodes of one env are on one
+    side (consecutive episodes of an env share its DR draw and start where the last one reset), deterministically.
+
+    The env ids are permuted with a NumPy generator seeded by ``seed``; envs go to validation in that order until it
+    holds at least ``val_fraction`` of the episodes (at least one env when ``val_fraction > 0``, and never every
+    env when there are two or more).
+
+    Returns:
+        ``(train_ids, val_ids)``, each sorted.
+
+    Raises:
+        ValueError: ``val_fraction`` is not in [0, 1).
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    table = episode_table(load_manifest(dataset_dir))
+    by_env: dict[int, list[int]] = {}
+    for record in table.values():
+        by_env.setdefault(record.env_id, []).append(record.episode_id)
+    envs = np.random.default_rng(seed).permutation(np.array(sorted(by_env), dtype=np.int64)).tolist()
+    val: list[int] = []
+    for count, env_id in enumerate(envs):
+        if val_fraction == 0 or len(val) >= val_fraction * len(table) or count == len(envs) - 1:
+            break
+        val += by_env[env_id]
+    val_set = set(val)
+    return sorted(i for i in table if i not in val_set), sorted(val)

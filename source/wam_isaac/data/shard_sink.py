@@ -140,6 +140,7 @@ class ShardSink:
         self._shard_file: h5py.File | None = None
         self._shard_ids: list[int] = []
         self._shard_lengths: list[int] = []
+        self._shard_env_ids: list[int] = []
         self._shard_successes = 0
         self._next_episode = writer_index
         self._writer_index = writer_index
@@ -174,6 +175,7 @@ class ShardSink:
         self._shard_ids.append(self._next_episode)
         self._next_episode += self.config.num_writers
         self._shard_lengths.append(episode.num_samples)
+        self._shard_env_ids.append(int(episode.env_id))
         self._shard_successes += int(episode.success)
 
     @property
@@ -216,6 +218,7 @@ class ShardSink:
             "successes": self._shard_successes,
             "episode_ids": list(self._shard_ids),
             "episode_lengths": list(self._shard_lengths),
+            "env_ids": list(self._shard_env_ids),
         }
         manifest_path = self.config.out_dir / MANIFEST_NAME
         with self._publishing():
@@ -226,7 +229,7 @@ class ShardSink:
             os.replace(manifest_temp, manifest_path)
             fsync_dir(self.config.out_dir)
         self._shards_written += 1
-        self._shard_ids, self._shard_lengths, self._shard_successes = [], [], 0
+        self._shard_ids, self._shard_lengths, self._shard_env_ids, self._shard_successes = [], [], [], 0
 
     @contextlib.contextmanager
     def _publishing(self):

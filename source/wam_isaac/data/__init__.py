@@ -1,10 +1,11 @@
 """Datasets of simulated episodes: collect them from parallel envs, write crash-safe HDF5 shards, read windows.
 
 - :class:`EpisodeCollector` (``collector.py``): batched per-step data of N envs -> completed :class:`Episode` s.
-- :class:`DatasetWriter` (``writer.py``): episodes -> ``shard_<i>.h5`` (robomimic layout) + ``manifest.json``.
-- ``reader.py``: :func:`load_manifest`, :func:`verify`, :func:`unlisted_files`, :func:`read_episode`,
-  :func:`iter_episodes`, :func:`split_by_episode`, :func:`split_by_env`.
-- :class:`WindowDataset` (``windows.py``): a torch Dataset of history/forecast windows within episodes.
+- :class:`DatasetWriter` (``writer.py``): episodes -> columnar ``shard_<i>.h5`` (``shards.py``) + ``manifest.json``.
+- ``reader.py``: :class:`DatasetReader` (rows and windows of any episode, on demand), :func:`load_manifest`,
+  :func:`verify`, :func:`unlisted_files`, :func:`read_episode`, :func:`iter_episodes`, :func:`split_by_episode`,
+  :func:`split_by_env`.
+- :func:`export_robomimic` (``export.py``): a dataset as one robomimic / Isaac Lab HDF5 file.
 - :func:`summarize` (``summary.py``): what ``wam inspect`` prints.
 
 Names are imported lazily, so that reading or inspecting a dataset does not import torch.
@@ -39,7 +40,7 @@ _EXPORTS = {
     "split_by_env": "reader",
     "EpisodeRecord": "reader",
     "episode_table": "reader",
-    "WindowDataset": "windows",
+    "DatasetReader": "reader",
     "summarize": "summary",
 }
 

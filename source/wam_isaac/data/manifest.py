@@ -1,32 +1,35 @@
 """The dataset manifest (``manifest.json``) and the file names and atomic file operations around it.
 
-A dataset directory holds ``manifest.json`` and complete shards ``shard_00000.h5``, ``shard_00001.h5``... A shard is
-written as ``.shard_00003.h5.tmp`` and renamed only once complete and synced; the manifest is replaced atomically
-after each completed shard and lists only complete shards, in shard order. Schema (``schema_version`` 2)::
+A dataset directory holds ``manifest.json`` and complete shards ``shard_00000.h5``, ``shard_00001.h5``... (layout in
+:mod:`wam_isaac.data.shards`). A shard is written as ``.shard_00003.h5.tmp`` and renamed only once complete and synced;
+the manifest is replaced atomically after each completed shard and lists only complete shards, in shard order.
+Schema (``schema_version`` 3)::
 
     {
-      "schema_version": 2,
-      "format": "wam_isaac.hdf5 (robomimic layout)",
+      "schema_version": 3,
+      "format": "wam_isaac columnar hdf5",
       "task_id": "WAM-Push-Cube",
       "env_config_hash": "<sha256 of the env config>",
-      "env_args": {...},                   # also the JSON "env_args" attribute of each shard's "data" group
+      "env_args": {...},                   # robomimic's env_args, also a root attribute of each shard
       "complete": true,                    # false while writing, and after a crash or an abort
-      "compression": "gzip",
+      "compression": "gzip", "compression_level": 1,
       "keys": {"obs/policy": {"group": "obs", "shape": [24], "dtype": "float32", "unit": "mixed",
                "description": "..."}, "actions": {...}, "labels/contact_force": {...}, ...},
       "dr_keys": {"robot/body_mass": {"shape": [3], "dtype": "float32"}, ...},
+      "attr_keys": ["budget_end", "episode_index"],     # per-episode extra scalars (episodes/attrs/<name>)
+      "final_keys": ["states/robot/root_pose", ...],    # keys of the final state s_T (final/<key>)
+      "segments": [{"seed": 0, "first_episode": 0, "started_at": "..."}, ...],   # one per run (see resume)
       "shards": [{"name": "shard_00000.h5", "sha256": "...", "episodes": 100, "transitions": 25000,
-                  "successes": 61, "episode_ids": [0, 2, 4, ...], "episode_lengths": [250, ...]}, ...],
+                  "successes": 61, "episode_ids": [0, 1, ...], "episode_lengths": [250, ...],
+                  "env_ids": [0, 1, ...]}, ...],
       "totals": {"episodes": 100, "transitions": 25000, "successes": 61, "dropped_episodes": 2},
       "created_with": {"wam_isaac": "0.1.0", "h5py": "3.16.0", "hdf5": "1.14.6", "numpy": "2.5.5"},
       "created_at": "2025-01-01T00:00:00+00:00", "updated_at": "..."
     }
 
-Episode ids are global (the order in which episodes were handed to the writer) and each is stored as
-``data/demo_<episode id>`` in the shard whose ``episode_ids`` list it; with several writing processes, shard ``s``
-is written by process ``s % num_writers``, which receives every ``num_writers``-th episode. Schema 1 (one writing
-process) listed ``first_episode`` instead: the shard held ``first_episode .. first_episode + episodes - 1``;
-:func:`shard_episode_ids` reads both.
+Episode ids are global: the order in which episodes were handed to the writer, continued by each resumed run; a
+shard holds consecutive ids. Datasets of schema 1 and 2 (one HDF5 group per episode) are not read by this version:
+regenerate them.
 """
 
 from __future__ import annotations
@@ -42,9 +45,11 @@ from typing import Any
 
 from .errors import ManifestError
 
-SCHEMA_VERSION = 2
-"""Version of the manifest schema and of the HDF5 layout; bumped on any incompatible change (2: shards list their
-``episode_ids``; version 1 manifests are still read)."""
+SCHEMA_VERSION = 3
+"""Version of the manifest schema and of the HDF5 layout; bumped on any incompatible change (3: columnar shards)."""
+
+FORMAT = "wam_isaac columnar hdf5"
+"""The manifest's ``format``."""
 
 MANIFEST_NAME = "manifest.json"
 SHARD_NAME = re.compile(r"shard_(\d{5,})\.h5")
@@ -63,11 +68,8 @@ def temp_shard_name(index: int) -> str:
 
 
 def shard_episode_ids(shard: Mapping[str, Any]) -> list[int]:
-    """Ids of the episodes a manifest's shard entry holds, in storage order (schema 2 ``episode_ids``, or schema 1
-    ``first_episode`` and ``episodes``)."""
-    if "episode_ids" in shard:
-        return [int(episode_id) for episode_id in shard["episode_ids"]]
-    return list(range(shard["first_episode"], shard["first_episode"] + shard["episodes"]))
+    """Ids of the episodes a manifest's shard entry holds, in storage order."""
+    return [int(episode_id) for episode_id in shard["episode_ids"]]
 
 
 def is_dataset_file(name: str) -> bool:
@@ -132,8 +134,11 @@ def load_manifest(dataset_dir: str | os.PathLike) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise ManifestError(f"{path} is not valid JSON: {error}") from error
     version = manifest.get("schema_version") if isinstance(manifest, dict) else None
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise ManifestError(f"{path} has schema_version {version!r}; this package reads versions <= {SCHEMA_VERSION}")
+    if version != SCHEMA_VERSION:
+        raise ManifestError(
+            f"{path} has schema_version {version!r}; this package reads version {SCHEMA_VERSION} (columnar shards): "
+            "regenerate the dataset with this version's wam generate"
+        )
     return manifest
 
 

@@ -1,243 +1,262 @@
-"""One episode in an HDF5 shard, laid out like robomimic / Isaac Lab Mimic datasets.
+"""A columnar HDF5 shard: one dataset per key for all the episodes of the shard, plus an episode index.
 
-Layout of a shard::
+Layout (``schema_version`` 3)::
 
-    data/                          attrs: total (transitions in the shard), env_args (JSON), task_id,
-                                          env_config_hash, schema_version, shard_index
-      demo_<episode id>/           attrs: num_samples, seed, success, env_id, the episode's extra attrs, and its
-                                          domain-randomization parameters as ``dr/<asset>/<parameter>`` (shape of
-                                          one env)
-        obs/<group>                (T, ...) per-step datasets, chunked (chunk_steps rows) and compressed
-        actions, rewards, dones    (T, ...)
-        states/<name>              (T, ...)
-        labels/<name>              (T, ...)
+    /                          attrs: format_version (1: quaternions xyzw, Isaac Lab 3.0's marker), schema_version,
+                                      task_id, env_config_hash, env_args (JSON), shard_index, total (transitions)
+    steps/<key>                (total, *spec.shape) every episode's steps, back to back in episode-id order
+    episodes/episode_id        (E,) int64  global episode id
+    episodes/start             (E,) int64  row of the episode's first step in steps/<key>
+    episodes/num_samples       (E,) int64  its number of steps
+    episodes/env_id, seed      (E,) int64
+    episodes/success           (E,) bool
+    episodes/attrs/<name>      (E,) the episode's extra scalars (bool, int64, float64 or UTF-8 text)
+    episodes/dr/<asset>/<p>    (E, *shape) its domain-randomization parameters
+    final/<key>                (E, *spec.shape) the state after its last action (``Episode.final``), if recorded
 
-Every per-step key is a dataset at the key's path; attribute names starting with ``dr/`` are reserved for DR
-parameters. (Datasets written before schema 2 held the DR parameters as datasets ``dr/<asset>/<parameter>``; the
-readers here read both.)
+Why columnar: the cost of HDF5 is per object (a dataset, an attribute: ~0.2 ms each); one group of ~60 objects per
+episode made the writer's cost a constant ~10 ms per episode. Here a shard has a fixed number of objects (one per
+key, per index column), so the cost per episode is the cost of its bytes.
 
-Writing goes through h5py's low-level API (:class:`EpisodeEncoder`): the files are the ones h5py's high-level
-``create_dataset(key, data=..., chunks=..., compression=..., shuffle=...)`` and ``attrs[name] = value`` make, in
-layout, types and filters, at about a third of the cost, because the high-level calls rebuild property lists, types
-and intermediate groups for every dataset (and check for, then replace, an existing attribute of the same name).
-gzip chunks are shuffled and deflated here and written as they are (HDF5's direct chunk write), with ISA-L's deflate
-where it is installed: the same shuffle and deflate filters as HDF5's own in the file, decoded by any HDF5 reader,
-at about four fifths of the encoder's CPU per episode (8.4 vs 10.4 ms for a 150-step push-cube episode).
+Chunking: ``steps/<key>`` is chunked along rows only, ``chunk_rows = clamp(CHUNK_BYTES / row bytes)`` rounded down to
+a power of two: a chunk of ~256 kB decompresses in well under a millisecond, keeps the per-chunk overhead (a B-tree
+entry, a zlib stream header) negligible, and four fit in the reader's per-dataset chunk cache (see
+:data:`~wam_isaac.data.reader.CHUNK_CACHE_BYTES`), so windows read one after the other within an episode decompress
+each chunk once. Index and ``final`` datasets are small and contiguous.
+
+Compression: gzip (HDF5's deflate, with the shuffle filter), the one codec every HDF5 reader decodes (h5py, HDF5's C
+library, robomimic, Isaac Lab, MATLAB...). Chunks are shuffled and deflated here with ISA-L's deflate (the same zlib
+streams, ~10x faster than zlib's level 1 here; zlib where ISA-L is absent) and written with HDF5's direct chunk
+write. Rows are appended in blocks of many episodes; a key's rows that do not fill a chunk wait for the next block
+(only the shard's last chunk is partial, padded with zeros as HDF5 stores edge chunks).
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
-from h5py import h5a, h5d, h5p, h5s, h5t, h5z
 
 from .episode import Episode
+from .specs import KeySpec
 
-try:  # Intel ISA-L: the same zlib streams as zlib's, about 3x faster at its levels 1-3
+try:  # Intel ISA-L: the same zlib streams as zlib's, much faster at its levels 1-3
     from isal import isal_zlib
-except ImportError:  # a platform without its wheels: zlib itself (what HDF5 runs)
+except ImportError:  # a platform without its wheels: zlib itself
     isal_zlib = None
 
-RESERVED_ATTRS = ("num_samples", "seed", "success", "env_id")
-"""Per-demo attributes every episode has; any other attribute is one of the episode's extra ``attrs`` or (named
-``dr/...``) a DR parameter."""
+FORMAT_VERSION = 1
+"""Isaac Lab 3.0's ``format_version`` root attribute: 1 says quaternions are xyzw (its reader converts files without
+it, taking them for legacy wxyz ones)."""
 
-DR_PREFIX = "dr/"
-"""Prefix of the per-demo attributes holding the episode's DR parameters."""
+CHUNK_BYTES = 1 << 18
+"""Target size of one chunk of ``steps/<key>``, uncompressed [bytes]."""
+
+MAX_CHUNK_ROWS = 1 << 16
+"""Longest chunk [rows] (a 1-byte key would otherwise get 256k rows per chunk)."""
+
+INDEX_COLUMNS = ("episode_id", "start", "num_samples", "env_id", "seed", "success")
+"""The per-episode columns every shard has under ``episodes/``."""
 
 
-def demo_name(episode_id: int) -> str:
-    """Name of an episode's group under ``data``: ``demo_<episode id>``."""
-    return f"demo_{episode_id}"
+def chunk_rows(spec: KeySpec) -> int:
+    """Rows per chunk of a key: about :data:`CHUNK_BYTES`, a power of two in [1, :data:`MAX_CHUNK_ROWS`]."""
+    row_bytes = max(1, int(np.prod(spec.shape, dtype=np.int64)) * np.dtype(spec.dtype).itemsize)
+    rows = max(1, min(MAX_CHUNK_ROWS, CHUNK_BYTES // row_bytes))
+    return 1 << (rows.bit_length() - 1)
 
 
-class EpisodeEncoder:
-    """Writes episodes into a shard's ``data`` group with h5py's low-level API.
-
-    Property lists, types and dataspaces are made once and reused: one dataset-creation list per chunk shape, one
-    type per dtype, one dataspace per shape. Intermediate groups (``obs/``, ``labels/...``) are created by HDF5
-    itself from the dataset paths.
+class ShardWriter:
+    """Writes one shard: :meth:`append` blocks of episodes, then :meth:`close` (index, final states, sizes).
 
     Args:
-        compression: HDF5 filter of the per-step datasets: ``"gzip"``, ``"lzf"`` or None.
-        compression_level: gzip level 0-9; ignored by the other filters.
-        chunk_steps: HDF5 chunk length along time [steps].
+        path: the (temporary) file to create.
+        key_specs: per-step keys.
+        attrs: root attributes besides ``format_version`` and ``total`` (task, config hash, env_args...).
+        compression: ``"gzip"`` or None (uncompressed chunks).
+        compression_level: gzip level 1-9.
     """
 
-    def __init__(self, compression: str | None, compression_level: int | None, chunk_steps: int) -> None:
-        if compression not in ("gzip", "lzf", None):
-            raise ValueError(f"compression must be 'gzip', 'lzf' or None, got {compression!r}")
-        self.compression = compression
-        self.compression_level = 4 if compression_level is None else compression_level  # h5py's gzip default
-        self.chunk_steps = chunk_steps
-        self._dcpls: dict[tuple[int, ...] | None, h5p.PropDCID] = {}
-        self._types: dict[np.dtype, h5t.TypeID] = {}
-        self._spaces: dict[tuple[int, ...], h5s.SpaceID] = {}
-        self._lcpls = {coding: _link_create_plist(coding) for coding in (h5t.CSET_ASCII, h5t.CSET_UTF8)}
-        self._attribute_spaces: dict[tuple[int, ...], h5s.SpaceID] = {}
+    def __init__(
+        self,
+        path: Path,
+        key_specs: Mapping[str, KeySpec],
+        attrs: Mapping[str, Any],
+        compression: str | None,
+        compression_level: int,
+    ) -> None:
+        self.path = path
+        self.level = compression_level
+        self.file = h5py.File(path, "w", libver=("v110", "latest"))
+        self.file.attrs.update({"format_version": FORMAT_VERSION, **attrs, "total": 0})
+        self._columns = [
+            _Column(self.file, key, spec, compression, compression_level) for key, spec in key_specs.items()
+        ]
+        self._keys = list(key_specs)
+        self.index: list[tuple[int, int, Episode]] = []
+        """``(episode id, steps, episode)`` of every appended episode; the episode without its per-step data."""
+        self.rows = 0
+        """Steps appended so far."""
 
-    def write(self, data: h5py.Group, episode_id: int, episode: Episode) -> None:
-        """Write ``episode`` as ``data/demo_<episode_id>`` with chunked, compressed per-step datasets."""
-        for name in episode.attrs:
-            if name in RESERVED_ATTRS or name.startswith(DR_PREFIX):
-                raise ValueError(f"episode attr {name!r} is reserved (one of {RESERVED_ATTRS} or {DR_PREFIX}...)")
-        demo_id = h5py.h5g.create(data.id, *self._link(demo_name(episode_id)))
-        self._attribute(demo_id, "num_samples", np.int64(episode.num_samples))
-        self._attribute(demo_id, "seed", np.int64(episode.seed))
-        self._attribute(demo_id, "success", np.bool_(episode.success))
-        self._attribute(demo_id, "env_id", np.int64(episode.env_id))
-        for name, value in episode.attrs.items():
-            self._attribute(demo_id, name, value)
-        for name, value in episode.dr.items():
-            self._attribute(demo_id, f"{DR_PREFIX}{name}", value)
-        for key, array in episode.data.items():
-            array = np.asarray(array, order="C")
-            chunks = (min(len(array), self.chunk_steps), *array.shape[1:]) if array.size > 0 else None
-            self._create(demo_id, key, array, chunks)
+    def append(self, block: Sequence[tuple[int, Episode]]) -> None:
+        """Append episodes ``(episode id, episode)`` in order; full chunks are written now, the rest waits."""
+        for key, column in zip(self._keys, self._columns, strict=True):
+            column.append([episode.data[key] for _, episode in block], self._deflate)
+        for episode_id, episode in block:
+            self.index.append((episode_id, episode.num_samples, replace(episode, data={})))
+            self.rows += episode.num_samples
 
-    def _attribute(self, parent: h5py.h5g.GroupID, name: str, value: Any) -> None:
-        """Attach attribute ``name`` (a new one) holding ``value``: numbers and booleans, scalar or array, as h5py's
-        ``attrs[name] = value`` stores them; anything else (text) through h5py's high level."""
-        array = np.asarray(value)
-        if array.dtype.kind not in "biuf":
-            h5py.AttributeManager(h5py.Group(parent))[name] = value
-            return
-        if array.shape not in self._attribute_spaces:
-            space = h5s.create(h5s.SCALAR) if array.shape == () else h5s.create_simple(array.shape)
-            self._attribute_spaces[array.shape] = space
-        kind = self._type(array.dtype)
-        attribute = h5a.create(parent, self._link(name)[0], kind, self._attribute_spaces[array.shape])
-        attribute.write(np.ascontiguousarray(array), mtype=kind)
+    def close(self) -> None:
+        """Write the last partial chunks, the episode index and the final states, and close the file."""
+        for column in self._columns:
+            column.finish(self._deflate)
+        episodes = [episode for _, _, episode in self.index]
+        lengths = np.array([length for _, length, _ in self.index], dtype=np.int64)
+        columns = {
+            "episode_id": np.array([episode_id for episode_id, _, _ in self.index], dtype=np.int64),
+            "start": np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64),
+            "num_samples": lengths,
+            "env_id": np.array([episode.env_id for episode in episodes], dtype=np.int64),
+            "seed": np.array([episode.seed for episode in episodes], dtype=np.int64),
+            "success": np.array([bool(episode.success) for episode in episodes], dtype=bool),
+        }
+        for name in episodes[0].attrs:
+            values = np.array([episode.attrs[name] for episode in episodes])
+            columns[f"attrs/{name}"] = values.astype(object) if values.dtype.kind == "U" else values
+        for name in episodes[0].dr:
+            columns[f"dr/{name}"] = np.stack([episode.dr[name] for episode in episodes])
+        for name, values in columns.items():
+            kind = h5py.string_dtype() if values.dtype == object else None
+            self.file.create_dataset(f"episodes/{name}", data=values, dtype=kind)
+        for key in episodes[0].final:
+            self.file.create_dataset(f"final/{key}", data=np.stack([episode.final[key] for episode in episodes]))
+        self.file.attrs["total"] = self.rows
+        self.file.close()
 
-    def _create(self, parent: h5py.h5g.GroupID, path: str, array: np.ndarray, chunks: tuple[int, ...] | None) -> None:
-        """Create ``path`` under ``parent`` (with its missing groups) holding ``array``, chunked if ``chunks``."""
-        name, lcpl = self._link(path)
-        if array.shape not in self._spaces:
-            self._spaces[array.shape] = h5s.create_simple(array.shape)
-        space, kind = self._spaces[array.shape], self._type(array.dtype)
-        dataset = h5d.create(parent, name, kind, space, dcpl=self._dcpl(chunks), lcpl=lcpl)
-        if array.size > 0 and self.compression == "gzip":
-            self._write_gzip_chunks(dataset, array, chunks[0])
-        elif array.size > 0:
-            # the memory type passed, not inferred: h5py would build it from the dtype at every call (~15 % of the
-            # encoder's time on 150-step push-cube episodes)
-            dataset.write(h5s.ALL, h5s.ALL, array, mtype=kind)
-
-    def _write_gzip_chunks(self, dataset: h5d.DatasetID, array: np.ndarray, rows: int) -> None:
-        """Write ``array`` into ``dataset`` (chunks of ``rows`` steps, shuffle + deflate filters) chunk by chunk as
-        the filters would encode it: bytes shuffled (byte ``j`` of every element, then byte ``j + 1``...), then
-        deflated into a zlib stream. A last chunk shorter than ``rows`` is padded with zeros, as HDF5 stores it (the
-        rows past the dataset's end are never read)."""
-        for start in range(0, len(array), rows):
-            block = array[start : start + rows]
-            if len(block) < rows:
-                block = np.concatenate([block, np.zeros((rows - len(block), *array.shape[1:]), array.dtype)])
-            shuffled = np.ascontiguousarray(block).view(np.uint8).reshape(-1, array.dtype.itemsize).T.tobytes()
-            dataset.write_direct_chunk((start,) + (0,) * (array.ndim - 1), self._deflate(shuffled))
+    def discard(self) -> None:
+        """Close and delete the file (an incomplete shard)."""
+        if self.file.id.valid:
+            self.file.close()
+        self.path.unlink(missing_ok=True)
 
     def _deflate(self, data: bytes) -> bytes:
-        """``data`` as the zlib stream HDF5's deflate filter reads, at :attr:`compression_level` (ISA-L's levels are
-        1-3: higher levels go through zlib)."""
-        if isal_zlib is not None and 1 <= self.compression_level <= isal_zlib.ISAL_BEST_COMPRESSION:
-            return isal_zlib.compress(data, self.compression_level)
-        return zlib.compress(data, self.compression_level)
-
-    def _dcpl(self, chunks: tuple[int, ...] | None) -> h5p.PropDCID:
-        """The dataset-creation list of a chunk shape (None: contiguous, unfiltered), as h5py's high level makes it."""
-        if chunks not in self._dcpls:
-            dcpl = h5p.create(h5p.DATASET_CREATE)
-            if chunks is not None:
-                dcpl.set_chunk(chunks)
-                if self.compression is not None:
-                    dcpl.set_shuffle()
-                if self.compression == "gzip":
-                    dcpl.set_deflate(self.compression_level)
-                elif self.compression == "lzf":
-                    dcpl.set_filter(h5z.FILTER_LZF, h5z.FLAG_OPTIONAL)
-            dcpl.set_obj_track_times(False)  # h5py's default: no timestamps, so equal data gives equal files
-            self._dcpls[chunks] = dcpl
-        return self._dcpls[chunks]
-
-    def _type(self, dtype: np.dtype) -> h5t.TypeID:
-        if dtype not in self._types:
-            self._types[dtype] = h5t.py_create(dtype, logical=True)
-        return self._types[dtype]
-
-    def _link(self, path: str) -> tuple[bytes, h5p.PropLCID]:
-        """``path`` encoded as h5py encodes names (ASCII if possible, else UTF-8) and the matching link list."""
-        try:
-            return path.encode("ascii"), self._lcpls[h5t.CSET_ASCII]
-        except UnicodeEncodeError:
-            return path.encode("utf-8"), self._lcpls[h5t.CSET_UTF8]
+        """``data`` as the zlib stream HDF5's deflate filter reads."""
+        if isal_zlib is not None and 1 <= self.level <= isal_zlib.ISAL_BEST_COMPRESSION:
+            return isal_zlib.compress(data, self.level)
+        return zlib.compress(data, self.level)
 
 
-def write_episode(
-    data: h5py.Group,
-    episode_id: int,
-    episode: Episode,
-    compression: str | None,
-    compression_level: int | None,
-    chunk_steps: int,
-) -> None:
-    """Write ``episode`` as ``data/demo_<episode_id>`` (see :class:`EpisodeEncoder`, which a writer of many episodes
-    should keep to reuse its property lists)."""
-    EpisodeEncoder(compression, compression_level, chunk_steps).write(data, episode_id, episode)
+class _Column:
+    """``steps/<key>`` of a shard being written: a growing chunked dataset and the rows waiting for a full chunk."""
+
+    def __init__(self, file: h5py.File, key: str, spec: KeySpec, compression: str | None, level: int) -> None:
+        self.shape, self.dtype = spec.shape, np.dtype(spec.dtype)
+        self.chunk = chunk_rows(spec)
+        self.shuffle = compression is not None
+        self.dataset = file.create_dataset(
+            f"steps/{key}",
+            shape=(0, *spec.shape),
+            maxshape=(None,) * (1 + len(spec.shape)),  # unlimited: chunk sizes of 1 on a 0-sized axis are legal
+            dtype=self.dtype,
+            chunks=(self.chunk, *(max(1, size) for size in spec.shape)),
+            compression=compression,
+            compression_opts=level if compression == "gzip" else None,
+            shuffle=self.shuffle,
+        )
+        self.written = 0
+        """Rows in the dataset (a multiple of the chunk length until the last chunk)."""
+        self.tail: list[np.ndarray] = []
+        self.tail_rows = 0
+
+    def append(self, arrays: list[np.ndarray], deflate: Callable[[bytes], bytes]) -> None:
+        self.tail += arrays
+        self.tail_rows += sum(len(array) for array in arrays)
+        if self.tail_rows >= self.chunk:
+            self._write(deflate, final=False)
+
+    def finish(self, deflate: Callable[[bytes], bytes]) -> None:
+        if self.tail_rows:
+            self._write(deflate, final=True)
+
+    def _write(self, deflate: Callable[[bytes], bytes], final: bool) -> None:
+        """Write the waiting rows' full chunks (and, if ``final``, the last partial one)."""
+        rows = np.concatenate(self.tail) if len(self.tail) > 1 else np.asarray(self.tail[0])
+        count = len(rows) if final else len(rows) // self.chunk * self.chunk
+        self.dataset.resize(self.written + count, axis=0)
+        for first in range(0, count, self.chunk) if rows[:1].size else ():  # a 0-sized row stores no chunk
+            chunk = rows[first : first + self.chunk]
+            if len(chunk) < self.chunk:  # the shard's last chunk, padded as HDF5 stores edge chunks
+                chunk = np.concatenate([chunk, np.zeros((self.chunk - len(chunk), *self.shape), self.dtype)])
+            raw = np.ascontiguousarray(chunk, dtype=self.dtype).view(np.uint8)
+            if self.shuffle:  # HDF5's shuffle filter: byte j of every element, then byte j + 1...
+                raw = deflate(raw.reshape(-1, self.dtype.itemsize).T.tobytes())
+            self.dataset.id.write_direct_chunk((self.written + first,) + (0,) * len(self.shape), bytes(raw))
+        self.written += count
+        self.tail = [rows[count:]] if count < len(rows) else []
+        self.tail_rows = len(rows) - count
 
 
-def read_episode(data: h5py.Group, episode_id: int) -> Episode:
-    """The episode stored as ``data/demo_<episode_id>``, fully loaded."""
-    demo = data[demo_name(episode_id)]
-    attrs = dict(demo.attrs)
+def read_index(file: h5py.File) -> dict[str, np.ndarray]:
+    """A shard's episode index: every column under ``episodes/`` keyed by its path below it (``episode_id``,
+    ``start``..., ``attrs/<name>``, ``dr/<asset>/<parameter>``); text columns as ``str`` objects."""
+    columns: dict[str, np.ndarray] = {}
+
+    def visit(name: str, item: Any) -> None:
+        if isinstance(item, h5py.Dataset):
+            columns[name] = item.asstr()[()] if h5py.check_string_dtype(item.dtype) else item[()]
+
+    file["episodes"].visititems(visit)
+    return columns
+
+
+def step_keys(file: h5py.File) -> list[str]:
+    """Paths of the per-step datasets under ``steps/`` (sorted)."""
+    keys: list[str] = []
+    file["steps"].visititems(lambda name, item: keys.append(name) if isinstance(item, h5py.Dataset) else None)
+    return keys
+
+
+def index_episode(index: Mapping[str, np.ndarray], row: int, data: dict[str, np.ndarray], final: dict) -> Episode:
+    """The episode at ``row`` of a shard's index, with the given per-step ``data`` and ``final`` state."""
     return Episode(
-        data=_datasets(demo, skip="dr"),
-        env_id=int(attrs["env_id"]),
-        seed=int(attrs["seed"]),
-        success=bool(attrs["success"]),
-        dr=_dr(demo, attrs),
-        attrs={
-            name: _python_scalar(value)
-            for name, value in attrs.items()
-            if name not in RESERVED_ATTRS and not name.startswith(DR_PREFIX)
-        },
+        data=data,
+        env_id=int(index["env_id"][row]),
+        seed=int(index["seed"][row]),
+        success=bool(index["success"][row]),
+        dr={name[3:]: np.asarray(values[row]) for name, values in index.items() if name.startswith("dr/")},
+        attrs={name[6:]: _python_scalar(values[row]) for name, values in index.items() if name.startswith("attrs/")},
+        final=final,
     )
 
 
-def read_dr(data: h5py.Group, episode_id: int) -> dict[str, np.ndarray]:
-    """The DR parameters of ``data/demo_<episode_id>`` (empty if it has none)."""
-    demo = data[demo_name(episode_id)]
-    return _dr(demo, demo.attrs)
+def read_shard_episodes(file: h5py.File, keys: Sequence[str], rows: Sequence[int] | None = None) -> list[Episode]:
+    """Episodes of a shard (the index rows ``rows``, default all) with every key in ``keys``; each key's column is
+    read once, whole."""
+    index = read_index(file)
+    rows = range(len(index["episode_id"])) if rows is None else rows
+    columns = {key: file["steps"][key][()] for key in keys}
+    finals = {key: file["final"][key][()] for key in _final_keys(file)}
+    episodes = []
+    for row in rows:
+        start, stop = int(index["start"][row]), int(index["start"][row] + index["num_samples"][row])
+        data = {key: column[start:stop] for key, column in columns.items()}
+        episodes.append(index_episode(index, row, data, {key: final[row] for key, final in finals.items()}))
+    return episodes
 
 
-def _dr(demo: h5py.Group, attrs: Any) -> dict[str, np.ndarray]:
-    """A demo's DR parameters: its ``dr/...`` attributes, or (datasets before schema 2) its ``dr/`` datasets."""
-    if "dr" in demo:
-        return _datasets(demo["dr"])
-    return {name[len(DR_PREFIX) :]: np.asarray(value) for name, value in attrs.items() if name.startswith(DR_PREFIX)}
-
-
-def _datasets(group: h5py.Group, skip: str | None = None) -> dict[str, np.ndarray]:
-    """Every dataset under ``group`` keyed by its path relative to it, except those under ``skip``."""
-    found: dict[str, np.ndarray] = {}
-
-    def visit(name: str, item: Any) -> None:
-        if isinstance(item, h5py.Dataset) and (skip is None or name.split("/", 1)[0] != skip):
-            found[name] = np.asarray(item[()])
-
-    group.visititems(visit)
-    return found
+def _final_keys(file: h5py.File) -> list[str]:
+    if "final" not in file:
+        return []
+    keys: list[str] = []
+    file["final"].visititems(lambda name, item: keys.append(name) if isinstance(item, h5py.Dataset) else None)
+    return keys
 
 
 def _python_scalar(value: Any) -> Any:
-    """An HDF5 attribute value as a plain Python scalar where it is a NumPy scalar."""
+    """An index value as a plain Python scalar (bool, int, float or str)."""
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _link_create_plist(coding: int) -> h5p.PropLCID:
-    """A link-creation list that creates missing intermediate groups and names links in ``coding``."""
-    lcpl = h5p.create(h5p.LINK_CREATE)
-    lcpl.set_create_intermediate_group(True)
-    lcpl.set_char_encoding(coding)
-    return lcpl

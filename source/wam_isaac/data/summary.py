@@ -9,9 +9,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .manifest import load_manifest, shard_episode_ids
+from .manifest import load_manifest
 from .reader import unlisted_files
-from .shards import read_dr
 from .specs import KEY_GROUPS
 
 
@@ -25,7 +24,7 @@ def summarize(dataset_dir: str | os.PathLike) -> dict[str, Any]:
     ``dr_ranges`` ({DR key: {shape, min, max}}, elementwise over episodes as nested lists, NaN values ignored, None
     where every episode's value is unknown), ``unlisted_files`` (see :func:`~wam_isaac.data.reader.unlisted_files`).
 
-    Reads the manifest and each episode's DR parameters (small datasets), not the per-step data.
+    Reads the manifest and each shard's DR parameter columns, not the per-step data.
     """
     dataset_dir = Path(dataset_dir)
     manifest = load_manifest(dataset_dir)
@@ -61,12 +60,12 @@ def dr_ranges(dataset_dir: Path, manifest: dict[str, Any]) -> dict[str, dict[str
     high: dict[str, np.ndarray] = {}
     for shard in manifest["shards"]:
         with h5py.File(dataset_dir / shard["name"], "r") as file:
-            for episode_id in shard_episode_ids(shard):
-                for name, value in read_dr(file["data"], episode_id).items():
-                    value = value.astype(np.float64)
-                    # fmin/fmax ignore NaN unless both sides are NaN
-                    low[name] = np.fmin(low[name], value) if name in low else value
-                    high[name] = np.fmax(high[name], value) if name in high else value
+            for name in manifest["dr_keys"]:
+                values = file["episodes/dr"][name][()].astype(np.float64)
+                # fmin/fmax ignore NaN unless both sides are NaN
+                shard_low, shard_high = np.fmin.reduce(values, axis=0), np.fmax.reduce(values, axis=0)
+                low[name] = np.fmin(low[name], shard_low) if name in low else shard_low
+                high[name] = np.fmax(high[name], shard_high) if name in high else shard_high
     return {
         name: {"shape": list(low[name].shape), "min": _json_values(low[name]), "max": _json_values(high[name])}
         for name in sorted(low)

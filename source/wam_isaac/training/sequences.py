@@ -1,26 +1,31 @@
-"""Training windows held in memory as contiguous tensors, gathered by index arithmetic.
+"""Training windows of a dataset, gathered by index arithmetic from blocks of shards held in memory.
 
-:class:`~wam_isaac.data.windows.WindowDataset` reads a window from HDF5 per item (right for datasets larger than
-memory, slow per item in Python); the world-model trainer's datasets fit in memory, so :class:`SequenceTable`
-loads the keys a model needs once (episodes concatenated) and builds a batch of windows with one gather per key.
-Windows never cross an episode boundary.
+:class:`SequenceTable` reads the keys a model needs through :class:`~wam_isaac.data.reader.DatasetReader`'s shards,
+one block of consecutive shards at a time (episodes concatenated), and builds a batch of windows with one gather per
+key. A dataset whose selected keys fit in ``max_resident_bytes`` is one block, loaded once; a larger one is split
+into blocks of at most half that, and an LRU keeps two of them, so memory stays bounded whatever the dataset size.
+Windows never cross an episode boundary (hence never a shard or a block).
 """
 
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
-from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 
-from ..data.manifest import load_manifest
-from ..data.reader import episode_table
-from ..data.shards import demo_name
+from ..data.errors import ManifestError
+from ..data.reader import DatasetReader
 from ..models.schema import ACTION_KEY, REWARD_KEY, TERMINATION_KEY, WamSchema
+
+MAX_RESIDENT_BYTES = 2 << 30
+"""Default memory bound of a :class:`SequenceTable`'s loaded rows [bytes]."""
+
+COLUMNS = ("states", "instruction", "actions", "rewards", "terminated", "contacts")
+"""The tensors of a block, in :class:`Sequences` order."""
 
 
 @dataclass
@@ -49,48 +54,133 @@ class Sequences:
 
 
 class SequenceTable:
-    """Every step of the chosen episodes of a dataset, for the keys of ``schema``, in memory.
+    """Every step of the chosen episodes of a dataset, for the keys of ``schema``, served by blocks of shards.
 
     Args:
         dataset_dir: the dataset.
         schema: the model's schema (which keys to load and how to concatenate them).
-        episode_ids: episodes to load (e.g. one side of ``split_by_episode``); default all.
+        episode_ids: episodes to serve (e.g. one side of ``split_by_env``); default all.
+        max_resident_bytes: bound on the loaded rows [bytes] (see the module docstring).
+
+    Raises:
+        ManifestError: an episode id is not in the dataset.
     """
 
-    def __init__(self, dataset_dir: str | os.PathLike, schema: WamSchema, episode_ids: Sequence[int] | None = None):
+    def __init__(
+        self,
+        dataset_dir: str | os.PathLike,
+        schema: WamSchema,
+        episode_ids: Sequence[int] | None = None,
+        *,
+        max_resident_bytes: int = MAX_RESIDENT_BYTES,
+    ):
         self.schema = schema
-        table = episode_table(load_manifest(dataset_dir))
+        self.reader = DatasetReader(dataset_dir)
+        table = self.reader.episodes
         ids = sorted(table) if episode_ids is None else sorted(int(i) for i in episode_ids)
-        columns: dict[str, list[np.ndarray]] = {key: [] for key in schema.dataset_keys()}
-        lengths = []
+        missing = sorted(set(ids) - table.keys())
+        if missing:
+            raise ManifestError(f"episodes {missing[:8]} are not in {dataset_dir} ({len(table)} episodes)")
         by_shard: dict[str, list[int]] = {}
         for episode_id in ids:
             by_shard.setdefault(table[episode_id].shard, []).append(episode_id)
-        for shard, shard_ids in by_shard.items():
-            with h5py.File(Path(dataset_dir) / shard, "r") as file:
-                for episode_id in shard_ids:
-                    demo = file["data"][demo_name(episode_id)]
-                    for key in columns:
-                        columns[key].append(np.asarray(demo[key], dtype=np.float32))
-                    lengths.append(table[episode_id].num_samples)
         self.episode_ids = [i for ids_ in by_shard.values() for i in ids_]
-        self.lengths = np.asarray(lengths, dtype=np.int64)
-        """Steps of each loaded episode, in load order."""
+        self.lengths = np.asarray([table[i].num_samples for i in self.episode_ids], dtype=np.int64)
+        """Steps of each episode, in load order."""
         self.offsets = np.concatenate(([0], np.cumsum(self.lengths)[:-1])).astype(np.int64)
         """Row of each episode's first step."""
-        rows = int(self.lengths.sum())
+        widths = [schema.state_dim, schema.instruction_dim, schema.action_dim, 1, 1, schema.contact_dim]
+        row_bytes = 4 * sum(widths)  # float32
+        budget = max_resident_bytes if len(self) * row_bytes <= max_resident_bytes else max_resident_bytes // 2
+        self._blocks: list[list[str]] = []
+        """Consecutive shards loaded together."""
+        block_starts, rows = [], 0
+        for shard, shard_ids in by_shard.items():
+            shard_rows = sum(table[i].num_samples for i in shard_ids)
+            if not self._blocks or (rows - block_starts[-1] + shard_rows) * row_bytes > budget:
+                self._blocks.append([])
+                block_starts.append(rows)
+            self._blocks[-1].append(shard)
+            rows += shard_rows
+        self._block_starts = np.asarray(block_starts + [rows], dtype=np.int64)
+        """First row of each block, then the number of rows."""
+        self._by_shard = by_shard
+        self._shard_sizes: dict[str, int] = {}
+        for record in table.values():
+            self._shard_sizes[record.shard] = self._shard_sizes.get(record.shard, 0) + 1
+        self._cache: OrderedDict[int, tuple[torch.Tensor, ...]] = OrderedDict()
+        self._cache_size = 1 if len(self._blocks) == 1 else 2
+
+    @property
+    def states(self) -> torch.Tensor:
+        """Predicted-state vector of every row, (N, S) (loads every block: for small datasets and tests)."""
+        return self._whole(0)
+
+    @property
+    def instruction(self) -> torch.Tensor:
+        """Instruction vector of every row, (N, I)."""
+        return self._whole(1)
+
+    @property
+    def actions(self) -> torch.Tensor:
+        """Actions of every row, (N, A)."""
+        return self._whole(2)
+
+    @property
+    def rewards(self) -> torch.Tensor:
+        """Rewards of every row, (N,)."""
+        return self._whole(3)
+
+    @property
+    def terminated(self) -> torch.Tensor:
+        """1 where the episode terminated, (N,)."""
+        return self._whole(4)
+
+    @property
+    def contacts(self) -> torch.Tensor:
+        """Contact flags of every row, (N, C)."""
+        return self._whole(5)
+
+    def _whole(self, column: int) -> torch.Tensor:
+        return torch.cat([self._block(b)[column] for b in range(len(self._blocks))])
+
+    def _block(self, index: int) -> tuple[torch.Tensor, ...]:
+        """The tensors of block ``index`` (:data:`COLUMNS` order), loaded if not in the LRU."""
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        columns: dict[str, list[np.ndarray]] = {key: [] for key in self.schema.dataset_keys()}
+        for shard in self._blocks[index]:
+            ids = self._by_shard[shard]
+            records = [self.reader.episodes[i] for i in ids]
+            whole = len(ids) == self._shard_sizes[shard]
+            for key in columns:
+                dataset = self.reader.column(shard, key)
+                if whole:  # one read of the shard's column
+                    columns[key].append(np.asarray(dataset[()], dtype=np.float32))
+                else:
+                    parts = [dataset[r.start : r.start + r.num_samples] for r in records]
+                    columns[key].append(np.concatenate(parts).astype(np.float32, copy=False))
+        rows = int(self._block_starts[index + 1] - self._block_starts[index])
 
         def flat(keys: Sequence[str]) -> torch.Tensor:
             if not keys:
                 return torch.zeros(rows, 0)
             return torch.from_numpy(np.concatenate([np.concatenate(columns[k]).reshape(rows, -1) for k in keys], 1))
 
-        self.states = flat(list(schema.state_keys))
-        self.instruction = flat(list(schema.instruction_keys))
-        self.actions = flat([ACTION_KEY])
-        self.rewards = flat([REWARD_KEY])[:, 0]
-        self.terminated = flat([TERMINATION_KEY])[:, 0] if schema.has_termination else torch.zeros(rows)
-        self.contacts = flat(list(schema.contact_keys))
+        schema = self.schema
+        block = (
+            flat(list(schema.state_keys)),
+            flat(list(schema.instruction_keys)),
+            flat([ACTION_KEY]),
+            flat([REWARD_KEY])[:, 0],
+            flat([TERMINATION_KEY])[:, 0] if schema.has_termination else torch.zeros(rows),
+            flat(list(schema.contact_keys)),
+        )
+        self._cache[index] = block
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return block
 
     def __len__(self) -> int:
         return int(self.lengths.sum())
@@ -106,15 +196,22 @@ class SequenceTable:
 
     def gather(self, starts: torch.Tensor, span: int) -> Sequences:
         """The windows of ``span`` steps beginning at rows ``starts`` (B,)."""
-        rows = starts[:, None] + torch.arange(span)
-        return Sequences(
-            self.states[rows],
-            self.instruction[rows],
-            self.actions[rows],
-            self.rewards[rows],
-            self.terminated[rows],
-            self.contacts[rows],
-        )
+        starts = torch.as_tensor(starts, dtype=torch.long)
+        offsets = torch.arange(span)
+        if len(self._blocks) == 1:
+            rows = starts[:, None] + offsets
+            return Sequences(*(column[rows] for column in self._block(0)))
+        which = np.searchsorted(self._block_starts, starts.numpy(), side="right") - 1
+        parts: list[list[torch.Tensor]] = [[] for _ in COLUMNS]
+        order = []
+        for index in np.unique(which):
+            positions = torch.from_numpy(np.flatnonzero(which == index))
+            rows = starts[positions, None] - int(self._block_starts[index]) + offsets
+            for part, column in zip(parts, self._block(int(index)), strict=True):
+                part.append(column[rows])
+            order.append(positions)
+        inverse = torch.argsort(torch.cat(order))
+        return Sequences(*(torch.cat(part)[inverse] for part in parts))
 
     def batches(
         self,
@@ -124,10 +221,18 @@ class SequenceTable:
         stride: int = 1,
         drop_last: bool = True,
     ) -> Iterator[Sequences]:
-        """Windows in batches: shuffled with ``generator`` if given, else in order."""
+        """Windows in batches: shuffled with ``generator`` if given, else in order. Over several blocks, the blocks
+        come in a shuffled order and the windows are shuffled within each block (so a batch loads at most two)."""
         starts = self.window_starts(span, stride)
-        if generator is not None:
+        if generator is not None and len(self._blocks) == 1:
             starts = starts[torch.randperm(len(starts), generator=generator)]
+        elif generator is not None:
+            which = np.searchsorted(self._block_starts, starts.numpy(), side="right") - 1
+            shuffled = []
+            for index in torch.randperm(len(self._blocks), generator=generator).tolist():
+                own = starts[torch.from_numpy(np.flatnonzero(which == index))]
+                shuffled.append(own[torch.randperm(len(own), generator=generator)])
+            starts = torch.cat(shuffled)
         stop = len(starts) - (len(starts) % batch_size if drop_last else 0)
         for first in range(0, stop, batch_size):
             yield self.gather(starts[first : first + batch_size], span)

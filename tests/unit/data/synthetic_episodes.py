@@ -3,14 +3,11 @@ equality check of episodes. Imported by the tests of this directory (a unique mo
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import numpy as np
 
 from wam_isaac.data.episode import Episode
-from wam_isaac.data.shard_sink import ShardSink
 from wam_isaac.data.specs import KeySpec
 from wam_isaac.data.writer import DatasetWriter
 
@@ -25,7 +22,8 @@ KEY_SPECS = {
 
 
 def make_episode(episode_id: int, length: int) -> Episode:
-    """An episode whose step ``t`` holds ``episode_id`` and ``t`` in its obs, actions and states."""
+    """An episode whose step ``t`` holds ``episode_id`` and ``t`` in its obs, actions and states, and whose final
+    state holds ``episode_id`` and its length (the step after its last)."""
     steps = np.arange(length)
     ids = np.full(length, episode_id)
     return Episode(
@@ -44,7 +42,11 @@ def make_episode(episode_id: int, length: int) -> Episode:
             "robot/body_mass": np.array([1.0 + episode_id, 2.0 - 0.1 * episode_id], dtype=np.float32),
             "action/joint_pos/latency": np.array(episode_id % 3, dtype=np.int64),
         },
-        attrs={"timeout": episode_id % 2 == 1},
+        attrs={"timeout": episode_id % 2 == 1, "episode_index": episode_id // 4, "note": f"e{episode_id}"},
+        final={
+            "obs/policy": np.array([episode_id, length, 0.5], dtype=np.float32),
+            "states/joint_pos": np.array([episode_id, length], dtype=np.float64),
+        },
     )
 
 
@@ -68,21 +70,8 @@ def assert_episodes_equal(actual: Episode, expected: Episode) -> None:
         np.testing.assert_array_equal(actual.dr[name], expected.dr[name], err_msg=name)
     assert (actual.env_id, actual.seed, actual.success) == (expected.env_id, expected.seed, expected.success)
     assert actual.attrs == expected.attrs
-
-
-class StalledSink(ShardSink):
-    """A writing side on a stalled disk: every append waits until the file named by ``$WAM_TEST_RELEASE`` exists.
-    Defined here so that the writing process can import it."""
-
-    def append(self, episode: Episode) -> None:
-        release = Path(os.environ["WAM_TEST_RELEASE"])
-        while not release.exists():
-            time.sleep(0.01)
-        super().append(episode)
-
-
-class FullDiskSink(ShardSink):
-    """A writing side whose disk is full."""
-
-    def append(self, episode: Episode) -> None:
-        raise OSError(28, "No space left on device")
+    assert {k: type(v) for k, v in actual.attrs.items()} == {k: type(v) for k, v in expected.attrs.items()}
+    assert actual.final.keys() == expected.final.keys()
+    for key in expected.final:
+        assert actual.final[key].dtype == expected.final[key].dtype, key
+        np.testing.assert_array_equal(actual.final[key], expected.final[key], err_msg=key)

@@ -1,135 +1,101 @@
-"""The dataset writer: cost of writing one episode, and what the simulation loop pays per episode, old vs new.
+"""The dataset writer: sustained throughput per writing process, old design (schema 2) vs new (schema 3), one run.
 
-Episodes: 40 per-step keys of shape (3,) float32 (obs/states/labels), 25 steps (WAM-Cartpole-like) and 300 steps.
+Episodes: WAM-Push-Cube's 52 per-step keys with its shapes and dtypes (observation groups, states, every label;
+~1 kB per step), its 11 DR parameters, a final state, extra attributes; 25-step and 300-step episodes. Values are
+random walks (smooth like simulator states, so they compress like them).
 
-- ``encode``: CPU time to write one episode into an open shard (gzip level 1), h5py's high-level
-  ``create_dataset`` per key (the old path, kept below as a reference) vs the low-level
-  :class:`~wam_isaac.data.shards.EpisodeEncoder`.
-- ``sim_loop_overhead``: a stand-in simulation loop (pure Python work holding the GIL, ``SIM_MS`` per episode) hands
-  each episode to a writer; the overhead is the loop's wall time per episode minus the same loop without a writer.
-  Old: a writing thread with the high-level path (the GIL is shared); new: :class:`DatasetWriter` (spawned process).
-- ``write_call``: wall time of one :meth:`DatasetWriter.write` call (validation, pickling, handing over).
-- ``writer_process_cpu``: CPU time of the writing process per episode (unpickling, encoding, fsync, sha256), its
-  start-up (measured with a one-episode dataset) subtracted.
+- old: the schema-2 writer (one HDF5 group per episode, a shared-memory ring feeding two spawned writing processes,
+  low-level encoder with ISA-L), imported from git history at bench time (``OLD_COMMIT``: the last commit with that
+  design), so no copy of it lives in the package. Its cost per writing process is the CPU time of the writing
+  processes (``RUSAGE_CHILDREN``, their start-up measured with a one-episode dataset and subtracted) over the
+  transitions they wrote; the caller's cost of handing over is reported beside it.
+- new: :class:`~wam_isaac.data.DatasetWriter` (columnar shards, one background thread in the caller's process). Its
+  cost per writing process is the whole process's CPU time from the first ``write_many`` to ``close`` returning
+  (validation in the caller, blocks, deflate, fsync, sha256): everything the writer costs.
 
-Ratios are measured side by side in one run (absolute times drift on a shared machine).
+Both write gzip level 1 with shuffle (HDF5's deflate filter, read by every HDF5 reader), 1000 episodes per shard.
+Figures: transitions per CPU-second per writing process, wall-time throughput, bytes on disk per transition.
 """
 
 from __future__ import annotations
 
-import queue
+import importlib
 import resource
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from wam_isaac.data.episode import Episode
-from wam_isaac.data.shards import EpisodeEncoder, demo_name
-from wam_isaac.data.specs import KeySpec
-from wam_isaac.data.writer import DatasetWriter
+from wam_isaac.data import DatasetWriter, Episode, KeySpec
 
-NUM_KEYS = 40
-SIM_MS = 20.0
-"""Work of the stand-in simulation loop per episode [ms]; about what 256 WAM-Cartpole envs take per episode."""
-MAX_QUEUED = 4
-"""Queue capacity of both writers: small, so that the loop reaches its steady state within a few episodes."""
-TARGET_ENCODE_SPEEDUP = {25: 2.0, 300: 1.5}
-"""At 300 steps deflate dominates, and the API used around it does not change deflate."""
-TARGET_OVERHEAD_RATIO = 3.0
+OLD_COMMIT = "31c7b24"
+"""The last commit whose ``data/`` holds the schema-2 writer."""
+OLD_FILES = ("__init__", "episode", "errors", "manifest", "shard_sink", "shards", "shared_ring", "specs", "writer")
+EPISODES_PER_SHARD = 1000
+"""Episodes per shard, both designs (the new writer's default)."""
+TARGET = 100_000
+"""Transitions per CPU-second per writing process the new writer must reach."""
+REPO = Path(__file__).resolve().parents[1]
+
+PUSH_CUBE_KEYS = {
+    "obs/policy": (17,), "obs/critic": (34,), "obs/world_model/joint_pos": (3,), "obs/world_model/joint_vel": (3,),
+    "obs/world_model/cube_pos": (3,), "obs/world_model/cube_quat": (4,), "obs/world_model/cube_lin_vel": (3,),
+    "obs/world_model/cube_ang_vel": (3,), "obs/instruction/goal": (2,), "states/robot/root_pose": (7,),
+    "states/robot/root_vel": (6,), "states/robot/joint_pos": (3,), "states/robot/joint_vel": (3,),
+    "states/table/root_pose": (7,), "states/table/root_vel": (6,), "states/cube/root_pose": (7,),
+    "states/cube/root_vel": (6,), "actions": (3,), "rewards": (), "dones": (),
+    **{f"labels/delta_{k}/{name}": shape for k in (1, 8) for name, shape in (
+        ("valid", ()), ("root_pos_w", (3, 3)), ("root_pos_b", (3, 3)), ("root_rotvec", (3, 3)),
+        ("root_lin_vel_b", (3, 3)), ("root_ang_vel_b", (3, 3)), ("robot/joint_pos", (3,)), ("robot/joint_vel", (3,)))},
+    **{f"labels/energy/{name}": () for name in ("kinetic", "potential", "total", "delta", "actuator_work")},
+    "labels/contact/contact_forces/flag": (2,), "labels/contact/contact_forces/force": (2,),
+    "labels/penetration/robot": (1,), "labels/penetration/cube": (1,),
+    "labels/manipulation/object_pos_in_ee": (3,), "labels/manipulation/object_rotvec_in_ee": (3,),
+    "labels/manipulation/goal_pos_in_object": (3,), "labels/manipulation/object_to_goal_distance_xy": (),
+    "labels/flags/terminated": (), "labels/flags/time_out": (), "labels/flags/success": (),
+}  # fmt: skip
+"""WAM-Push-Cube's per-step keys and shapes (float32 except ``dones``), as its manifest lists them."""
+DR_SHAPES = {"robot/body_mass": (4,), "robot/joint_stiffness": (3,), "robot/joint_damping": (3,),
+             "robot/joint_friction": (3,), "robot/shape_friction": (1,), "table/body_mass": (1,),
+             "table/shape_friction": (1,), "cube/body_mass": (1,), "cube/shape_friction": (1,),
+             "action/arm/strength": ()}  # fmt: skip
+
+KEY_SPECS = {key: KeySpec(shape, "bool" if key == "dones" else "float32") for key, shape in PUSH_CUBE_KEYS.items()}
 
 
-def _key(i: int) -> str:
-    return f"obs/k{i}" if i < 10 else f"states/k{i}" if i < 25 else f"labels/k{i}"
-
-
-def _episodes(count: int, steps: int) -> list[Episode]:
+def _episodes(count: int, steps: int, distinct: int = 16) -> list[Episode]:
+    """``count`` episodes (``distinct`` different ones, repeated) of ``steps`` steps."""
     rng = np.random.default_rng(0)
-    return [
-        Episode(
-            {_key(i): rng.standard_normal((steps, 3)).astype(np.float32) for i in range(NUM_KEYS)},
-            env_id=0,
-            seed=0,
-            success=True,
-            dr={"robot/body_mass": np.ones(3, np.float32)},
-            attrs={"timeout": False},
-        )
-        for _ in range(count)
-    ]
+    pool = []
+    for env_id in range(distinct):
+        data = {
+            key: np.cumsum(0.01 * rng.standard_normal((steps, *shape)), axis=0).astype(np.float32)
+            for key, shape in PUSH_CUBE_KEYS.items()
+        }
+        data["dones"] = np.arange(steps) == steps - 1
+        dr = {name: rng.uniform(0.5, 1.5, shape).astype(np.float32) for name, shape in DR_SHAPES.items()}
+        dr["action/arm/latency"] = np.int64(env_id % 3)
+        final = {key: data[key][-1] + 0.01 for key in PUSH_CUBE_KEYS if key.startswith("states/")}
+        attrs = {"episode_index": 0, "budget_end": 0}
+        pool.append(Episode(data, env_id, seed=0, success=bool(env_id % 2), dr=dr, attrs=attrs, final=final))
+    return [pool[i % distinct] for i in range(count)]
 
 
-def write_high_level(data: h5py.Group, episode_id: int, episode: Episode, chunk_steps: int = 256) -> None:
-    """The old path: one high-level ``create_dataset`` per key (gzip 1, shuffle, chunked along time)."""
-    demo = data.create_group(demo_name(episode_id))
-    demo.attrs.update({"num_samples": episode.num_samples, "seed": np.int64(episode.seed), "success": True})
-    demo.attrs.update({"env_id": np.int64(episode.env_id), **episode.attrs})
-    for key, array in episode.data.items():
-        chunks = (min(len(array), chunk_steps), *array.shape[1:])
-        demo.create_dataset(key, data=array, chunks=chunks, compression="gzip", compression_opts=1, shuffle=True)
-    for name, value in episode.dr.items():
-        demo.create_dataset(f"dr/{name}", data=value)
-
-
-class ThreadWriter:
-    """The old writer's shape: a bounded queue and a thread writing with the high-level path."""
-
-    def __init__(self, path: Path, max_queued: int) -> None:
-        self._queue: queue.Queue = queue.Queue(max_queued)
-        self._file = h5py.File(path, "w")
-        self._thread = threading.Thread(target=self._run)
-        self._thread.start()
-
-    def write(self, episode: Episode) -> None:
-        self._queue.put(episode)
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        self._file.close()
-
-    def _run(self) -> None:
-        data = self._file.create_group("data")
-        episode_id = 0
-        while (episode := self._queue.get()) is not None:
-            write_high_level(data, episode_id, episode)
-            episode_id += 1
-
-
-def _encode_ms(episodes: list[Episode], write, directory: Path) -> float:
-    """CPU time per episode of ``write(data, episode_id, episode)`` into one shard [ms]."""
-    with h5py.File(directory / f"encode_{time.monotonic_ns()}.h5", "w") as file:
-        data = file.create_group("data")
-        start = time.process_time()
-        for episode_id, episode in enumerate(episodes):
-            write(data, episode_id, episode)
-        return (time.process_time() - start) / len(episodes) * 1e3
-
-
-def _busy(ms: float) -> None:
-    """Pure Python work holding the GIL for ``ms`` milliseconds of this thread's CPU time."""
-    end = time.thread_time() + ms / 1e3
-    while time.thread_time() < end:
-        sum(range(200))
-
-
-def _sim_loop_ms(episodes: list[Episode], write) -> float:
-    """Wall time per episode of the stand-in simulation loop handing every episode to ``write`` [ms]."""
-    start = time.perf_counter()
-    for episode in episodes:
-        _busy(SIM_MS)
-        if write is not None:
-            write(episode)
-    return (time.perf_counter() - start) / len(episodes) * 1e3
-
-
-def _dataset_writer(directory: Path, key_specs: dict[str, KeySpec]) -> DatasetWriter:
-    out_dir = directory / f"d_{time.monotonic_ns()}"
-    return DatasetWriter(
-        out_dir, "WAM-Bench", "bench", key_specs, episodes_per_shard=100, max_queued_episodes=MAX_QUEUED
-    )
+def _old_package(directory: Path):
+    """The schema-2 ``wam_isaac.data`` as package ``wam_old_data``, read from git at ``OLD_COMMIT``."""
+    package = directory / "wam_old_data"
+    package.mkdir()
+    for name in OLD_FILES:
+        source = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{OLD_COMMIT}:source/wam_isaac/data/{name}.py"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        (package / f"{name}.py").write_text(source)
+    sys.path.insert(0, str(directory))  # spawned writing processes inherit sys.path and import it by name
+    return importlib.import_module("wam_old_data.writer")
 
 
 def _children_cpu() -> float:
@@ -137,72 +103,85 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _size(directory: Path) -> int:
+    return sum(path.stat().st_size for path in directory.iterdir())
+
+
+def _old(old_writer, episodes: list[Episode], directory: Path) -> dict[str, float]:
+    old_key_spec = importlib.import_module("wam_old_data.specs").KeySpec
+    specs = {key: old_key_spec(spec.shape, spec.dtype) for key, spec in KEY_SPECS.items()}
+
+    def writer(name: str):
+        return old_writer.DatasetWriter(
+            directory / name, "WAM-Bench", "bench", specs, episodes_per_shard=EPISODES_PER_SHARD
+        )
+
+    startup = _children_cpu()
+    with writer(f"old_startup_{time.monotonic_ns()}") as w:
+        w.write(episodes[0])
+    startup = _children_cpu() - startup
+    out = f"old_{time.monotonic_ns()}"
+    children, caller, wall = _children_cpu(), time.process_time(), time.perf_counter()
+    with writer(out) as w:
+        w.write_many(episodes)
+    wall, caller = time.perf_counter() - wall, time.process_time() - caller
+    children = _children_cpu() - children - startup
+    transitions = sum(episode.num_samples for episode in episodes)
+    return {"cpu": children, "caller_cpu": caller, "wall": wall, "transitions": transitions,
+            "bytes": _size(directory / out)}  # fmt: skip
+
+
+def _new(episodes: list[Episode], directory: Path) -> dict[str, float]:
+    out = directory / f"new_{time.monotonic_ns()}"
+    cpu, wall = time.process_time(), time.perf_counter()
+    with DatasetWriter(out, "WAM-Bench", "bench", KEY_SPECS, episodes_per_shard=EPISODES_PER_SHARD) as writer:
+        writer.write_many(episodes)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    transitions = sum(episode.num_samples for episode in episodes)
+    return {"cpu": cpu, "caller_cpu": cpu, "wall": wall, "transitions": transitions, "bytes": _size(out)}
+
+
 def run(args) -> list[dict]:
-    count = 30 if args.quick else 200
     figures = []
     with tempfile.TemporaryDirectory() as temp:
         directory = Path(temp)
+        old_writer = _old_package(directory)
         for steps in (25, 300):
-            episodes = _episodes(count if steps == 25 else count // 2, steps)
-            key_specs = {key: KeySpec((3,)) for key in episodes[0].data}
-            common = {"keys": NUM_KEYS, "steps": steps, "episodes": len(episodes), "compression": "gzip-1"}
-
-            encoder = EpisodeEncoder("gzip", 1, 256)
-            old = min(_encode_ms(episodes, write_high_level, directory) for _ in range(2))
-            new = min(_encode_ms(episodes, encoder.write, directory) for _ in range(2))
-            figures += [
-                {"name": f"encode_cpu/high_level/T{steps}", "value": round(old, 2), "unit": "ms", "target": None},
-                {"name": f"encode_cpu/low_level/T{steps}", "value": round(new, 2), "unit": "ms", "target": None},
+            old_count, new_count = (60, 400) if args.quick else (400, 4000)
+            if steps == 300:
+                old_count, new_count = old_count // 6, new_count // 8
+            _new(_episodes(20, steps), directory)  # warm-up (imports, first file)
+            old = _old(old_writer, _episodes(old_count, steps), directory)
+            new = _new(_episodes(new_count, steps), directory)
+            common = {
+                "steps": steps,
+                "keys": len(KEY_SPECS),
+                "compression": "gzip-1+shuffle",
+                "episodes_per_shard": 100,
+            }
+            rates = {}
+            for name, result in (("old", old), ("new", new)):
+                rates[name] = result["transitions"] / result["cpu"]
+                figures += [
+                    {"name": f"transitions_per_cpu_s_per_writer_process/{name}/T{steps}", "value": round(rates[name]),
+                     "unit": "transitions/s", "target": TARGET if name == "new" else None,
+                     **({"pass": rates[name] >= TARGET} if name == "new" else {}),
+                     "episodes": old_count if name == "old" else new_count, **common},
+                    {"name": f"caller_cpu_per_episode/{name}/T{steps}", "value": round(
+                        result["caller_cpu"] / (result["transitions"] / steps) * 1e3, 3), "unit": "ms", "target": None,
+                     **common},
+                    {"name": f"wall_transitions_per_s/{name}/T{steps}", "value": round(result["transitions"] /
+                     result["wall"]), "unit": "transitions/s", "target": None, **common},
+                    {"name": f"bytes_per_transition/{name}/T{steps}", "value": round(result["bytes"] /
+                     result["transitions"], 1), "unit": "B", "target": None, **common},
+                ]  # fmt: skip
+            figures.append(
                 {
-                    "name": f"ratio/encode_speedup/T{steps}",
-                    "value": round(old / new, 2),
+                    "name": f"ratio/new_vs_old_per_writer_process/T{steps}",
+                    "value": round(rates["new"] / rates["old"], 1),
                     "unit": "x",
-                    "target": TARGET_ENCODE_SPEEDUP[steps],
-                    "pass": old / new >= TARGET_ENCODE_SPEEDUP[steps],
-                },
-            ]
-
-            bare = _sim_loop_ms(episodes, None)
-            thread_writer = ThreadWriter(directory / f"thread_{steps}.h5", MAX_QUEUED)
-            with_thread = _sim_loop_ms(episodes, thread_writer.write)
-            thread_writer.close()
-
-            startup_cpu = _children_cpu()
-            with _dataset_writer(directory, key_specs) as writer:
-                writer.write(episodes[0])
-            startup_cpu = _children_cpu() - startup_cpu
-
-            process_cpu = _children_cpu()
-            writer = _dataset_writer(directory, key_specs)
-            call_times = []
-
-            def timed_write(episode: Episode, writer=writer, call_times=call_times) -> None:
-                start = time.perf_counter()
-                writer.write(episode)
-                call_times.append(time.perf_counter() - start)
-
-            writer.write(episodes[0])  # start the writing process outside the timed loop, and wait until it is up
-            while writer._free_slots.get_value() < writer.max_queued_episodes:
-                time.sleep(0.01)
-            time.sleep(0.2)
-            with_process = _sim_loop_ms(episodes, timed_write)
-            writer.close()
-            process_cpu = (_children_cpu() - process_cpu - startup_cpu) / len(episodes) * 1e3
-
-            old_overhead, new_overhead = with_thread - bare, with_process - bare
-            figures += [
-                {"name": f"sim_loop_overhead/thread_high_level/T{steps}", "value": round(old_overhead, 2),
-                 "unit": "ms/episode", "target": None, "sim_ms": SIM_MS},
-                {"name": f"sim_loop_overhead/process_low_level/T{steps}", "value": round(new_overhead, 2),
-                 "unit": "ms/episode", "target": None, "sim_ms": SIM_MS},
-                {"name": f"ratio/sim_loop_overhead_old_vs_new/T{steps}",
-                 "value": round(old_overhead / max(new_overhead, 1e-3), 1), "unit": "x",
-                 "target": TARGET_OVERHEAD_RATIO, "pass": old_overhead >= TARGET_OVERHEAD_RATIO * new_overhead},
-                {"name": f"write_call/median/T{steps}", "value": round(float(np.median(call_times)) * 1e3, 3),
-                 "unit": "ms", "target": None},
-                {"name": f"writer_process_cpu/T{steps}", "value": round(process_cpu, 2), "unit": "ms/episode",
-                 "target": None},
-            ]  # fmt: skip
-            for figure in figures:
-                figure.update({**common, **figure})
+                    "target": None,
+                    **common,
+                }  # fmt: skip
+            )
     return figures

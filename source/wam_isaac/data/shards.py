@@ -105,8 +105,9 @@ class ShardWriter:
 
     def append(self, block: Sequence[tuple[int, Episode]]) -> None:
         """Append episodes ``(episode id, episode)`` in order; full chunks are written now, the rest waits."""
+        rows = sum(episode.num_samples for _, episode in block)
         for key, column in zip(self._keys, self._columns, strict=True):
-            column.append([episode.data[key] for _, episode in block], self._deflate)
+            column.append([episode.data[key] for _, episode in block], rows, self._deflate)
         for episode_id, episode in block:
             self.index.append((episode_id, episode.num_samples, replace(episode, data={})))
             self.rows += episode.num_samples
@@ -173,9 +174,9 @@ class _Column:
         self.tail: list[np.ndarray] = []
         self.tail_rows = 0
 
-    def append(self, arrays: list[np.ndarray], deflate: Callable[[bytes], bytes]) -> None:
+    def append(self, arrays: list[np.ndarray], rows: int, deflate: Callable[[bytes], bytes]) -> None:
         self.tail += arrays
-        self.tail_rows += sum(len(array) for array in arrays)
+        self.tail_rows += rows
         if self.tail_rows >= self.chunk:
             self._write(deflate, final=False)
 

@@ -98,7 +98,7 @@ class DatasetWriter:
         env_config_hash: str,
         key_specs: Mapping[str, KeySpec],
         *,
-        episodes_per_shard: int = 100,
+        episodes_per_shard: int = 1000,
         compression: str | None = "gzip",
         compression_level: int | None = None,
         block_bytes: int = BLOCK_BYTES,
@@ -142,6 +142,10 @@ class DatasetWriter:
         self._next_episode = max((max(s["episode_ids"]) for s in shards if s["episode_ids"]), default=-1) + 1
         self._dropped = int(self.manifest["totals"]["dropped_episodes"])
         self._signature = _signature_of(self.manifest) if self.manifest["totals"]["episodes"] else None
+        self._quick_signature: tuple | None = None
+        self._layout = [(key, spec.shape, np.dtype(spec.dtype)) for key, spec in self.key_specs.items()]
+        self._layouts: dict[int, tuple] = {}
+        """The (shape, dtype) of every key, in order, of a valid episode of each length seen."""
         self._shard_attrs = {
             "schema_version": SCHEMA_VERSION,
             "task_id": task_id,
@@ -243,13 +247,19 @@ class DatasetWriter:
             raise ValueError(f"episode keys differ from key_specs: missing {missing}, unknown "
                              f"{sorted(episode.data.keys() - self.key_specs.keys())}")  # fmt: skip
         length = episode.num_samples
-        for key, array in episode.data.items():
-            spec = self.key_specs[key]
-            if array.shape != (length, *spec.shape) or array.dtype != spec.dtype:
-                expected = f"{spec.dtype}{[length, *spec.shape]}"
-                raise ValueError(f"episode[{key!r}] is {array.dtype}{list(array.shape)}, expected {expected}")
+        layout = tuple((array.shape, array.dtype) for array in episode.data.values())
+        if layout != self._layouts.get(length):  # a new length (or a mismatch): check key by key
+            for key, shape, dtype in self._layout:
+                array = episode.data[key]
+                if array.shape != (length, *shape) or array.dtype != dtype:
+                    expected = f"{dtype}{[length, *shape]}"
+                    raise ValueError(f"episode[{key!r}] is {array.dtype}{list(array.shape)}, expected {expected}")
+            self._layouts[length] = layout
         if length < 1:
             raise ValueError("an episode needs at least one step")
+        quick = _quick_signature(episode)  # cheap to compare: the full one builds JSON-like dicts
+        if quick == self._quick_signature:
+            return
         signature = _signature(episode)
         if self._signature is None:  # the first episode of the dataset sets what every later one must share
             self._signature = signature
@@ -260,6 +270,7 @@ class DatasetWriter:
         for key, value in episode.final.items():
             if np.shape(value) != self.key_specs[key].shape:
                 raise ValueError(f"final[{key!r}] has shape {np.shape(value)}, expected {self.key_specs[key].shape}")
+        self._quick_signature = quick
 
     def _hand_over(self, end_shard: bool) -> None:
         """Queue the pending episodes (and, if ``end_shard``, the end of the current shard) for the writing thread."""
@@ -451,6 +462,19 @@ def _signature(episode: Episode) -> dict[str, Any]:
         "attr_keys": sorted(episode.attrs),
         "final_keys": sorted(episode.final),
     }
+
+
+def _quick_signature(episode: Episode) -> tuple:
+    """A tuple equal for two episodes with the same DR shapes and dtypes, attribute names and final keys and shapes
+    (in the same order)."""
+    return (
+        tuple(
+            (name, getattr(value, "shape", None), getattr(value, "dtype", type(value)))
+            for name, value in episode.dr.items()
+        ),
+        tuple(episode.attrs),
+        tuple((key, getattr(value, "shape", None)) for key, value in episode.final.items()),
+    )
 
 
 def _signature_of(manifest: Mapping[str, Any]) -> dict[str, Any]:

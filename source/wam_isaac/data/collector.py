@@ -4,9 +4,11 @@ The collector keeps, on the simulation's device, one time-major ring buffer per 
 (max_episode_length, num_envs, width), where ``width`` is the number of values of one step of every key of that
 dtype, side by side. Each step concatenates every key into the buffer's current time slot in one operation per dtype
 (about 50 keys per step: one ``torch.cat`` instead of 50 indexed assignments). An env's current episode is the last
-``lengths[env]`` slots of its column. When envs finish, their episodes are gathered and copied to the host once per
-dtype for the whole batch of finished envs, then split into :class:`Episode` objects whose arrays are views of one
-copy per episode.
+``lengths[env]`` slots of its column. When envs finish, their episodes are gathered on the device and copied to the
+host once per dtype for the whole batch of finished envs (their metadata and final states in one more copy), then
+split into :class:`Episode` objects whose arrays are views of one copy per episode. :meth:`~EpisodeCollector.
+finish_async` makes those copies non-blocking; the bookkeeping (lengths, seeds) is on the host, so a rollout loop
+that passes host env ids synchronizes with the device only when it needs to know which envs finished.
 
 Memory: ``num_envs * max_episode_length * (bytes of one step of every key)`` on the device; for example 4096 envs,
 250 steps and 100 float32 values per step take 410 MB.
@@ -80,7 +82,7 @@ class EpisodeCollector:
         self._step = 0  # steps added so far: the next one goes to time slot _step % max_episode_length
         # steps of each env's current episode, on the host: checked every step and read at finish without a sync
         self._host_lengths = np.zeros(num_envs, dtype=np.int64)
-        self._seeds = torch.full((num_envs,), -1, dtype=torch.long, device=self.device)
+        self._seeds = np.full(num_envs, -1, dtype=np.int64)  # on the host: the driver's bookkeeping
         self._dr: dict[str, torch.Tensor] = {}
         self.num_finished = 0
         """Episodes emitted by :meth:`finish` so far."""
@@ -101,19 +103,22 @@ class EpisodeCollector:
         """Record the metadata of the episodes starting now in ``env_ids``.
 
         Args:
-            env_ids: the envs whose new episode starts (indices or a boolean mask).
-            seeds: one seed for all, or a tensor of shape (num_envs,) indexed by ``env_ids``.
+            env_ids: the envs whose new episode starts (indices or a boolean mask); host indices (a NumPy array
+                or a list) cost no synchronization with the device.
+            seeds: one seed for all, or a tensor or array of shape (num_envs,) indexed by ``env_ids``.
             dr_params: DR parameters of every env, each of shape (num_envs, ...), indexed by ``env_ids``; the same
                 keys at every call. Parameters of episodes that started before the first call are NaN (or -1 for
                 integer parameters).
         """
-        ids = self._device_ids(env_ids)
+        host_ids = None if torch.is_tensor(env_ids) and env_ids.dtype == torch.bool else self._host_ids(env_ids)
         if seeds is not None:
-            self._seeds[ids] = (
-                _rows(seeds, ids, self.num_envs, "seeds").to(self.device) if torch.is_tensor(seeds) else int(seeds)
+            host_ids = self._host_ids(env_ids) if host_ids is None else host_ids
+            self._seeds[host_ids] = (
+                _host_rows(seeds, host_ids, self.num_envs, "seeds") if not isinstance(seeds, int) else seeds
             )
         if dr_params is None:
             return
+        ids = self._device_ids(env_ids) if host_ids is None else _to_device(host_ids, self.device)
         if self._dr and set(dr_params) != set(self._dr):
             raise ValueError(f"dr_params keys {sorted(dr_params)} differ from the first call's {sorted(self._dr)}")
         for name, value in dr_params.items():
@@ -167,7 +172,11 @@ class EpisodeCollector:
         return bad
 
     def finish(
-        self, env_ids: EnvIds, success: torch.Tensor, attrs: Mapping[str, torch.Tensor] | None = None
+        self,
+        env_ids: EnvIds,
+        success: torch.Tensor,
+        attrs: Mapping[str, torch.Tensor | np.ndarray] | None = None,
+        final: Mapping[str, torch.Tensor] | None = None,
     ) -> list[Episode]:
         """Emit the episodes of ``env_ids`` (which end with the last added step) and start new ones there.
 
@@ -176,39 +185,67 @@ class EpisodeCollector:
         Args:
             env_ids: the envs whose episode ended (indices or a boolean mask).
             success: success flag of every env, shape (num_envs,), indexed by ``env_ids``.
-            attrs: extra per-episode scalars of every env, each of shape (num_envs,), e.g. ``{"timeout": truncated}``.
+            attrs: extra per-episode scalars of every env, each of shape (num_envs,), e.g. ``{"timeout": truncated}``
+                (tensors on any device, or host arrays).
+            final: each env's state after its last action, keyed like the steps (``states/...``, ``obs/...``), each
+                of shape (num_envs, *spec.shape); becomes :attr:`Episode.final`.
 
         Returns:
             The finished episodes on the host, ordered by env index.
         """
+        return self.finish_async(env_ids, success, attrs, final).episodes()
+
+    def finish_async(
+        self,
+        env_ids: EnvIds,
+        success: torch.Tensor,
+        attrs: Mapping[str, torch.Tensor | np.ndarray] | None = None,
+        final: Mapping[str, torch.Tensor] | None = None,
+    ) -> PendingEpisodes:
+        """:meth:`finish` without waiting for the device: the episodes' steps are gathered on the device and copied
+        to the host with non-blocking copies (one per dtype), and their metadata (success, DR parameters, device
+        ``attrs``, ``final``) in one more; :meth:`PendingEpisodes.episodes` waits for the copies and builds the
+        episodes. With host ``env_ids`` (a NumPy array or a list) nothing here synchronizes with the device, so a
+        rollout loop can build the episodes after its next synchronization, when the copies are done."""
         host_ids = self._host_ids(env_ids)
         host_ids = host_ids[self._host_lengths[host_ids] > 0]
         if host_ids.size == 0:
-            return []
-        ids = torch.as_tensor(host_ids, device=self.device)
-        lengths = self._host_lengths[host_ids]
-        data = self._gather(host_ids, lengths)
-        success_host = _rows(success, ids, self.num_envs, "success").cpu().numpy()
-        seeds = self._seeds[ids].cpu().numpy()
-        dr = {name: value[ids].cpu().numpy() for name, value in self._dr.items()}
-        extra = {
-            name: _rows(value, ids, self.num_envs, f"attrs[{name!r}]").cpu().numpy()
-            for name, value in (attrs or {}).items()
-        }
-        episodes = [
-            Episode(
-                data=self._split({dtype: array[row, :length].copy() for dtype, array in data.items()}),
-                env_id=int(env_id),
-                seed=int(seeds[row]),
-                success=bool(success_host[row]),
-                dr={name: array[row].copy() for name, array in dr.items()},
-                attrs={name: array[row].item() for name, array in extra.items()},
-            )
-            for row, (env_id, length) in enumerate(zip(host_ids, lengths, strict=True))
-        ]
+            return PendingEpisodes([], self)
+        lengths = self._host_lengths[host_ids].copy()
+        ids = _to_device(host_ids, self.device)
+        data = {dtype: value.to("cpu", non_blocking=True) for dtype, value in self._gather(host_ids, lengths).items()}
+        device_meta = {"success": _rows(success, ids, self.num_envs, "success")}
+        device_meta.update({f"dr/{name}": value[ids] for name, value in self._dr.items()})
+        host_attrs = {}
+        for name, value in (attrs or {}).items():
+            if torch.is_tensor(value):
+                device_meta[f"attrs/{name}"] = _rows(value, ids, self.num_envs, f"attrs[{name!r}]")
+            else:
+                host_attrs[name] = _host_rows(value, host_ids, self.num_envs, f"attrs[{name!r}]")
+        for key, value in (final or {}).items():
+            if key not in self.key_specs or tuple(value.shape) != (self.num_envs, *self.key_specs[key].shape):
+                raise ValueError(
+                    f"final[{key!r}] has shape {tuple(value.shape)}: expected a step key of shape "
+                    f"({self.num_envs}, *spec.shape)"
+                )
+            device_meta[f"final/{key}"] = _rows(value, ids, self.num_envs, f"final[{key!r}]")
+        layout = [(name, value.dtype, tuple(value.shape[1:])) for name, value in device_meta.items()]
+        # one copy for all of it: exact in float64 (integers below 2^53)
+        packed = torch.cat([value.reshape(len(host_ids), -1).to(torch.float64) for value in device_meta.values()], 1)
+        pending = PendingEpisodes(
+            [
+                (int(env_id), int(length), int(self._seeds[env_id]))
+                for env_id, length in zip(host_ids, lengths, strict=True)
+            ],
+            self,
+            data=data,
+            meta=packed.to("cpu", non_blocking=True),
+            layout=layout,
+            host_attrs=host_attrs,
+        )
         self._restart(host_ids)
-        self.num_finished += len(episodes)
-        return episodes
+        self.num_finished += len(host_ids)
+        return pending
 
     def drop(self, env_ids: EnvIds) -> int:
         """Discard the partial episodes of ``env_ids`` (a physics blow-up, a NaN) and count them as dropped.
@@ -223,20 +260,15 @@ class EpisodeCollector:
         self.num_dropped += int(host_ids.size)
         return int(host_ids.size)
 
-    def _gather(self, host_ids: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
-        """The last ``max(lengths)`` steps of envs ``host_ids``, per dtype, shape (envs, steps, width), on the host:
-        one gather and one device-to-host copy per dtype for the whole batch (rows past an env's length are other
-        episodes' steps)."""
+    def _gather(self, host_ids: np.ndarray, lengths: np.ndarray) -> dict[str, torch.Tensor]:
+        """The last ``max(lengths)`` steps of envs ``host_ids``, per dtype, shape (envs, steps, width), on the device:
+        one gather per dtype for the whole batch (rows past an env's length are other episodes' steps)."""
         depth = self.max_episode_length
         steps = np.arange(int(lengths.max()))
         slots = (self._step - lengths[:, None] + steps[None, :]) % depth  # time slot of each env's step
-        rows = torch.as_tensor((slots * self.num_envs + host_ids[:, None]).reshape(-1), device=self.device)
+        rows = _to_device((slots * self.num_envs + host_ids[:, None]).reshape(-1), self.device)
         return {
-            dtype: ring.view(depth * self.num_envs, ring.shape[-1])
-            .index_select(0, rows)
-            .view(*slots.shape, ring.shape[-1])
-            .cpu()
-            .numpy()
+            dtype: ring.view(depth * self.num_envs, ring.shape[-1]).index_select(0, rows).view(*slots.shape, -1)
             for dtype, ring in self._rings.items()
         }
 
@@ -273,6 +305,68 @@ class EpisodeCollector:
         if ids.size and (ids[0] < 0 or ids[-1] >= self.num_envs):
             raise ValueError(f"env ids must be in [0, {self.num_envs}), got {ids.tolist()[:8]}")
         return ids
+
+
+class PendingEpisodes:
+    """Episodes :meth:`EpisodeCollector.finish_async` emitted, whose arrays may still be on their way to the host."""
+
+    def __init__(self, rows: list[tuple[int, int, int]], collector: EpisodeCollector, **copies) -> None:
+        self._rows = rows  # (env id, length, seed) per episode
+        self._collector = collector
+        self._copies = copies
+        self._event = None
+        if rows and collector.device.type == "cuda":
+            self._event = torch.cuda.Event()
+            self._event.record(torch.cuda.current_stream(collector.device))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def episodes(self) -> list[Episode]:
+        """The episodes on the host, ordered by env index (waits for the copies if they are not done)."""
+        if not self._rows:
+            return []
+        if self._event is not None:
+            self._event.synchronize()
+        copies, collector = self._copies, self._collector
+        data = {dtype: value.numpy() for dtype, value in copies["data"].items()}
+        meta, column, fields = copies["meta"].numpy(), 0, {}
+        for name, dtype, shape in copies["layout"]:
+            width = math.prod(shape)
+            values = meta[:, column : column + width].reshape(len(self._rows), *shape)
+            fields[name] = values.astype(str(dtype).removeprefix("torch."))
+            column += width
+        final_keys = [name for name, _, _ in copies["layout"] if name.startswith("final/")]
+        episodes = []
+        for row, (env_id, length, seed) in enumerate(self._rows):
+            attrs = {name.removeprefix("attrs/"): fields[name][row].item() for name in fields if name[:6] == "attrs/"}
+            attrs.update({name: values[row].item() for name, values in copies["host_attrs"].items()})
+            episodes.append(
+                Episode(
+                    data=collector._split({dtype: array[row, :length].copy() for dtype, array in data.items()}),
+                    env_id=env_id,
+                    seed=seed,
+                    success=bool(fields["success"][row]),
+                    dr={name.removeprefix("dr/"): fields[name][row].copy() for name in fields if name[:3] == "dr/"},
+                    attrs=attrs,
+                    final={name.removeprefix("final/"): fields[name][row].copy() for name in final_keys},
+                )
+            )
+        return episodes
+
+
+def _to_device(host: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A host array on ``device`` without waiting for the device (a non-blocking copy; the source is staged at
+    once, so it may be reused right after)."""
+    return torch.from_numpy(np.ascontiguousarray(host)).to(device, non_blocking=True)
+
+
+def _host_rows(values, host_ids: np.ndarray, num_envs: int, name: str) -> np.ndarray:
+    """Rows ``host_ids`` of a per-env array or tensor of shape (num_envs, ...), on the host."""
+    values = values.detach().cpu().numpy() if torch.is_tensor(values) else np.asarray(values)
+    if values.ndim == 0 or values.shape[0] != num_envs:
+        raise ValueError(f"{name} has shape {tuple(values.shape)}, expected ({num_envs}, ...)")
+    return values[host_ids]
 
 
 def nonfinite_envs(step: Mapping[str, torch.Tensor]) -> torch.Tensor:

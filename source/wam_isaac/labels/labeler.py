@@ -3,7 +3,8 @@
 :class:`Labeler` keeps, on the simulation's device, the short state history the horizon labels need (a ring buffer
 of ``max(horizons) + 1`` steps) and launches the Warp kernels of :mod:`wam_isaac.labels.kernels` on zero-copy views
 of Isaac Lab's asset data. Call :meth:`Labeler.reset` once after ``env.reset()`` and :meth:`Labeler.compute` after
-every ``env.step()``.
+every ``env.step()`` (or from inside it, before Isaac Lab resets the finished envs, and then again after it with
+``new_step=False``).
 
 Per step, each label group is one launch of a history kernel (:mod:`wam_isaac.labels.kernels`) replayed through
 :class:`~wam_isaac.labels.functional.RecordedLaunch` on buffers allocated once: Isaac Lab's state is read in place
@@ -101,7 +102,10 @@ class Labeler:
         self._wrap = {name: self._unlimited_revolute(env.scene[name]) for name in self.robot_names}
         self._step = 0
         self._energy_prev = zeros(n)
-        """Mechanical energy [J] at the previous step, (num_envs,)."""
+        """Mechanical energy [J] at the previous step, (num_envs,); the energy kernel overwrites it with the current
+        step's."""
+        self._energy_start = zeros(n)
+        """:attr:`_energy_prev` as the current step found it, so that the step can be labeled twice."""
         self._shapes = {name: self._shape_table(asset) for name, asset in self.assets.items()}
         self._shapes = {
             k: v for k, v in self._shapes.items() if v is not None and k not in self.cfg.penetration_exclude
@@ -139,13 +143,24 @@ class Labeler:
         kinetic, potential = self._reset_energy
         self._energy_prev[env_ids] = (kinetic + potential)[env_ids]
 
-    def compute(self) -> dict[str, torch.Tensor]:
+    def compute(self, new_step: bool = True) -> dict[str, torch.Tensor]:
         """Labels of the current step (call after ``env.step()``); each tensor's first dimension is num_envs.
 
         The tensors are the labeler's own buffers, overwritten by the next :meth:`compute` or :meth:`reset`: copy
         what must outlive the step (the rollout driver's collector copies every label into its ring at once).
+
+        Args:
+            new_step: False to label the same env step again from the current state, in the same history slot and
+                against the same previous step: the rollout driver labels a step inside ``env.step`` before Isaac
+                Lab resets the finished envs (their last step, see :mod:`wam_isaac.rollout.terminal`) and again
+                after it (the other envs, which the step's interval events may have changed after the reset); the
+                second call also leaves the new episodes' first states in the history.
         """
-        self._step += 1
+        if new_step:
+            self._step += 1
+            self._energy_start.copy_(self._energy_prev)
+        else:
+            self._energy_prev.copy_(self._energy_start)
         now = self._step % self._depth
         self._push(now)
         steps_in_episode = self._steps_in_episode()

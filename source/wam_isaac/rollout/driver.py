@@ -10,10 +10,18 @@ One sample ``t`` of an episode holds:
 - ``labels/...``: the :class:`~wam_isaac.labels.labeler.Labeler` outputs after the step, so ``labels/delta_k/...``
   at ``t`` is ``s_{t+1} - s_{t+1-k}`` (the world model's target for ``t`` when ``k = 1``).
 
-Envs that reset inside a step (Isaac Lab resets them before returning) end their episode there; episodes still
-running when the step budget is spent are written too (attr ``budget_end``), so a run writes ``num_envs * steps``
-transitions less the dropped ones. An env whose state stops being finite (a physics blow-up) is reset and its
-partial episode dropped and counted.
+Envs that reset inside a step (Isaac Lab resets them before returning) end their episode there: their last step is
+labeled, and their final state s_T (:attr:`Episode.final <wam_isaac.data.Episode.final>`: ``states/...`` and every
+observation group) recorded, inside ``env.step`` before the reset (:mod:`wam_isaac.rollout.terminal`), so every
+label of an episode describes that episode. Episodes still running when the step budget is spent (or ``stop``
+says so) are written too (attr ``budget_end``; their final state is the state after the loop), so a run writes
+``num_envs * steps`` transitions less the dropped ones. An env whose state stops being finite (a physics blow-up)
+is reset and its partial episode dropped and counted.
+
+Host synchronizations: one per step in steady state (the finished and blown-up envs' mask, copied to the host);
+episode bookkeeping (lengths, seeds, episode indices) lives on the host, and a step's finished episodes reach the
+host through non-blocking copies that the next step's synchronization completes, when they are handed to the
+writer.
 """
 
 from __future__ import annotations
@@ -24,11 +32,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from ..data import DatasetWriter, EpisodeCollector, key_specs_from_example
 from ..envs.dr import read_dr_params
 from ..labels.labeler import Labeler, LabelerCfg
+from .state import STATE_DESCRIPTIONS, episode_success, flatten_observations, record_state
+from .terminal import TerminalRecorder
+
+__all__ = ["STATE_DESCRIPTIONS", "RolloutDriver", "RolloutStats", "episode_success", "flatten_observations"]
+__all__ += ["record_state"]
 
 if TYPE_CHECKING:
     from isaaclab.envs import ManagerBasedRLEnv
@@ -77,50 +91,6 @@ class RolloutStats:
     write them and close the dataset [s]; a fixed cost per run (about one episode per env)."""
 
 
-STATE_DESCRIPTIONS = {
-    "root_pose": "{asset}'s root link pose before the step: position relative to the env origin, quaternion xyzw",
-    "root_vel": "{asset}'s center-of-mass linear and angular velocity before the step, world frame",
-    "joint_pos": "{asset}'s joint positions before the step; joints: {joints}",
-    "joint_vel": "{asset}'s joint velocities before the step; joints: {joints}",
-}
-"""Meaning of the ``states/<asset>/<field>`` keys :func:`record_state` records."""
-
-
-def record_state(env: ManagerBasedRLEnv) -> dict[str, torch.Tensor]:
-    """The simulator state of every asset, keyed ``states/<asset>/...``, each (num_envs, ...)."""
-    origins = env.scene.env_origins
-    state = {}
-    for name, asset in {**env.scene.articulations, **env.scene.rigid_objects}.items():
-        data = asset.data
-        pose = torch.cat([data.root_link_pos_w.torch - origins, data.root_link_quat_w.torch], dim=-1)
-        state[f"states/{name}/root_pose"] = pose
-        state[f"states/{name}/root_vel"] = torch.cat([data.root_com_lin_vel_w.torch, data.root_com_ang_vel_w.torch], -1)
-        if name in env.scene.articulations:
-            state[f"states/{name}/joint_pos"] = data.joint_pos.torch.clone()
-            state[f"states/{name}/joint_vel"] = data.joint_vel.torch.clone()
-    return state
-
-
-def episode_success(env: ManagerBasedRLEnv, terminated: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
-    """Success of the episodes ending now: the task's ``success`` termination when it has one, else survival to
-    the time limit (balancing and locomotion tasks)."""
-    manager = env.termination_manager
-    if "success" in manager.active_terms:
-        return manager.get_term("success").bool()
-    return truncated & ~terminated
-
-
-def flatten_observations(obs) -> dict[str, torch.Tensor]:
-    """Copies of an env's observations keyed ``obs/<group>`` (concatenated groups) or ``obs/<group>/<term>``."""
-    flat = {}
-    for group, value in obs.items():
-        if isinstance(value, torch.Tensor):
-            flat[f"obs/{group}"] = value.clone()
-        else:
-            flat.update({f"obs/{group}/{term}": tensor.clone() for term, tensor in value.items()})
-    return flat
-
-
 def _unit(key: str) -> str:
     return next((unit for fragment, unit in LABEL_UNITS.items() if fragment in key), "")
 
@@ -152,8 +122,11 @@ class RolloutDriver:
         self.labeler = Labeler(env, labeler_cfg)
         self.seed = seed
         self._writer_factory = writer_factory
-        self._episode_index = torch.zeros(env.num_envs, dtype=torch.long, device=env.device)
-        self._episode_index += torch.as_tensor(first_episode_index, dtype=torch.long).to(env.device)
+        self.terminal = TerminalRecorder(env, self.labeler)
+        self._episode_index = np.zeros(env.num_envs, dtype=np.int64)
+        """Index of each env's current episode among that env's episodes, on the host."""
+        index = first_episode_index.cpu().numpy() if torch.is_tensor(first_episode_index) else first_episode_index
+        self._episode_index += np.asarray(index, dtype=np.int64)
         self._initial_dr: dict[str, torch.Tensor] = {}
 
     def run(
@@ -177,20 +150,27 @@ class RolloutDriver:
         obs, _ = env.reset(seed=self.seed)
         self.labeler.reset()
         self._initial_dr = read_dr_params(env)
+        terminal = self.terminal.install()
         stats = RolloutStats()
         start = time.perf_counter()
         with contextlib.ExitStack() as stack:
-            collector = writer = None
+            stack.callback(terminal.uninstall)
+            collector = writer = pending = None
             for step in range(steps):
                 if stop is not None and stop():
                     break
                 data = flatten_observations(obs)
                 data.update(record_state(env))
                 actions = self.policy(obs)
+                terminal.arm()
                 obs, rewards, terminated, truncated, _ = env.step(actions)
+                terminal.disarm()
                 if on_step is not None:
                     on_step(step)
-                labels = self.labeler.compute()
+                # the finished envs' labels were taken before their reset; the others' are taken now
+                labels = self.labeler.compute(new_step=not terminal.fired)
+                if terminal.fired:
+                    labels = _rows_where(terminal.finished, terminal.labels, labels)
                 done = terminated | truncated
                 data.update(actions=actions, rewards=rewards, dones=done)
                 data.update({f"labels/{key}": value for key, value in labels.items()})
@@ -198,21 +178,31 @@ class RolloutDriver:
                     collector, writer = self._open(data, stack)
                 collector.add_step(data)
                 bad = collector.last_step_nonfinite()
-                finished = done & ~bad
-                any_finished, any_bad = bool(finished.any()), bool(bad.any())
-                if any_finished:
-                    self._finish(collector, writer, stats, finished, episode_success(env, terminated, truncated))
-                if any_bad:
-                    obs = self._drop(collector, writer, stats, bad)
-                if any_finished or any_bad:
-                    collector.begin(finished | bad, seeds=self.seed, dr_params=read_dr_params(env))
+                # the one host synchronization of the step; it also completes the previous step's episode copies
+                ended = torch.stack([done & ~bad, bad]).cpu().numpy()
+                finished, dropped = np.flatnonzero(ended[0]), np.flatnonzero(ended[1])
+                if pending is not None:
+                    self._write(writer, stats, pending)
+                    pending = None
+                if finished.size:
+                    success = episode_success(env, terminated, truncated)
+                    pending = self._finish(collector, finished, success, terminal.final)
+                if dropped.size:
+                    obs = self._drop(collector, writer, stats, dropped)
+                if finished.size or dropped.size:
+                    restarted = np.union1d(finished, dropped)
+                    collector.begin(restarted, seeds=self.seed, dr_params=read_dr_params(env))
                 if progress is not None:
                     progress(step + 1, stats)
             flush_start = time.perf_counter()
+            if pending is not None:
+                self._write(writer, stats, pending)
             if collector is not None:
-                running = torch.as_tensor(collector.lengths > 0)
+                running = np.flatnonzero(collector.lengths > 0)
+                final = flatten_observations(obs)
+                final.update(record_state(env))
                 no_success = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
-                self._finish(collector, writer, stats, running, no_success, budget_end=True)
+                self._write(writer, stats, self._finish(collector, running, no_success, final, budget_end=True))
         end = time.perf_counter()
         stats.seconds, stats.flush_seconds = end - start, end - flush_start
         return stats
@@ -239,30 +229,44 @@ class RolloutDriver:
             example, units={key: _unit(key) for key in example}, descriptions=self._descriptions(example)
         )
         collector = EpisodeCollector(env.num_envs, specs, int(env.max_episode_length) + 1, device=env.device)
-        collector.begin(torch.ones(env.num_envs, dtype=torch.bool), seeds=self.seed, dr_params=self._initial_dr)
+        collector.begin(np.arange(env.num_envs), seeds=self.seed, dr_params=self._initial_dr)
         writer = stack.enter_context(self._writer_factory(specs))
         return collector, writer
 
-    def _finish(self, collector, writer, stats: RolloutStats, envs, success, budget_end: bool = False) -> None:
-        ids = envs.nonzero()[:, 0]
+    def _finish(self, collector, ids: np.ndarray, success, final, budget_end: bool = False):
+        """Hand the episodes of envs ``ids`` (host indices) to the host without waiting (see
+        :meth:`EpisodeCollector.finish_async`)."""
         attrs = {
             "episode_index": self._episode_index,
-            "budget_end": torch.full((self.env.num_envs,), int(budget_end), device=self.env.device),
+            "budget_end": np.full(self.env.num_envs, int(budget_end), dtype=np.int64),
         }
-        episodes = collector.finish(ids, success=success, attrs=attrs)
+        pending = collector.finish_async(ids, success=success, attrs=attrs, final=final)
         self._episode_index[ids] += 1
+        return pending
+
+    @staticmethod
+    def _write(writer, stats: RolloutStats, pending) -> None:
+        episodes = pending.episodes()
         writer.write_many(episodes)
         stats.episodes += len(episodes)
         stats.transitions += sum(episode.num_samples for episode in episodes)
         stats.successes += sum(bool(episode.success) for episode in episodes)
 
-    def _drop(self, collector, writer, stats: RolloutStats, bad: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Discard the partial episodes of the ``bad`` envs and reset them; returns the fresh observations."""
-        ids = bad.nonzero()[:, 0]
-        stats.dropped_transitions += int(collector.lengths[ids.cpu().numpy()].sum())
+    def _drop(self, collector, writer, stats: RolloutStats, ids: np.ndarray) -> dict[str, torch.Tensor]:
+        """Discard the partial episodes of envs ``ids`` (host indices) and reset them; returns the fresh
+        observations."""
+        stats.dropped_transitions += int(collector.lengths[ids].sum())
         dropped = collector.drop(ids)
         stats.dropped_episodes += dropped
         writer.add_dropped(dropped)
-        obs, _ = self.env.reset(env_ids=ids)
-        self.labeler.reset(ids)
+        device_ids = torch.as_tensor(ids, device=self.env.device)
+        obs, _ = self.env.reset(env_ids=device_ids)
+        self.labeler.reset(device_ids)
         return obs
+
+
+def _rows_where(rows: torch.Tensor, chosen: dict[str, torch.Tensor], other: dict[str, torch.Tensor]):
+    """``chosen``'s values in the envs of the mask ``rows`` (num_envs,), ``other``'s elsewhere, key by key."""
+    return {
+        key: torch.where(rows.view(-1, *[1] * (value.ndim - 1)), chosen[key], value) for key, value in other.items()
+    }

@@ -82,14 +82,18 @@ def load_inputs(args: argparse.Namespace, device: str):
 def evaluation_episodes(args: argparse.Namespace, cfg) -> tuple[list[int] | None, str]:
     """The episodes to score and how they were chosen: the training run's validation split when ``--data`` is its
     dataset, else every episode (none of them was trained on)."""
-    from ..data.reader import split_by_episode
+    from ..training.split import split_episodes
 
     if Path(args.data).resolve() != Path(cfg.data).resolve():
         return None, f"all episodes (the model was trained on {cfg.data})"
-    val_ids = split_by_episode(args.data, cfg.train.val_fraction, seed=cfg.train.seed)[1]
+    try:
+        val_ids = split_episodes(args.data, cfg.train.val_fraction, cfg.train.seed, cfg.train.split)[1]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     if not val_ids:
         raise UsageError(f"the model was trained on every episode of {args.data} (val_fraction 0): none is held out")
-    return val_ids, f"validation split (val_fraction {cfg.train.val_fraction}, seed {cfg.train.seed})"
+    split = cfg.train.split
+    return val_ids, f"validation split by {split} (val_fraction {cfg.train.val_fraction}, seed {cfg.train.seed})"
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:

@@ -1,12 +1,13 @@
-"""State fidelity: how far a world model's autoregressive rollouts drift from the simulated futures.
+"""State fidelity: how far a world model's autoregressive rollouts drift from the simulated futures, in physical
+units, beside the copy-last and constant-velocity baselines on the same windows.
 
 Windows of ``H + K`` steps (``H`` = the history the model was trained with, ``K`` = the longest horizon) are cut
 from the validation episodes (episodes shorter than that are skipped). The model sees the ``H`` true steps and the
-``K`` logged actions, and feeds back its own predictions. The error at horizon ``k`` is the normalized RMSE of the
-predicted state ``s^_{H-1+k}``: every dimension's error is divided by that dimension's standard deviation in the
-training data (the model's state normalizer), so 1.0 means "as far off as a random state" (the metric of
-:mod:`wam_isaac.training.metrics`, also logged during training). An ensemble is scored on its members' mean
-trajectory; the mean of the members' standard deviation (same normalization) is its own uncertainty estimate.
+``K`` logged actions, and feeds back its own predictions; the baselines see the same true steps. The figures
+(:mod:`wam_isaac.training.metrics`, also logged during training): per state term and horizon, the error in physical
+units (position [m], rotation angle [rad], velocities, joints), a normalized error (over the term's typical one-step
+change) and the ratio model / copy-last, the headline. An ensemble is scored on its members' mean trajectory; the
+members' spread around it (same units) is its own uncertainty estimate.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..models.schema import WamSchema
-from ..models.wam import world_model_of
-from ..training.metrics import forecast, horizon_errors
+from ..training.metrics import BASELINES, baseline_forecasts, ensemble_spread, fidelity_table, forecast
 from ..training.sequences import SequenceTable
 
-__all__ = ["FidelityResult", "evaluate_fidelity", "forecast", "horizon_errors", "validation_windows"]
+__all__ = ["FidelityResult", "evaluate_fidelity", "forecast", "validation_windows"]
 
 
 @dataclass
@@ -36,23 +35,39 @@ class FidelityResult:
     """Validation episodes long enough for a window."""
     skipped_episodes: int
     """Validation episodes shorter than ``H + max(horizons)`` steps."""
-    nrmse: dict[str, list[float]]
-    """``{"all": [...], "<term>": [...]}``: normalized RMSE at each horizon."""
-    ensemble_std: dict[str, list[float]] | None
-    """Ensembles: the members' standard deviation over the state std, averaged over windows and dimensions, at each
-    horizon; ``None`` for a single model."""
+    table: dict[str, dict]
+    """:func:`~wam_isaac.training.metrics.fidelity_table` of the model and the baselines: ``units``, ``scale``,
+    ``error``, ``normalized`` and ``ratio``, each ``{predictor: {term: [per horizon]}}``."""
+    ensemble_spread: dict[str, list[float]] | None
+    """Ensembles: the members' spread around their mean per term and horizon (physical units, as the errors);
+    ``None`` for a single model."""
     predicted: torch.Tensor
     """``s_{H-1}`` (true) then the K predicted states [physical units], (B, K + 1, S)."""
     true: torch.Tensor
     """The true states ``s_{H-1} .. s_{H-1+K}``, (B, K + 1, S)."""
+    baselines: dict[str, torch.Tensor]
+    """The baselines' forecasts ``s_{H-1}`` (true) then K states, each (B, K + 1, S)."""
     predicted_contacts: torch.Tensor
     """Predicted contact probabilities after each forecast step (the flags of ``predicted[:, 1:]``), (B, K, C)."""
     true_contacts: torch.Tensor
     """The dataset's contact flags after each forecast step (the flags of ``true[:, 1:]``), (B, K, C)."""
 
+    @property
+    def headline(self) -> dict[str, list[float]]:
+        """Model error / copy-last error per term (and their geometric mean, ``all``) at each horizon."""
+        return self.table["ratio"]["model"]
+
     def to_dict(self) -> dict:
-        fields = ("horizons", "windows", "episodes", "skipped_episodes", "nrmse", "ensemble_std")
-        return {name: getattr(self, name) for name in fields}
+        return {
+            "horizons": self.horizons,
+            "windows": self.windows,
+            "episodes": self.episodes,
+            "skipped_episodes": self.skipped_episodes,
+            "headline": "ratio of the model's error to copy-last's (below 1: better than predicting no motion)",
+            "model_over_copy_last": self.headline,
+            **self.table,
+            "ensemble_spread": self.ensemble_spread,
+        }
 
 
 def validation_windows(
@@ -100,42 +115,36 @@ def evaluate_fidelity(
             f"{int(table.lengths.max(initial=0))}: use shorter --horizons"
         )
     device = next(model.parameters()).device
-    predicted, true, spread, contacts, true_contacts = [], [], [], [], []
+    predicted, true, members, contacts, true_contacts = [], [], [], [], []
+    baselines: dict[str, list[torch.Tensor]] = {name: [] for name in BASELINES}
     for first in range(0, len(starts), batch_size):
         batch = table.gather(starts[first : first + batch_size], span).to(device)
-        mean, std, contact = forecast(model, batch.states, batch.instruction, batch.actions, history)
+        mean, member_states, contact = forecast(model, batch.states, batch.instruction, batch.actions, history)
         start = batch.states[:, history - 1 : history]
         predicted.append(torch.cat((start, mean), dim=1).cpu())
         true.append(batch.states[:, history - 1 :].cpu())
+        for name, states in baseline_forecasts(batch.states, history, table.schema).items():
+            baselines[name].append(torch.cat((start, states), dim=1).cpu())
         contacts.append(contact.cpu())
         true_contacts.append(batch.contacts[:, history - 1 : -1].cpu())  # labels of step t describe s_{t+1}
-        if std is not None:
-            spread.append(std.cpu())
+        if member_states is not None:
+            members.append(member_states.cpu())
     predicted, true = torch.cat(predicted), torch.cat(true)
-    state_std = world_model_of(model).normalizers.state.std.cpu()
+    baseline_states = {name: torch.cat(parts) for name, parts in baselines.items()}
     schema = table.schema
-    errors = horizon_errors(predicted[:, 1:], true[:, 1:], state_std, schema, horizons)
-    ensemble_std = None
-    if spread:
-        ensemble_std = mean_spread(torch.cat(spread) / state_std, schema, horizons)
+    forecasts = {"model": predicted[:, 1:], **{name: states[:, 1:] for name, states in baseline_states.items()}}
+    figures = fidelity_table(true[:, 0], true[:, 1:], forecasts, schema, horizons)
+    spread = ensemble_spread(torch.cat(members, dim=1), predicted[:, 1:], schema, horizons) if members else None
     return FidelityResult(
         horizons,
         len(starts),
         episodes,
         skipped,
-        errors,
-        ensemble_std,
+        figures,
+        spread,
         predicted,
         true,
+        baseline_states,
         torch.cat(contacts),
         torch.cat(true_contacts),
     )
-
-
-def mean_spread(scaled_std: torch.Tensor, schema: WamSchema, horizons: list[int]) -> dict[str, list[float]]:
-    """Mean of normalized member standard deviations (B, K, S) at each horizon, overall and per term."""
-    at = scaled_std[:, [k - 1 for k in horizons]]
-    spread = {"all": at.mean(dim=(0, 2)).tolist()}
-    for term in schema.state_slices():
-        spread[term.name] = at[..., term.start : term.stop].mean(dim=(0, 2)).tolist()
-    return spread

@@ -20,22 +20,40 @@ def _pyplot():
     return plt
 
 
+PREDICTOR_STYLES = {
+    "model": {"color": "C0", "linewidth": 2.5, "marker": "o"},
+    "copy_last": {"color": "0.4", "linestyle": "--", "marker": "s"},
+    "constant_velocity": {"color": "C1", "linestyle": ":", "marker": "^"},
+}
+
+
 def plot_fidelity(result: FidelityResult, path: str | os.PathLike) -> Path:
-    """Normalized RMSE against the horizon, one line per state term and the overall one (log-scaled horizon)."""
+    """Rollout error against the horizon, one panel per state term in its physical unit: the model, copy-last and
+    constant-velocity (and the ensemble's spread), log-scaled axes; the panel title gives model / copy-last."""
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for name, values in result.nrmse.items():
-        style = {"color": "black", "linewidth": 2.5} if name == "all" else {}
-        axes.plot(result.horizons, values, marker="o", label=name, **style)
-    if result.ensemble_std is not None:
-        axes.plot(result.horizons, result.ensemble_std["all"], "k--", label="ensemble std (all)")
-    axes.set_xscale("log", base=2)
-    axes.set_xticks(result.horizons, [str(k) for k in result.horizons])
-    axes.set_xlabel("horizon [steps]")
-    axes.set_ylabel("normalized RMSE [state std]")
-    axes.set_title(f"rollout error, {result.windows} validation windows")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
+    table = result.table
+    terms = list(table["units"])
+    columns = min(3, len(terms))
+    rows = -(-len(terms) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    for index, term in enumerate(terms):
+        ax = axes[index // columns, index % columns]
+        for predictor, errors in table["error"].items():
+            ax.plot(result.horizons, errors[term], label=predictor, **PREDICTOR_STYLES.get(predictor, {}))
+        if result.ensemble_spread is not None:
+            ax.plot(result.horizons, result.ensemble_spread[term], color="C0", alpha=0.5, label="ensemble spread")
+        ratio = ", ".join(f"{v:.2f}" for v in result.headline[term])
+        ax.set_title(f"{term}  (model/copy-last {ratio})", fontsize=8)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(result.horizons, [str(k) for k in result.horizons])
+        ax.set_ylabel(f"RMS error [{table['units'][term].split(' ')[0]}]")
+        ax.set_xlabel("horizon [steps]")
+        ax.grid(alpha=0.3)
+    for index in range(len(terms), rows * columns):
+        axes[index // columns, index % columns].axis("off")
+    axes[0, 0].legend(fontsize=7)
+    figure.suptitle(f"rollout error per state term, {result.windows} windows")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

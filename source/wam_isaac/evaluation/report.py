@@ -50,18 +50,7 @@ def summary_table(report: dict[str, Any]) -> str:
     lines = []
     fidelity = report.get("fidelity")
     if fidelity is not None:
-        horizons = fidelity["horizons"]
-        lines.append(
-            f"fidelity: normalized RMSE on {fidelity['windows']} windows from {fidelity['episodes']} validation "
-            f"episodes ({fidelity['skipped_episodes']} too short)"
-        )
-        lines.append(f"  {'term':<16}" + "".join(f"{'@' + str(k):>9}" for k in horizons))
-        for name, values in fidelity["nrmse"].items():
-            lines.append(f"  {name:<16}" + "".join(f"{_number(v):>9}" for v in values))
-        if fidelity.get("ensemble_std"):
-            lines.append(
-                f"  {'ensemble std':<16}" + "".join(f"{_number(v):>9}" for v in fidelity["ensemble_std"]["all"])
-            )
+        lines += fidelity_lines(fidelity)
     physics = report.get("physics", {})
     if not physics.get("applicable"):
         lines.append(f"physics: not applicable ({physics.get('reason', '')})")
@@ -85,3 +74,31 @@ def summary_table(report: dict[str, Any]) -> str:
             f"{_number(loop['action_smoothness'])}, within limits {_number(loop['limit_compliance'])}"
         )
     return "\n".join(lines)
+
+
+def fidelity_lines(fidelity: dict[str, Any]) -> list[str]:
+    """The fidelity table: per state term, the error of the model and of the baselines in physical units at each
+    horizon, the ratio model / copy-last (the headline), the ensemble's spread; then the normalized errors."""
+    horizons = fidelity["horizons"]
+    header = "".join(f"{'@' + str(k):>10}" for k in horizons)
+    lines = [
+        f"fidelity on {fidelity['windows']} windows from {fidelity['episodes']} episodes "
+        f"({fidelity['skipped_episodes']} too short): rollout error per state term, in physical units",
+        f"  {'term [unit]':<26}{'predictor':<19}{header}",
+    ]
+    spread = fidelity.get("ensemble_spread") or {}
+    for term, unit in fidelity["units"].items():
+        label = f"{term} [{unit.split(' ')[0]}]"
+        for predictor, terms in fidelity["error"].items():
+            lines.append(f"  {label:<26}{predictor:<19}" + "".join(f"{_number(v, 4):>10}" for v in terms[term]))
+            label = ""
+        if term in spread:
+            lines.append(f"  {'':<26}{'ensemble spread':<19}" + "".join(f"{_number(v, 4):>10}" for v in spread[term]))
+        ratio = fidelity["model_over_copy_last"][term]
+        lines.append(f"  {'':<26}{'model/copy-last':<19}" + "".join(f"{_number(v):>10}" for v in ratio))
+    overall = fidelity["model_over_copy_last"]["all"]
+    lines.append(f"  {'all terms':<26}{'model/copy-last':<19}" + "".join(f"{_number(v):>10}" for v in overall))
+    lines.append("  normalized error (over each term's typical one-step change, mean over terms):")
+    for predictor, terms in fidelity["normalized"].items():
+        lines.append(f"  {'':<26}{predictor:<19}" + "".join(f"{_number(v):>10}" for v in terms["all"]))
+    return lines

@@ -46,6 +46,15 @@ class ModelCfg:
     """Cascaded WAM: how many steps ahead [steps] the world model's prediction given to the policy looks."""
     policy_hidden: int = 256
     """Cascaded WAM: width of the policy MLP's two hidden layers."""
+    rotation: str = "rotvec"
+    """How quaternion terms are predicted: ``rotvec`` (rotation-vector changes composed onto the previous
+    orientation; inputs as rotation-matrix columns: no jump when a stored quaternion flips sign) or ``raw`` (plain
+    differences of the stored numbers, renormalized: the representation before, kept for comparison)."""
+    delta_scale: str = "term"
+    """Scale of the normalized state changes (the dynamics targets, one-step and forecast): ``term`` (one scale per
+    state term, the root mean square of its dimensions' one-step spreads: a millimetre of height error weighs like a
+    millimetre of horizontal error) or ``dim`` (each dimension's own one-step spread: a nearly constant dimension's
+    drift becomes tens of spreads and dominates the loss; the scaling before, kept for comparison)."""
 
     @property
     def has_policy(self) -> bool:

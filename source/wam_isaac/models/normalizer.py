@@ -22,13 +22,27 @@ class Normalizer(nn.Module):
         self.register_buffer("std", torch.ones(dim))
 
     @torch.no_grad()
-    def fit(self, values: torch.Tensor) -> Normalizer:
-        """Set mean and std from ``values`` of shape (N, dim); returns self."""
-        values = values.reshape(-1, self.mean.numel()).double()
+    def fit(self, values: torch.Tensor, groups: list[tuple[int, int]] | None = None) -> Normalizer:
+        """Set mean and std from ``values`` of shape (N, dim); returns self. A normalizer of zero dimensions (a task
+        without an instruction) has nothing to fit.
+
+        Args:
+            values: samples, (N, dim).
+            groups: ``(start, stop)`` ranges of dimensions that share one scale: the root mean square of their
+                standard deviations (so a nearly constant dimension is scaled like the others of its group, e.g. a
+                height like the horizontal position it shares a unit with). ``None``: one scale per dimension.
+        """
+        dim = self.mean.numel()
+        if dim == 0:
+            return self
+        values = values.reshape(-1, dim).double()
         if values.shape[0] == 0:
             raise ValueError("cannot fit a normalizer on zero samples")
+        std = values.std(0, unbiased=False)
+        for start, stop in groups or []:
+            std[start:stop] = std[start:stop].square().mean().sqrt()
         self.mean.copy_(values.mean(0))
-        self.std.copy_(values.std(0, unbiased=False).clamp_min(self.min_std))
+        self.std.copy_(std.clamp_min(self.min_std))
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -42,14 +56,19 @@ class Normalizer(nn.Module):
 class Normalizers(nn.Module):
     """Every normalizer a WAM needs.
 
-    Attributes: ``state`` (S), ``delta`` (S, one-step state differences), ``instruction`` (I), ``action`` (A),
-    ``reward`` (1).
+    Attributes: ``state`` (the state's network features, F), ``delta`` (one-step state changes, D), ``instruction``
+    (I), ``action`` (A), ``reward`` (1).
+
+    Args:
+        state_dim: F, the size of the state features (:attr:`StateSpace.feature_dim`).
+        instruction_dim, action_dim: I, A.
+        delta_dim: D, the size of a state change (:attr:`StateSpace.delta_dim`); default ``state_dim``.
     """
 
-    def __init__(self, state_dim: int, instruction_dim: int, action_dim: int) -> None:
+    def __init__(self, state_dim: int, instruction_dim: int, action_dim: int, delta_dim: int | None = None) -> None:
         super().__init__()
         self.state = Normalizer(state_dim, min_std=1.0e-3)
-        self.delta = Normalizer(state_dim, min_std=1.0e-5)
+        self.delta = Normalizer(state_dim if delta_dim is None else delta_dim, min_std=1.0e-5)
         self.instruction = Normalizer(instruction_dim, min_std=1.0e-3)
         self.action = Normalizer(action_dim, min_std=1.0e-2)
         self.reward = Normalizer(1, min_std=1.0e-3)

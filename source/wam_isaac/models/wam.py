@@ -69,16 +69,16 @@ class CascadedWAM(nn.Module):
     """A world model, and a policy on (current step, predicted future).
 
     The policy's input at step ``t``: ``norm(s_t)``, ``norm(g_t)``, ``norm(a_{t-1})`` and the predicted change
-    ``(s^_{t+k} - s_t) / std(s)``, where ``s^_{t+k}`` is the world model rolled ``k = cascade_horizon`` steps from
-    ``t`` with the previous action held (what happens if nothing changes). The prediction is detached: the world
-    model learns from its own loss only.
+    ``norm(s^_{t+k}) - norm(s_t)`` (state features: quaternions as rotation-matrix columns), where ``s^_{t+k}`` is
+    the world model rolled ``k = cascade_horizon`` steps from ``t`` with the previous action held (what happens if
+    nothing changes). The prediction is detached: the world model learns from its own loss only.
     """
 
     def __init__(self, schema: WamSchema, cfg: ModelCfg) -> None:
         super().__init__()
         self.schema, self.cfg = schema, cfg
         self.world_model = WorldModel(schema, cfg)
-        in_dim = 2 * schema.state_dim + schema.instruction_dim + schema.action_dim
+        in_dim = 2 * self.world_model.space.feature_dim + schema.instruction_dim + schema.action_dim
         self.action_head = GaussianActionHead(in_dim, schema.action_dim, cfg.policy_hidden)
 
     @property
@@ -86,7 +86,7 @@ class CascadedWAM(nn.Module):
         return self.world_model.normalizers
 
     def predicted_change(self, states, instruction, prev_actions) -> torch.Tensor:
-        """``(s^_{t+k} - s_t) / std(s)`` for the last step of histories (B, H, ·), detached, (B, S)."""
+        """``norm(s^_{t+k}) - norm(s_t)`` for the last step of histories (B, H, ·), detached, (B, F)."""
         model, k = self.world_model, self.cfg.cascade_horizon
         with torch.no_grad():
             features, memory = model.encode(model.tokens(states, instruction, prev_actions))
@@ -98,15 +98,15 @@ class CascadedWAM(nn.Module):
                     token = model.tokens(state[:, None], instruction[:, -1:], held[:, None])
                     feature_seq, memory = model.encode(token, memory)
                     feature = feature_seq[:, 0]
-        return (state - start) / model.normalizers.state.std
+        features = model.space.features
+        return (features(state) - features(start)) / model.normalizers.state.std
 
     def policy_at_last(self, states, instruction, prev_actions) -> torch.distributions.Normal:
         """The action distribution (physical units) at the last step of histories (B, H, ·)."""
         n = self.normalizers
         change = self.predicted_change(states, instruction, prev_actions)
-        inputs = torch.cat(
-            (n.state(states[:, -1]), n.instruction(instruction[:, -1]), n.action(prev_actions[:, -1]), change), -1
-        )
+        state = n.state(self.world_model.space.features(states[:, -1]))
+        inputs = torch.cat((state, n.instruction(instruction[:, -1]), n.action(prev_actions[:, -1]), change), -1)
         mean, log_std = self.action_head(inputs)
         return torch.distributions.Normal(n.action.inverse(mean), log_std.exp() * n.action.std)
 

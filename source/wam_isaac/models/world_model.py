@@ -4,8 +4,9 @@ next-state delta plus auxiliary heads (reward, termination, contact flags).
 Step ``t`` of a sequence holds the state ``s_t``, the instruction ``g_t`` and the action ``a_t`` taken there.
 The token of step ``t`` is ``[norm(s_t), norm(g_t), norm(a_{t-1})]`` (``a_{-1} = 0``): the previous action is part of
 what a step knows, which matters under actuation latency. The trunk turns tokens into features ``h_t``; the
-dynamics head reads ``(h_t, a_t)`` and predicts ``s_{t+1} - s_t`` (normalized by the one-step delta statistics),
-the reward ``r_t`` and whether the episode terminated at ``t``.
+dynamics head reads ``(h_t, a_t)`` and predicts the change from ``s_t`` to ``s_{t+1}`` (a :class:`StateSpace` change:
+rotation vectors for quaternions; normalized by the one-step change statistics, one scale per state term), the reward
+``r_t`` and whether the episode terminated at ``t``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import nn
 from .config import ModelCfg
 from .normalizer import Normalizers
 from .schema import WamSchema
+from .state_space import StateSpace
 from .trunks import make_trunk, mlp
 
 
@@ -26,9 +28,9 @@ class StepPrediction:
     """One predicted step, in normalized units, each of shape (B, [T,] ·)."""
 
     delta_mean: torch.Tensor
-    """Mean of the normalized next-state delta, (..., S)."""
+    """Mean of the normalized next-state change, (..., D)."""
     delta_log_std: torch.Tensor
-    """Log standard deviation of the normalized delta, (..., S)."""
+    """Log standard deviation of the normalized change, (..., D)."""
     reward: torch.Tensor
     """Normalized reward, (..., 1)."""
     termination_logit: torch.Tensor
@@ -64,9 +66,9 @@ def stack_predictions(steps: list[StepPrediction]) -> StepPrediction:
 class DynamicsHead(nn.Module):
     """(features, normalized action) -> :class:`StepPrediction`."""
 
-    def __init__(self, feature_dim: int, schema: WamSchema, cfg: ModelCfg) -> None:
+    def __init__(self, feature_dim: int, schema: WamSchema, cfg: ModelCfg, delta_dim: int) -> None:
         super().__init__()
-        self.state_dim, self.contact_dim = schema.state_dim, schema.contact_dim
+        self.state_dim, self.contact_dim = delta_dim, schema.contact_dim
         self.min_log_std, self.max_log_std = cfg.min_log_std, cfg.max_log_std
         out = 2 * self.state_dim + 2 + self.contact_dim
         self.net = mlp(feature_dim + schema.action_dim, cfg.head_hidden, out, layers=2)
@@ -93,17 +95,39 @@ class WorldModel(nn.Module):
     def __init__(self, schema: WamSchema, cfg: ModelCfg) -> None:
         super().__init__()
         self.schema, self.cfg = schema, cfg
-        self.normalizers = Normalizers(schema.state_dim, schema.instruction_dim, schema.action_dim)
-        token_dim = schema.state_dim + schema.instruction_dim + schema.action_dim
+        self.space = StateSpace(schema, cfg.rotation)
+        """How states differ, compose and are read (rotation vectors for quaternions unless ``rotation=raw``)."""
+        space = self.space
+        self.normalizers = Normalizers(
+            space.feature_dim, schema.instruction_dim, schema.action_dim, delta_dim=space.delta_dim
+        )
+        token_dim = space.feature_dim + schema.instruction_dim + schema.action_dim
         self.trunk = make_trunk(token_dim, cfg.trunk)
-        self.dynamics = DynamicsHead(cfg.trunk.hidden, schema, cfg)
-        self._quaternions = [(s.start, s.stop) for s in schema.quaternion_slices()]
+        self.dynamics = DynamicsHead(cfg.trunk.hidden, schema, cfg, space.delta_dim)
 
     # named steps ---------------------------------------------------------------------------------------------------
     def tokens(self, states: torch.Tensor, instruction: torch.Tensor, prev_actions: torch.Tensor) -> torch.Tensor:
         """Per-step tokens (B, T, D) from physical states (B, T, S), instructions (B, T, I), previous actions."""
         n = self.normalizers
-        return torch.cat((n.state(states), n.instruction(instruction), n.action(prev_actions)), dim=-1)
+        features = n.state(self.space.features(states))
+        return torch.cat((features, n.instruction(instruction), n.action(prev_actions)), dim=-1)
+
+    def delta_target(self, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+        """The normalized change (..., D) a prediction from ``start`` must make to land on ``end`` (..., S)."""
+        return self.normalizers.delta(self.space.difference(start, end))
+
+    @torch.no_grad()
+    def fit_normalizers(self, steps, pairs) -> None:
+        """Fit the normalizers: states, instructions, actions and rewards on ``steps`` (windows of one step), the
+        changes on ``pairs`` (windows of two consecutive steps of an episode), with one scale per state term when
+        ``cfg.delta_scale == "term"``."""
+        n, space = self.normalizers, self.space
+        n.state.fit(space.features(steps.states[:, 0]))
+        n.instruction.fit(steps.instruction[:, 0])
+        n.action.fit(steps.actions[:, 0])
+        n.reward.fit(steps.rewards[:, :1])
+        groups = space.delta_groups() if self.cfg.delta_scale == "term" else None
+        n.delta.fit(space.difference(pairs.states[:, 0], pairs.states[:, 1]), groups=groups)
 
     def encode(self, tokens: torch.Tensor, memory=None):
         """Features (B, T, E) of the tokens and the trunk's memory after them."""
@@ -114,17 +138,9 @@ class WorldModel(nn.Module):
         return self.dynamics(features, self.normalizers.action(actions))
 
     def next_state(self, states: torch.Tensor, delta_norm: torch.Tensor) -> torch.Tensor:
-        """``s + delta`` in physical units, quaternion terms renormalized to unit length."""
-        next_states = states + self.normalizers.delta.inverse(delta_norm)
-        if not self._quaternions:
-            return next_states
-        parts, last = [], 0
-        for start, stop in self._quaternions:
-            quat = next_states[..., start:stop]
-            parts += [next_states[..., last:start], quat / quat.norm(dim=-1, keepdim=True).clamp_min(1e-8)]
-            last = stop
-        parts.append(next_states[..., last:])
-        return torch.cat(parts, dim=-1)
+        """The state (..., S) reached from ``states`` by the normalized change ``delta_norm`` (..., D), in physical
+        units (quaternions composed with the predicted rotation, unit length)."""
+        return self.space.compose(states, self.normalizers.delta.inverse(delta_norm))
 
     # sequences -----------------------------------------------------------------------------------------------------
     def teacher_forced(self, states, instruction, actions, memory=None):
@@ -179,7 +195,7 @@ class EnsembleWorldModel(nn.Module):
     """K independently initialized world models; their spread is the epistemic uncertainty.
 
     ``rollout`` rolls every member out on its own (trajectory sampling, each member feeding back its own
-    predictions) and returns the members' rollouts; :meth:`mean_and_variance` reduces them.
+    predictions) and returns the members' rollouts; :meth:`mean_state` averages them.
     """
 
     def __init__(self, schema: WamSchema, cfg: ModelCfg) -> None:
@@ -193,11 +209,21 @@ class EnsembleWorldModel(nn.Module):
     def normalizers(self) -> Normalizers:
         return self.members[0].normalizers
 
+    @property
+    def space(self) -> StateSpace:
+        return self.members[0].space
+
+    def fit_normalizers(self, steps, pairs) -> None:
+        """Fit the shared normalizers (see :meth:`WorldModel.fit_normalizers`)."""
+        self.members[0].fit_normalizers(steps, pairs)
+
     def rollout(self, *args, **kwargs) -> list[Rollout]:
         return [member.rollout(*args, **kwargs) for member in self.members]
 
-    @staticmethod
-    def mean_and_variance(rollouts: list[Rollout]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and variance across members of the predicted states (B, F, S) each."""
+    def mean_state(self, rollouts: list[Rollout]) -> torch.Tensor:
+        """The members' mean predicted states (B, F, S): each member's change from the first member's prediction,
+        averaged and applied to it (for vectors the plain mean; quaternions stay unit and sign-consistent)."""
         states = torch.stack([r.states for r in rollouts])
-        return states.mean(0), states.var(0, unbiased=False)
+        space = self.space
+        offsets = space.difference(states[0].expand_as(states), states)
+        return space.compose(states[0], offsets.mean(0))

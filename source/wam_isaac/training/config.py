@@ -33,7 +33,11 @@ class TrainCfg:
     stride: int = 1
     """Steps between the starts of consecutive training windows of an episode."""
     val_fraction: float = 0.1
-    """Fraction of the episodes held out for validation (split by episode)."""
+    """Fraction of the episodes held out for validation."""
+    split: str = "env"
+    """How episodes are held out: ``env`` (every episode of an env on one side, so validation envs have DR draws
+    (masses, frictions, gains) no training episode saw: held-out physics) or ``episode`` (episodes at random: the
+    validation episodes share their envs' DR draws with training episodes)."""
     val_horizons: list[int] = field(default_factory=lambda: [1, 8, 32])
     """Horizons [steps] of the validation k-step rollout errors logged every epoch."""
     val_windows: int = 512

@@ -4,8 +4,11 @@ World-model loss over a window of H history and F forecast steps:
 
 - history: one-step teacher-forced predictions at steps ``0..H-2`` (true states in, target ``s_{t+1} - s_t``);
 - forecast: an autoregressive rollout from ``s_{H-1}``: the model is fed its own predictions ``s^``, and each step's
-  target is the delta that would land on the truth, ``s_{t+1} - s^_t`` (gradients flow through ``s^``, so the
-  model learns to correct its own drift). With ``teacher_forcing=True`` the forecast is fed the true states instead.
+  target is the change that would land on the truth, from ``s^_t`` to ``s_{t+1}`` (gradients flow through ``s^``, so
+  the model learns to correct its own drift). Changes are :class:`~wam_isaac.models.state_space.StateSpace` changes
+  (rotation vectors for quaternions) normalized by one scale per state term, so the drift of a nearly constant
+  dimension weighs as much as the same drift, in the same unit, of the other dimensions of its term. With
+  ``teacher_forcing=True`` the forecast is fed the true states instead.
 
 Each predicted step costs the Gaussian negative log-likelihood of the normalized delta (mean over dimensions), plus
 weighted auxiliary terms: reward (MSE, normalized), termination and contacts (binary cross-entropy).
@@ -52,7 +55,7 @@ def gaussian_nll(mean: torch.Tensor, log_std: torch.Tensor, target: torch.Tensor
 def step_losses(model: WorldModel, prediction: StepPrediction, start, target_state, reward, terminated, contacts):
     """Loss terms of predictions (..., ·) that started from ``start`` and should land on ``target_state``."""
     n = model.normalizers
-    target_delta = n.delta(target_state - start)
+    target_delta = model.delta_target(start, target_state)
     terms = {
         "dynamics_nll": gaussian_nll(prediction.delta_mean, prediction.delta_log_std, target_delta).mean(),
         "dynamics_mse": (prediction.delta_mean - target_delta).square().mean(),

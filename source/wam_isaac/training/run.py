@@ -11,20 +11,20 @@ import torch
 from torch import nn
 
 from ..data.manifest import load_manifest
-from ..data.reader import split_by_episode
 from ..models.schema import WamSchema
 from ..models.wam import build_model
 from .checkpoint import load_checkpoint
 from .config import TrainModelCfg
 from .sequences import SequenceTable
+from .split import split_episodes
 from .trainer import Trainer, fit_normalizers
 
 CONFIG_NAME = "config.yaml"
 
 
 def load_tables(cfg: TrainModelCfg, schema: WamSchema) -> tuple[SequenceTable, SequenceTable | None]:
-    """The train and validation tables of the dataset, split by episode with the run's seed."""
-    train_ids, val_ids = split_by_episode(cfg.data, cfg.train.val_fraction, seed=cfg.train.seed)
+    """The train and validation tables of the dataset, split by ``cfg.train.split`` with the run's seed."""
+    train_ids, val_ids = split_episodes(cfg.data, cfg.train.val_fraction, cfg.train.seed, cfg.train.split)
     train = SequenceTable(cfg.data, schema, train_ids)
     val = SequenceTable(cfg.data, schema, val_ids) if val_ids else None
     return train, val

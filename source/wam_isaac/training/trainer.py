@@ -5,7 +5,8 @@ Run directory layout::
 
     <out>/config.yaml            the resolved configuration
     <out>/checkpoints/model_<epoch>.pt, last.pt
-    <out>/events.out.tfevents.*  TensorBoard: train/<term>, val/<term>, val/nrmse@<k>, lr
+    <out>/events.out.tfevents.*  TensorBoard: train/<term>, val/<term>, val/error@<k>/<state term> (physical
+                                 units), val/ratio@<k>[/<state term>] (model / copy-last), val/normalized@<k>, lr
 
 Exact resumption: the shuffle of epoch ``e`` comes from a generator seeded with ``(seed, e)``, and the checkpoint
 holds the model, optimizer, scheduler and global RNG states, so stopping after epoch ``e`` and resuming gives the
@@ -26,16 +27,17 @@ from torch import nn
 from ..models.wam import world_model_of
 from .checkpoint import rng_state, save_checkpoint, set_rng_state
 from .config import TrainModelCfg
-from .metrics import forecast, horizon_errors
+from .metrics import baseline_forecasts, fidelity_table, forecast
 from .objectives import model_loss
 from .sequences import Sequences, SequenceTable
 
 
 def fit_normalizers(model: nn.Module, table: SequenceTable) -> None:
-    """Fit every normalizer of ``model`` on the steps of ``table``."""
-    normalizers = world_model_of(model).normalizers
-    for name, values in table.one_step_statistics().items():
-        getattr(normalizers, name).fit(values)
+    """Fit every normalizer of ``model`` on the steps of ``table`` (the changes on its consecutive pairs of steps
+    within an episode)."""
+    steps = table.gather(table.window_starts(1), 1)
+    pairs = table.gather(table.window_starts(2), 2)
+    world_model_of(model).fit_normalizers(steps, pairs)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -117,7 +119,8 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Loss terms and k-step normalized rollout errors on the first ``val_windows`` validation windows."""
+        """Loss terms and k-step rollout errors (physical units, over copy-last, normalized: see
+        :mod:`~wam_isaac.training.metrics`) on the first ``val_windows`` validation windows."""
         if self.val_table is None:
             return {}
         self.model.eval()
@@ -130,12 +133,29 @@ class Trainer:
             figures.update({name: float(value) for name, value in terms.items()})
         long = self._val_batch(cfg.history + max(horizons)) if horizons else None
         if long is not None:
-            predicted, _, _ = forecast(self.model, long.states, long.instruction, long.actions, cfg.history)
-            std = world_model_of(self.model).normalizers.state.std
-            errors = horizon_errors(predicted, long.states[:, cfg.history :], std, self.schema, horizons)
-            for name, values in errors.items():
-                for k, value in zip(horizons, values, strict=True):
-                    figures[f"nrmse@{k}" if name == "all" else f"nrmse@{k}/{name}"] = value
+            figures.update(self._fidelity_figures(long, horizons))
+        return figures
+
+    def _fidelity_figures(self, batch: Sequences, horizons: list[int]) -> dict[str, float]:
+        """``error@k/<term>`` (physical units), ``ratio@k[/<term>]`` (model / copy-last) and ``normalized@k`` of the
+        model's rollouts on ``batch``."""
+        history = self.cfg.train.history
+        predicted, _, _ = forecast(self.model, batch.states, batch.instruction, batch.actions, history)
+        baselines = baseline_forecasts(batch.states, history, self.schema)
+        table = fidelity_table(
+            batch.states[:, history - 1],
+            batch.states[:, history:],
+            {"model": predicted, "copy_last": baselines["copy_last"]},
+            self.schema,
+            horizons,
+        )
+        figures = {}
+        for index, k in enumerate(horizons):
+            figures[f"normalized@{k}"] = table["normalized"]["model"]["all"][index]
+            for name, values in table["ratio"]["model"].items():
+                figures[f"ratio@{k}" if name == "all" else f"ratio@{k}/{name}"] = values[index]
+            for name, values in table["error"]["model"].items():
+                figures[f"error@{k}/{name}"] = values[index]
         return figures
 
     def _val_batch(self, span: int) -> Sequences | None:
@@ -158,7 +178,9 @@ class Trainer:
         return self.metrics
 
     def _progress_line(self, train: dict[str, float], val: dict[str, float]) -> str:
-        horizons = [f"nrmse@{k} {val[f'nrmse@{k}']:.3f}" for k in self.cfg.train.val_horizons if f"nrmse@{k}" in val]
+        horizons = [
+            f"@{k} model/copy-last {val[f'ratio@{k}']:.3f}" for k in self.cfg.train.val_horizons if f"ratio@{k}" in val
+        ]
         action = f"  val action_mse {val['action_mse']:.4f}" if "action_mse" in val else ""
         return (
             f"[wam] epoch {self.epoch}/{self.cfg.train.epochs}  loss {train['loss']:.4f}  "

@@ -36,7 +36,7 @@ def key_specs(drop: str | None = None) -> dict[str, KeySpec]:
     return specs
 
 
-def cube_episode(rng: np.random.Generator, length: int, specs: dict[str, KeySpec]) -> Episode:
+def cube_episode(rng: np.random.Generator, length: int, specs: dict[str, KeySpec], env_id: int = 0) -> Episode:
     """The arm wanders, the cube slides slowly in x at rest height (0.425 m), flat."""
     t = np.arange(length)
     joint_pos = np.cumsum(rng.normal(0.0, 0.02, (length, 3)), axis=0) + np.array([-0.98, 2.46, -1.48])
@@ -55,7 +55,7 @@ def cube_episode(rng: np.random.Generator, length: int, specs: dict[str, KeySpec
         "labels/flags/terminated": np.zeros(length, dtype=bool),
     }
     data = {key: np.asarray(value, dtype=specs[key].dtype) for key, value in data.items() if key in specs}
-    return Episode(data=data, env_id=0, seed=0, success=False, dr={}, attrs={})
+    return Episode(data=data, env_id=env_id, seed=0, success=False, dr={}, attrs={})
 
 
 def write_cube_dataset(out_dir: Path, lengths: list[int], drop: str | None = None, task: str = "WAM-Push-Cube") -> Path:
@@ -63,7 +63,7 @@ def write_cube_dataset(out_dir: Path, lengths: list[int], drop: str | None = Non
     rng = np.random.default_rng(0)
     specs = key_specs(drop)
     with DatasetWriter(out_dir, task, "cafe", specs, episodes_per_shard=4) as writer:
-        writer.write_many([cube_episode(rng, length, specs) for length in lengths])
+        writer.write_many([cube_episode(rng, length, specs, env_id=i % 4) for i, length in enumerate(lengths)])
     return out_dir
 
 

@@ -85,12 +85,19 @@ def test_a_run_writes_the_report_and_plots_and_keeps_other_files(joint_checkpoin
     assert fidelity["horizons"] == [1, 4]
     # the two validation episodes (30 steps): window starts 0, 8, 16 for 4 + 4 steps, stride 8
     assert (fidelity["windows"], fidelity["episodes"], fidelity["skipped_episodes"]) == (6, 2, 0)
-    assert report["episodes_scored"].startswith("validation split (val_fraction 0.25")
+    assert report["episodes_scored"].startswith("validation split by env (val_fraction 0.25")
     penetration = report["physics"]["checks"]["penetration"]
     assert penetration["true"] == {"rate": 0.0, "violations": 0, "count": 6 * 4, "worst": pytest.approx(0, abs=1e-6)}
     assert report["physics"]["tolerances"]["penetration_m"] == 0.02  # WAM-Push-Cube's spec
     assert report["closed_loop"] == {"applicable": False, "reason": "no --task given"}
-    assert "fidelity: normalized RMSE on 6 windows" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert (
+        "fidelity on 6 windows from 2 episodes (0 too short): rollout error per state term, in physical units"
+        in printed
+    )
+    cube_rows = printed[printed.index("cube_pos [m]") :].splitlines()[:4]
+    assert [row.split()[-3] for row in cube_rows] == ["model", "copy_last", "constant_velocity", "model/copy-last"]
+    assert cube_rows[3].split()[-2:] == [f"{v:.3f}" for v in fidelity["model_over_copy_last"]["cube_pos"]]
 
     # a second run refuses to replace the report, then replaces it (and only it) with --overwrite
     assert wam_eval(*args) == 2

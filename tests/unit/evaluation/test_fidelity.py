@@ -1,4 +1,5 @@
-"""The fidelity metric: zero on the truth, the known value for a known offset, what training logs on a rollout."""
+"""The fidelity metric in physical units: zero on the truth, the hand-computed value on known offsets, the baselines,
+the ensemble's spread, what training logs on a rollout."""
 
 from __future__ import annotations
 
@@ -9,39 +10,100 @@ import torch
 from cube_dataset import HISTORY, tiny_config
 from cube_states import SCHEMA
 
-from wam_isaac.data.reader import split_by_episode
-from wam_isaac.evaluation.fidelity import evaluate_fidelity, forecast, horizon_errors
+from wam_isaac.evaluation.fidelity import evaluate_fidelity, forecast
 from wam_isaac.models import EnsembleWorldModel, model_cfg
+from wam_isaac.models.rotations import quat_from_rotvec, quat_multiply
+from wam_isaac.training.metrics import baseline_forecasts, ensemble_spread, fidelity_table
 from wam_isaac.training.run import load_model
 from wam_isaac.training.sequences import SequenceTable
+from wam_isaac.training.split import split_episodes
+
+HORIZONS = [1, 4, 8]
 
 
-def random_forecast(batch: int = 5, steps: int = 8) -> torch.Tensor:
-    return torch.randn(batch, steps, SCHEMA.state_dim, generator=torch.Generator().manual_seed(0))
+def cube_windows(batch: int = 4, steps: int = 10) -> torch.Tensor:
+    """Windows (B, steps, S) of a cube sliding at 0.5 m/s in x and spinning at 1 rad/s in yaw from yaw 3.0 rad (it
+    crosses +-pi, stored w >= 0), the arm's joints moving at 0.1 rad/step, dt 0.04 s."""
+    t = torch.arange(steps, dtype=torch.float64) * 0.04
+    states = torch.zeros(batch, steps, SCHEMA.state_dim, dtype=torch.float64)
+    states[..., 0:3] = (0.1 * torch.arange(steps, dtype=torch.float64))[:, None]
+    states[..., 3:6] = 2.5
+    states[..., 6] = 0.3 + 0.5 * t
+    states[..., 8] = 0.425
+    yaw = 3.0 + 1.0 * t
+    quat = torch.stack((0 * yaw, 0 * yaw, torch.sin(yaw / 2), torch.cos(yaw / 2)), -1)
+    states[..., 9:13] = torch.where(quat[:, 3:] < 0, -quat, quat)
+    states[..., 13] = 0.5
+    states[..., 18] = 1.0
+    return states.float()
 
 
 def test_the_truth_compared_with_itself_has_zero_error():
-    truth = random_forecast()
-    errors = horizon_errors(truth, truth, torch.rand(SCHEMA.state_dim) + 0.1, SCHEMA, [1, 4, 8])
-    assert set(errors) == {"all", "joint_pos", "joint_vel", "cube_pos", "cube_quat", "cube_lin_vel", "cube_ang_vel"}
-    assert all(value == 0.0 for values in errors.values() for value in values)
+    truth = cube_windows()
+    table = fidelity_table(truth[:, 0], truth, {"model": truth, "copy_last": truth}, SCHEMA, HORIZONS)
+    assert list(table["units"]) == ["joint_pos", "joint_vel", "cube_pos", "cube_quat", "cube_lin_vel", "cube_ang_vel"]
+    assert all(value == 0.0 for terms in table["error"].values() for values in terms.values() for value in values)
 
 
-def test_a_known_offset_gives_the_known_normalized_rmse():
-    truth, std = random_forecast(), torch.full((SCHEMA.state_dim,), 0.5)
-    cube = SCHEMA.term("cube_pos")
+def test_known_offsets_give_the_hand_computed_errors_in_physical_units():
+    """Half the windows are off from horizon 4 on by: the cube 3 cm in x and 4 cm in y (5 cm), 0.2 rad of yaw (across
+    the +-pi cut), the joints by (0.1, 0.2, 0.2) rad; the other half are exact. RMS over windows: offset / sqrt(2)."""
+    windows = cube_windows(batch=4)
+    start, truth = windows[:, 0], windows[:, 1:]  # horizon k is truth[:, k - 1]
     predicted = truth.clone()
-    predicted[:, 3:, cube.start : cube.stop] += 0.1  # 0.2 state std off, from horizon 4 on
-    errors = horizon_errors(predicted, truth, std, SCHEMA, [1, 4, 8])
-    assert errors["cube_pos"] == pytest.approx([0.0, 0.2, 0.2])
-    assert errors["joint_pos"] == [0.0, 0.0, 0.0]
-    # overall: 3 of the 19 dimensions off by 0.2
-    assert errors["all"] == pytest.approx([0.0, 0.2 * math.sqrt(3 / 19), 0.2 * math.sqrt(3 / 19)])
+    off = slice(0, 2)
+    predicted[off, 3:, 6:8] += torch.tensor([0.03, 0.04])
+    turn = quat_from_rotvec(torch.tensor([0.0, 0.0, 0.2]))
+    predicted[off, 3:, 9:13] = quat_multiply(turn.expand(2, 6, 4), predicted[off, 3:, 9:13])
+    predicted[off, 3:, 0:3] += torch.tensor([0.1, 0.2, 0.2])
+    copy_last = start[:, None].expand_as(truth)
+    table = fidelity_table(start, truth, {"model": predicted, "copy_last": copy_last}, SCHEMA, HORIZONS)
+    error = table["error"]["model"]
+    half = 1 / math.sqrt(2)
+    assert error["cube_pos"] == pytest.approx([0.0, 0.05 * half, 0.05 * half], abs=1e-6)
+    assert error["cube_quat"] == pytest.approx([0.0, 0.2 * half, 0.2 * half], abs=1e-5)
+    assert error["joint_pos"] == pytest.approx([0.0, math.sqrt(0.03) * half, math.sqrt(0.03) * half], abs=1e-6)
+    assert error["cube_lin_vel"] == [0.0, 0.0, 0.0]
+    # copy-last: the cube has slid 0.02 m and turned 0.04 rad per step
+    copy = table["error"]["copy_last"]
+    assert copy["cube_pos"] == pytest.approx([0.02 * k for k in HORIZONS], rel=1e-5)
+    assert copy["cube_quat"] == pytest.approx([0.04 * k for k in HORIZONS], rel=1e-4)
+    assert table["units"]["cube_pos"] == "m" and table["units"]["cube_quat"] == "rad"
+    assert table["units"]["cube_ang_vel"] == "rad/s" and table["units"]["cube_lin_vel"] == "m/s"
+    # the headline ratio and the normalized figure (over the one-step change of 2 cm, 0.04 rad)
+    assert table["ratio"]["model"]["cube_pos"][1] == pytest.approx(0.05 * half / 0.08, rel=1e-5)
+    assert table["normalized"]["model"]["cube_pos"][1] == pytest.approx(0.05 * half / 0.02, rel=1e-5)
+    assert table["normalized"]["copy_last"]["cube_quat"] == pytest.approx([1.0, 4.0, 8.0], rel=1e-4)
+
+
+def test_constant_velocity_continues_the_last_step_and_copy_last_holds_it():
+    """On the cube sliding and spinning steadily, constant velocity is exact (across the yaw cut), copy-last is not."""
+    states = cube_windows(steps=12)
+    history = 4
+    baselines = baseline_forecasts(states, history, SCHEMA)
+    true = states[:, history:]
+    torch.testing.assert_close(baselines["copy_last"], states[:, history - 1 : history].expand_as(true))
+    table = fidelity_table(states[:, history - 1], true, baselines, SCHEMA, HORIZONS)
+    constant = table["error"]["constant_velocity"]
+    for term in ("joint_pos", "cube_pos", "cube_quat", "cube_lin_vel", "cube_ang_vel"):
+        assert max(constant[term]) < 1e-5, (term, constant[term])
+    assert table["error"]["copy_last"]["cube_pos"] == pytest.approx([0.02, 0.08, 0.16], rel=1e-5)
+
+
+def test_ensemble_spread_is_the_members_rms_distance_from_the_mean():
+    mean = cube_windows()
+    members = mean[None].repeat(2, 1, 1, 1)
+    members[0, ..., 6] += 0.01  # one member 1 cm ahead in x, the other 1 cm behind
+    members[1, ..., 6] -= 0.01
+    spread = ensemble_spread(members, mean, SCHEMA, HORIZONS)
+    assert spread["cube_pos"] == pytest.approx([0.01] * 3, rel=1e-5)
+    assert spread["cube_quat"] == [0.0, 0.0, 0.0]
 
 
 @pytest.mark.parametrize("ensemble", [1, 3])
-def test_the_trainers_validation_errors_equal_a_hand_computed_rollout_rmse(cube_data, tmp_path, ensemble):
-    """What training logs as ``val/nrmse@k`` is the RMSE of the (members' mean) rollout over the state std."""
+def test_the_trainers_validation_errors_equal_a_hand_computed_rollout_error(cube_data, tmp_path, ensemble):
+    """What training logs as ``val/error@k/cube_pos`` is the RMS over windows of the (members' mean) rollout's distance
+    from the truth [m]; ``val/ratio@k/cube_pos`` divides it by copy-last's."""
     from dataclasses import replace
 
     from wam_isaac.training.run import make_trainer
@@ -49,40 +111,46 @@ def test_the_trainers_validation_errors_equal_a_hand_computed_rollout_rmse(cube_
     cfg = tiny_config(cube_data, tmp_path, kind="mlp", ensemble=ensemble)
     cfg.train = replace(cfg.train, val_horizons=[1, 3, 8])
     trainer = make_trainer(cfg, log=None)
-    trainer.model.normalizers.state.std.uniform_(0.5, 2.0)
     figures = trainer.validate()
     batch = trainer._val_batch(HISTORY + 8)
     with torch.no_grad():
         members = trainer.model.members if ensemble > 1 else [trainer.model]
         rollouts = [m.rollout(batch.states, batch.instruction, batch.actions, HISTORY).states for m in members]
-    error = ((torch.stack(rollouts).mean(0) - batch.states[:, HISTORY:]) / trainer.model.normalizers.state.std).numpy()
     cube = SCHEMA.term("cube_pos")
+    predicted = torch.stack(rollouts).mean(0)[..., cube.start : cube.stop].double()
+    true = batch.states[:, HISTORY:, cube.start : cube.stop].double()
+    held = batch.states[:, HISTORY - 1 : HISTORY, cube.start : cube.stop].double()
     for k in (1, 3, 8):
-        assert figures[f"nrmse@{k}"] == pytest.approx(math.sqrt((error[:, k - 1] ** 2).mean()), rel=1e-5)
-        expected_cube = math.sqrt((error[:, k - 1, cube.start : cube.stop] ** 2).mean())
-        assert figures[f"nrmse@{k}/cube_pos"] == pytest.approx(expected_cube, rel=1e-5)
+        expected = (predicted[:, k - 1] - true[:, k - 1]).norm(dim=-1).square().mean().sqrt()
+        copy_last = (held[:, 0] - true[:, k - 1]).norm(dim=-1).square().mean().sqrt()
+        assert figures[f"error@{k}/cube_pos"] == pytest.approx(float(expected), rel=1e-4)
+        assert figures[f"ratio@{k}/cube_pos"] == pytest.approx(float(expected / copy_last), rel=1e-4)
 
 
-def test_an_ensemble_is_scored_on_its_members_mean_trajectory_with_their_spread(cube_data):
+def test_an_ensemble_is_scored_on_its_members_mean_trajectory(cube_data):
     torch.manual_seed(0)
     ensemble = EnsembleWorldModel(SCHEMA, model_cfg("mlp", ensemble=3, head_hidden=16))
     table = SequenceTable(cube_data, SCHEMA)
     batch = table.gather(table.window_starts(HISTORY + 4, 8), HISTORY + 4)
-    mean, std, _ = forecast(ensemble, batch.states, batch.instruction, batch.actions, HISTORY)
+    mean, members, _ = forecast(ensemble, batch.states, batch.instruction, batch.actions, HISTORY)
     with torch.no_grad():
-        members = torch.stack(
+        expected = torch.stack(
             [m.rollout(batch.states, batch.instruction, batch.actions, HISTORY).states for m in ensemble.members]
         )
-    torch.testing.assert_close(mean, members.mean(0))
-    torch.testing.assert_close(std, members.std(0, unbiased=False))
-    assert float(std.mean()) > 0.0  # independently initialized members disagree
+    torch.testing.assert_close(members, expected)
+    quat = SCHEMA.term("cube_quat")
+    vectors = [i for i in range(SCHEMA.state_dim) if not quat.start <= i < quat.stop]
+    torch.testing.assert_close(mean[..., vectors], members.mean(0)[..., vectors])
+    torch.testing.assert_close(mean[..., quat.start : quat.stop].norm(dim=-1), torch.ones(mean.shape[:2]))
+    spread = ensemble_spread(members, mean, SCHEMA, [1, 4])
+    assert spread["cube_pos"][0] > 0.0  # independently initialized members disagree
 
 
 def test_fidelity_uses_windows_of_history_plus_the_longest_horizon_and_counts_the_short_episodes(
     cube_data, joint_checkpoint
 ):
     model, cfg, _ = load_model(joint_checkpoint)
-    val_ids = split_by_episode(cube_data, cfg.train.val_fraction, seed=cfg.train.seed)[1]
+    val_ids = split_episodes(cube_data, cfg.train.val_fraction, cfg.train.seed, cfg.train.split)[1]
     table = SequenceTable(cube_data, model.schema, val_ids)
     result = evaluate_fidelity(model, table, HISTORY, [16, 1, 4], stride=8)
     long_enough = int((table.lengths >= HISTORY + 16).sum())
@@ -91,7 +159,10 @@ def test_fidelity_uses_windows_of_history_plus_the_longest_horizon_and_counts_th
     assert result.windows == 2 * long_enough  # starts 0 and 8 of each 30-step episode
     assert result.predicted.shape == result.true.shape == (result.windows, 17, SCHEMA.state_dim)
     torch.testing.assert_close(result.predicted[:, 0], result.true[:, 0])  # both start at the last true state
-    assert result.ensemble_std is None
-    assert len(result.nrmse["all"]) == 3 and all(math.isfinite(v) for v in result.nrmse["all"])
+    assert result.ensemble_spread is None
+    for predictor in ("model", "copy_last", "constant_velocity"):
+        assert result.baselines.get(predictor, result.predicted).shape == result.true.shape
+        values = result.table["error"][predictor]["cube_pos"]
+        assert len(values) == 3 and all(math.isfinite(v) for v in values)
     with pytest.raises(ValueError, match="no validation episode has 104 steps"):
         evaluate_fidelity(model, table, HISTORY, [100])

@@ -32,7 +32,7 @@ KEY_SPECS = {
 }
 
 
-def linear_episode(rng: np.random.Generator, length: int, smooth: bool) -> Episode:
+def linear_episode(rng: np.random.Generator, length: int, smooth: bool, env_id: int = 0) -> Episode:
     """One episode of the linear system from a random start: actions uniform in [-1, 1] at every step (rich
     excitation), or, with ``smooth``, two sinusoids of random phase."""
     if smooth:
@@ -56,7 +56,7 @@ def linear_episode(rng: np.random.Generator, length: int, smooth: bool) -> Episo
             "dones": steps == length - 1,
             "labels/flags/terminated": np.zeros(length, dtype=bool),
         },
-        env_id=0,
+        env_id=env_id,
         seed=0,
         success=False,
         attrs={"timeout": True},
@@ -67,7 +67,7 @@ def write_linear_dataset(out_dir: Path, episodes: int, length: int, smooth: bool
     """Write ``episodes`` episodes of ``length`` steps to ``out_dir``; returns ``out_dir``."""
     rng = np.random.default_rng(seed)
     with DatasetWriter(out_dir, "WAM-Linear", "linear", KEY_SPECS, episodes_per_shard=16) as writer:
-        writer.write_many(linear_episode(rng, length, smooth) for _ in range(episodes))
+        writer.write_many(linear_episode(rng, length, smooth, env_id=index % 8) for index in range(episodes))
     return out_dir
 
 

@@ -38,7 +38,8 @@ def test_train_then_resume(linear_data, tmp_path, capsys):
 
     events = EventAccumulator(str(out))
     events.Reload()
-    assert [s.step for s in events.Scalars("val/nrmse@4")] == [1, 2]
+    assert [s.step for s in events.Scalars("val/ratio@4")] == [1, 2]
+    assert [s.step for s in events.Scalars("val/error@4/pos")] == [1, 2]
 
     with pytest.raises(SystemExit) as raised:
         train_model(linear_data, out, "--resume", "--epochs", "3")

@@ -1,0 +1,94 @@
+"""``policy.onnx`` through rsl-rl's own export path (``model.as_onnx()``), with a dynamic batch dimension.
+
+rsl-rl's ``as_onnx`` copy holds the observation normalizer and the deterministic output (the Gaussian's mean);
+recurrent models take and return their hidden state (``obs, h_in[, c_in] -> actions, h_out[, c_out]``, state shape
+``(layers, batch, hidden)``). rsl-rl's runner exports it with torch's default (dynamo) exporter, which writes IR
+version 10 and a batch of one; here the TorchScript exporter (``dynamo=False``) writes IR 8 at opset
+:data:`OPSET`, readable by onnxruntime 1.14 and later, with ``batch`` as a named dynamic axis.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import torch
+
+from ..deploy.schema import METADATA_PROPS_KEY, SCHEMA_VERSION
+from .errors import ExportError
+
+OPSET = 17
+"""ONNX opset of ``policy.onnx``."""
+
+MAX_IR_VERSION = 9
+"""Older onnxruntime builds on robots read IR <= 9."""
+
+
+def export_policy_onnx(actor: torch.nn.Module, path: str | Path) -> dict:
+    """Write the actor's deterministic ONNX graph to ``path``; return the metadata's ``policy`` entry."""
+    model = actor.as_onnx(verbose=False)
+    model = model.to("cpu").eval()
+    inputs = model.get_dummy_inputs()
+    input_names, output_names = list(model.input_names), list(model.output_names)
+    dynamic_axes = {"obs": {0: "batch"}, "actions": {0: "batch"}}
+    for name in input_names[1:] + output_names[1:]:
+        dynamic_axes[name] = {1: "batch"}  # hidden states are (layers, batch, hidden)
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            inputs,
+            str(path),
+            export_params=True,
+            opset_version=OPSET,
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
+            dynamo=False,
+        )
+    proto = onnx.load(str(path))
+    if proto.ir_version > MAX_IR_VERSION:
+        raise ExportError(f"torch wrote ONNX IR version {proto.ir_version}; robots' onnxruntime reads <= 9")
+    recurrent = None
+    if getattr(model, "is_recurrent", False):
+        recurrent = {
+            "type": model.rnn_type,
+            "num_layers": int(model.num_layers),
+            "hidden_size": int(model.hidden_size),
+            "state_inputs": input_names[1:],
+            "state_outputs": output_names[1:],
+        }
+    return {
+        "file": Path(path).name,
+        "format": "onnx",
+        "opset": OPSET,
+        "ir_version": int(proto.ir_version),
+        "inputs": [_shape_entry(value) for value in proto.graph.input],
+        "outputs": [_shape_entry(value) for value in proto.graph.output],
+        "recurrent": recurrent,
+        "normalizer_in_graph": bool(getattr(actor, "obs_normalization", False)),
+        "deterministic": True,
+        "action_pipeline": "runtime",
+        "model_class": type(actor).__name__,
+    }
+
+
+def _shape_entry(value) -> dict:
+    dims = [d.dim_param if d.dim_param else int(d.dim_value) for d in value.type.tensor_type.shape.dim]
+    return {"name": value.name, "shape": dims, "dtype": "float32"}
+
+
+def attach_metadata(path: str | Path, embedded: dict) -> None:
+    """Store ``embedded`` (JSON, full precision) and the schema version in the file's ``metadata_props``."""
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    entries = {METADATA_PROPS_KEY: json.dumps(embedded), "wam_isaac.schema_version": str(SCHEMA_VERSION)}
+    for key, value in entries.items():
+        prop = proto.metadata_props.add()
+        prop.key, prop.value = key, value
+    onnx.save(proto, str(path))
+
+
+def read_metadata_props(path: str | Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file as a dict."""
+    return {prop.key: prop.value for prop in onnx.load(str(path)).metadata_props}

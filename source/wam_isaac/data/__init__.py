@@ -24,6 +24,7 @@ _EXPORTS = {
     "key_specs_from_example": "specs",
     "DatasetWriter": "writer",
     "check_out_dir": "writer",
+    "begin_segment": "writer",
     "DatasetError": "errors",
     "DatasetExistsError": "errors",
     "DatasetNotWritableError": "errors",
@@ -41,6 +42,7 @@ _EXPORTS = {
     "EpisodeRecord": "reader",
     "episode_table": "reader",
     "DatasetReader": "reader",
+    "export_robomimic": "export",
     "summarize": "summary",
 }
 

@@ -35,3 +35,17 @@ def test_constant_dimension_maps_to_finite_values():
     torch.testing.assert_close(normalized[:, 0], torch.zeros(3))
     # a value off the constant by 0.01 maps to 0.01 / min_std = 10, finite
     torch.testing.assert_close(normalizer(torch.tensor([[2.01, 3.0]]))[0, 0], torch.tensor(10.0), rtol=1e-4, atol=0)
+
+
+def test_a_normalizer_of_no_dimension_fits_nothing():
+    """A task without an instruction (WAM-Cartpole) has a zero-dimensional instruction normalizer."""
+    normalizer = Normalizer(0).fit(torch.zeros(7, 0))
+    assert normalizer(torch.zeros(3, 0)).shape == (3, 0)
+
+
+def test_grouped_dimensions_share_the_root_mean_square_of_their_stds():
+    values = np.random.default_rng(0).normal(0.0, [3.0, 4.0, 0.001], size=(5000, 3))
+    normalizer = Normalizer(3).fit(torch.from_numpy(values).float(), groups=[(0, 2)])
+    stds = values.std(0)
+    pooled = np.sqrt((stds[0] ** 2 + stds[1] ** 2) / 2)
+    np.testing.assert_allclose(normalizer.std.numpy(), [pooled, pooled, stds[2]], rtol=1e-5)

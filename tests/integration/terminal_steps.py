@@ -270,22 +270,3 @@ def shorter_episodes(env, seconds: float):
         yield int(env.max_episode_length)
     finally:
         env.cfg.episode_length_s = before
-
-
-def first_episodes(writer) -> dict[int, object]:
-    """Each env's first written episode."""
-    first = {}
-    for episode in writer.episodes:
-        first.setdefault(episode.env_id, episode)
-    return first
-
-
-def assert_episodes_identical(a, b, rtol: float = 0.0, atol: float = 0.0) -> None:
-    """The same data, final state and metadata (bit for bit with the default tolerances)."""
-    assert a.data.keys() == b.data.keys() and a.final.keys() == b.final.keys()
-    assert a.num_samples == b.num_samples
-    for key in a.data:
-        np.testing.assert_allclose(a.data[key], b.data[key], rtol=rtol, atol=atol, err_msg=key)
-    for key in a.final:
-        np.testing.assert_allclose(a.final[key], b.final[key], rtol=rtol, atol=atol, err_msg=f"final {key}")
-    assert (a.env_id, a.seed, a.success, a.attrs) == (b.env_id, b.seed, b.success, b.attrs)

@@ -125,7 +125,7 @@ class EpisodeCollector:
             if name not in self._dr:
                 fill = float("nan") if value.is_floating_point() else -1
                 self._dr[name] = torch.full(value.shape, fill, dtype=value.dtype, device=self.device)
-            self._dr[name][ids] = _rows(value, ids, self.num_envs, f"dr_params[{name!r}]").to(self.device)
+            self._dr[name][ids] = _on(_rows(value, ids, self.num_envs, f"dr_params[{name!r}]"), self._dr[name])
 
     def add_step(self, step: Mapping[str, torch.Tensor]) -> None:
         """Append one step of every env.
@@ -153,10 +153,7 @@ class EpisodeCollector:
         slot = self._step % self.max_episode_length
         for dtype, keys in self._groups.items():
             ring = self._rings[dtype]
-            values = [
-                step[key].to(device=self.device, dtype=ring.dtype).reshape(self.num_envs, self._width(key))
-                for key in keys
-            ]
+            values = [_on(step[key], ring).reshape(self.num_envs, self._width(key)) for key in keys]
             torch.cat(values, dim=1, out=ring[slot])
         self._step += 1
         self._host_lengths += 1
@@ -355,6 +352,13 @@ class PendingEpisodes:
         return episodes
 
 
+def _on(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``value`` on ``like``'s device with its dtype (itself if it already is)."""
+    if value.device == like.device and value.dtype == like.dtype:
+        return value
+    return value.to(device=like.device, dtype=like.dtype)
+
+
 def _to_device(host: np.ndarray, device: torch.device) -> torch.Tensor:
     """A host array on ``device`` without waiting for the device (a non-blocking copy; the source is staged at
     once, so it may be reused right after)."""
@@ -409,7 +413,7 @@ def _rows(values: torch.Tensor, ids: torch.Tensor, num_envs: int, name: str) -> 
     values = torch.as_tensor(values)
     if values.ndim == 0 or values.shape[0] != num_envs:
         raise ValueError(f"{name} has shape {tuple(values.shape)}, expected ({num_envs}, ...)")
-    return values[ids.to(values.device)]
+    return values[ids if ids.device == values.device else ids.to(values.device)]
 
 
 def _torch_dtype(dtype: str) -> torch.dtype:

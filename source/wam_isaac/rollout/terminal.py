@@ -94,7 +94,7 @@ class TerminalRecorder:
         obs = env.extras.get("final_obs") if env.cfg.compute_final_obs else None
         final = record_state(env)
         final.update(flatten_observations(obs if obs is not None else env.observation_manager.compute()))
-        ids = env_ids.to(device=self.finished.device, dtype=torch.long)
+        ids = env_ids.long()  # on the env's device
         if not self.fired:
             self.labels = {key: value.clone() for key, value in labels.items()}
             self.final = final

@@ -1,0 +1,192 @@
+"""The last step of every WAM-Push-Cube episode: each label family (deltas, body-frame velocity changes, energy,
+contacts, penetration, manipulation, flags) recomputed from the stored states and the final state s_T, and no
+stored label depending on the next episode (another goal and cube placement after the reset)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+from terminal_steps import (
+    check_deltas,
+    check_end_kinds,
+    check_final_is_the_state_before_the_reset,
+    check_flags,
+    check_last_step_contacts,
+    check_last_step_energy,
+    ended_episodes,
+    rollout,
+)
+
+from wam_isaac.rollout.policies import make_policy
+
+pytestmark = pytest.mark.integration
+
+TASK = "WAM-Push-Cube"
+NUM_ENVS = 6
+STEPS = 90
+SUCCESS_DISTANCE = 0.02
+"""[m] Push-Cube's success termination: the cube's center within 2 cm of the goal (horizontally)."""
+
+
+def short_episodes(env_cfg) -> None:
+    env_cfg.episode_length_s = 2.0  # 50 steps: successes, time-outs and budget ends in one short rollout
+
+
+@pytest.fixture(scope="module")
+def env(make_env):
+    with make_env(TASK, num_envs=NUM_ENVS, configure=short_episodes) as env:
+        yield env
+
+
+def policy(env):
+    torch.manual_seed(0)
+    return make_policy("scripted", env, TASK, noise_std=0.2)
+
+
+@pytest.fixture(scope="module")
+def run(env):
+    return rollout(env, TASK, policy(env), STEPS)
+
+
+def test_episodes_end_by_success_time_out_and_budget(env, run):
+    writer, _, stats = run
+    assert stats.transitions == NUM_ENVS * STEPS
+    check_end_kinds(writer, int(env.max_episode_length))
+    check_flags(writer, int(env.max_episode_length))
+    assert any(episode.success for episode in writer.episodes)
+
+
+def test_final_state_is_the_state_before_the_reset(run):
+    writer, spy, _ = run
+    check_final_is_the_state_before_the_reset(writer, spy)
+
+
+def test_delta_and_body_frame_velocity_labels_of_every_step_including_the_last(run):
+    writer, _, _ = run
+    assert check_deltas(writer) > NUM_ENVS * STEPS
+
+
+def test_energy_and_contact_labels_of_the_last_step(env, run):
+    writer, spy, _ = run
+    assert check_last_step_energy(writer, spy, env) >= NUM_ENVS
+    assert check_last_step_contacts(writer, spy, threshold=0.1) >= NUM_ENVS
+
+
+def test_penetration_manipulation_and_success_of_the_last_step_from_the_final_state(env, run):
+    writer, spy, _ = run
+    assert check_penetration_manipulation_success(env, writer, spy) >= NUM_ENVS
+
+
+def check_penetration_manipulation_success(env, writer, spy) -> int:
+    """From s_T and the episode's own goal (``obs/instruction/goal`` of s_T): the cube's depth below the table top
+    (lowest corner of the box), its pose in the pusher's frame, the goal in the cube's frame, their horizontal
+    distance, and the success flag (distance < 2 cm)."""
+    from wam_isaac_assets.builders import pusher as geometry
+
+    pusher = env.scene["robot"].find_bodies(["pusher"])[0][0]
+    for episode, truth in ended_episodes(writer, spy):
+        d, final = episode.data, episode.final
+        cube = final["states/cube/root_pose"].astype(np.float64)  # env frame, xyzw
+        r_cube = Rotation.from_quat(cube[3:])
+        lowest = cube[2] - geometry.CUBE_SIZE / 2 * np.abs(r_cube.as_matrix()[2]).sum()
+        depth = max(geometry.TABLE_TOP_Z - lowest, 0.0)
+        np.testing.assert_allclose(d["labels/penetration/cube"][-1, 0], depth, atol=1e-5)
+        ee = truth["robot/body_link_pose_w"][pusher].astype(np.float64)
+        ee_pos, r_ee = ee[:3] - truth["origin"], Rotation.from_quat(ee[3:])
+        np.testing.assert_allclose(
+            d["labels/manipulation/object_pos_in_ee"][-1], r_ee.inv().apply(cube[:3] - ee_pos), atol=1e-5
+        )
+        np.testing.assert_allclose(
+            d["labels/manipulation/object_rotvec_in_ee"][-1], (r_ee.inv() * r_cube).as_rotvec(), atol=1e-4
+        )
+        goal = np.append(final["obs/instruction/goal"], 0.0)  # the goal lies on the env origin's plane
+        np.testing.assert_allclose(
+            d["labels/manipulation/goal_pos_in_object"][-1], r_cube.inv().apply(goal - cube[:3]), atol=1e-5
+        )
+        distance = np.linalg.norm(goal[:2] - cube[:2])
+        np.testing.assert_allclose(d["labels/manipulation/object_to_goal_distance_xy"][-1], distance, atol=1e-5)
+        assert bool(d["labels/flags/success"][-1]) == (distance < SUCCESS_DISTANCE) == episode.success
+        off_table = cube[2] + truth["origin"][2] < geometry.TABLE_TOP_Z - 0.05
+        assert bool(d["labels/flags/terminated"][-1]) == (episode.success or off_table)
+    return len(ended_episodes(writer, spy))
+
+
+def test_no_stored_label_depends_on_the_next_episode(env):
+    """Every env that just reset gets another goal and its cube is moved before the driver labels the step (the
+    goal is what ``object_to_goal_distance_xy`` used to read after the reset): the episodes that ended there still
+    hold exactly the state the spy copied before the reset, and labels recomputed from it; the next episodes start
+    with the moved goal from their second step on. (Why not two rollouts compared bit for bit: see
+    test_terminal_cartpole.)"""
+    goal = env.command_manager.get_term("goal")
+    cube = env.scene["cube"]
+    offset = torch.tensor([-0.05, 0.1])
+    produced = defaultdict(list)
+
+    def perturb(_step):
+        new = env.episode_length_buf == 0
+        for env_id in new.nonzero()[:, 0].tolist():
+            produced[env_id].append(goal.goal_xy[env_id].numpy().copy())
+        goal.goal_xy[new] += offset
+        pose = cube.data.root_link_pose_w.torch.clone()
+        pose[new, :2] += torch.tensor([0.03, -0.04])
+        cube.write_root_pose_to_sim_index(root_pose=pose)
+
+    writer, spy, _ = rollout(env, TASK, policy(env), STEPS, on_step=perturb)
+    check_final_is_the_state_before_the_reset(writer, spy)
+    assert check_deltas(writer) > NUM_ENVS * STEPS
+    assert check_last_step_energy(writer, spy, env) >= NUM_ENVS
+    assert check_last_step_contacts(writer, spy, threshold=0.1) >= NUM_ENVS
+    assert check_penetration_manipulation_success(env, writer, spy) >= NUM_ENVS
+    later = [e for e in writer.episodes if e.attrs["episode_index"] > 0]
+    assert len(later) >= NUM_ENVS
+    for episode in later:
+        expected = produced[episode.env_id][episode.attrs["episode_index"] - 1] + offset.numpy()
+        # the observations of an episode's first step are computed inside env.step, before the goal was moved
+        goals = episode.data["obs/instruction/goal"][1:]
+        np.testing.assert_allclose(goals, np.broadcast_to(expected, goals.shape), atol=1e-6)
+
+
+def test_at_most_one_host_synchronization_per_step(env):
+    """The driver, the collector, the labeler and the pre-reset recorder (everything but Isaac Lab's own
+    ``env.step``) make at most one host synchronization per step in steady state, steps where episodes end
+    included: counted with :class:`host_syncs.SyncCounter` (the calls that would make a CUDA host wait)."""
+    from host_syncs import SyncCounter
+    from terminal_steps import CapturingWriter
+
+    from wam_isaac.labels.labeler import labeler_cfg_for
+    from wam_isaac.rollout.driver import RolloutDriver
+
+    counter = SyncCounter()
+    expert = policy(env)  # the task's scripted expert (not counted): episodes end at different steps
+
+    def paused_expert(obs):
+        with counter.paused():
+            return expert(obs)
+
+    driver = RolloutDriver(env, paused_expert, CapturingWriter, labeler_cfg_for(TASK))
+    step, record = env.step, driver.terminal.record
+
+    def paused_step(action):
+        with counter.paused():
+            return step(action)
+
+    def resumed_record(env_ids):
+        with counter.resumed():
+            record(env_ids)
+
+    per_step = []
+    env.step, driver.terminal.record = paused_step, resumed_record
+    try:
+        with counter:
+            driver.run(STEPS, progress=lambda done, stats: per_step.append((counter.count, stats.episodes)))
+    finally:
+        del env.step
+    syncs = np.diff([count for count, _ in per_step])[4:]  # steady state: from the 6th step on
+    episodes = np.diff([episodes for _, episodes in per_step])[4:]
+    assert syncs.max() <= 1, "\n".join(f"{n} {event} {line}" for n, event, line in counter.where if n > 30)
+    assert (episodes > 0).sum() >= 2 and episodes.sum() >= NUM_ENVS, "episodes must end inside the counted window"
+    assert syncs.sum() == len(syncs), "each step's one synchronization: which envs ended"

@@ -91,25 +91,21 @@ def export_checkpoint(
         raise ExportError(f"'{checkpoint}' was trained on {run.task}, which is not registered here")
     presets = [] if torch.cuda.is_available() else ["presets=newton_mjwarp"]
     env_cfg, agent_cfg = resolve_task_config(run.task, run.agent_entry_point, overrides=presets)
-    try:
-        agent_cfg.from_dict(run.agent_yaml)
-    except (ValueError, KeyError, TypeError) as error:
-        raise ExportError(
-            f"params/agent.yaml of {run.run_dir} does not fit {run.task}'s agent config: {error}"
-        ) from None
-    agent_cfg.device = device
     env_cfg.scene.num_envs = num_envs
     env_cfg.sim.device = device
     env_cfg.seed = seed
     with launch_simulation(env_cfg, {"device": device}):
         env = gym.make(run.task, cfg=env_cfg).unwrapped
         try:
-            return _export(env, run, agent_cfg, out, samples)
+            return export_env(env, run, agent_cfg, out, samples)
         finally:
             env.close()
 
 
-def _export(env, run: RunInfo, agent_cfg, out: Path, samples: int) -> ExportResult:
+def export_env(env, run: RunInfo, agent_cfg, out: Path, samples: int = 1000) -> ExportResult:
+    """Export ``run``'s policy using a live ``env`` of its task (its config must equal ``params/env.yaml`` on
+    :data:`CHECKED_ENV_FIELDS`); ``agent_cfg`` is the task's registered agent config, updated here from
+    ``params/agent.yaml``; ``out`` must have passed :func:`check_out`."""
     from isaaclab_rl.rsl_rl import (
         RslRlVecEnvWrapper,
         check_rsl_rl_version,
@@ -119,11 +115,18 @@ def _export(env, run: RunInfo, agent_cfg, out: Path, samples: int) -> ExportResu
 
     from . import validate
     from .layout import action_layout, control_section, observation_layout
-    from .onnx_policy import attach_metadata, export_policy_onnx
+    from .onnx_policy import export_policy_onnx
     from .recording import record_rollout
     from .robot import domain_randomization, robot_section
 
     check_trained_config(env.cfg, run.env_yaml)
+    try:
+        agent_cfg.from_dict(run.agent_yaml)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ExportError(
+            f"params/agent.yaml of {run.run_dir} does not fit {run.task}'s agent config: {error}"
+        ) from None
+    agent_cfg.device = str(env.device)
     agent_cfg = handle_deprecated_rsl_rl_cfg(agent_cfg, check_rsl_rl_version())
     wrapped = RslRlVecEnvWrapper(env, clip_actions=agent_cfg.clip_actions)
     runner = create_rsl_rl_runner(wrapped, agent_cfg)
@@ -182,14 +185,27 @@ def _export(env, run: RunInfo, agent_cfg, out: Path, samples: int) -> ExportResu
             },
             "versions": package_versions(),
         }
-        attach_metadata(policy_path, embedded_metadata(metadata))
-        metadata["files"] = {POLICY_FILE: {"sha256": sha256_file(policy_path), "bytes": policy_path.stat().st_size}}
-        _write_json(tmp / METADATA_FILE, metadata)
+        metadata = write_metadata(tmp, metadata)
         publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ExportResult(out, metadata, parity_random, parity_recorded)
+
+
+def write_metadata(export_dir: Path, metadata: dict) -> dict:
+    """Embed ``metadata`` (without ``files``) in ``export_dir/policy.onnx``, then record the sha256 and size of the
+    final file under ``files`` and write ``metadata.json``; returns the completed metadata."""
+    from .onnx_policy import attach_metadata
+
+    policy_path = Path(export_dir) / POLICY_FILE
+    attach_metadata(policy_path, embedded_metadata(metadata))
+    metadata = {
+        **metadata,
+        "files": {POLICY_FILE: {"sha256": sha256_file(policy_path), "bytes": policy_path.stat().st_size}},
+    }
+    _write_json(Path(export_dir) / METADATA_FILE, metadata)
+    return metadata
 
 
 def check_trained_config(env_cfg, trained: dict) -> None:

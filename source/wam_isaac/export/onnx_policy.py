@@ -10,6 +10,7 @@ version 10 and a batch of one; here the TorchScript exporter (``dynamo=False``) 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import onnx
@@ -34,7 +35,13 @@ def export_policy_onnx(actor: torch.nn.Module, path: str | Path) -> dict:
     dynamic_axes = {"obs": {0: "batch"}, "actions": {0: "batch"}}
     for name in input_names[1:] + output_names[1:]:
         dynamic_axes[name] = {1: "batch"}  # hidden states are (layers, batch, hidden)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # tracing chatter: the RNN size checks become constants, and the RNN batch warning does not apply since the
+        # initial states are graph inputs
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+        # the TorchScript exporter is chosen on purpose: IR 8 and a named dynamic batch (see the module docstring)
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
         torch.onnx.export(
             model,
             inputs,

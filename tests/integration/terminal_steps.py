@@ -13,29 +13,38 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from wam_isaac.data import DatasetWriter, iter_episodes
 from wam_isaac.labels.labeler import labeler_cfg_for
 from wam_isaac.rollout.driver import RolloutDriver, record_state
 
 
 class CapturingWriter:
-    """A dataset writer that keeps the episodes the driver hands it (and the key specs it was opened with)."""
+    """A dataset writer that keeps the episodes the driver hands it (and the key specs it was opened with), and
+    passes them on to ``inner`` (a real dataset writer) if given."""
 
-    def __init__(self, specs):
+    def __init__(self, specs, inner=None):
         self.specs = specs
         self.episodes = []
         self.dropped = 0
+        self.inner = inner
 
     def __enter__(self):
+        if self.inner is not None:
+            self.inner.__enter__()
         return self
 
     def __exit__(self, *exc):
-        return False
+        return self.inner.__exit__(*exc) if self.inner is not None else False
 
     def write_many(self, episodes):
         self.episodes.extend(episodes)
+        if self.inner is not None:
+            self.inner.write_many(episodes)
 
     def add_dropped(self, count):
         self.dropped += count
+        if self.inner is not None:
+            self.inner.add_dropped(count)
 
 
 class PreResetSpy:
@@ -86,12 +95,14 @@ class PreResetSpy:
         return self._reset_idx(env_ids)
 
 
-def rollout(env, task: str, policy, steps: int, seed: int = 0, on_step=None, horizons=(1, 3)):
-    """Run the driver with a :class:`CapturingWriter` and a :class:`PreResetSpy`; returns (writer, spy, stats)."""
+def rollout(env, task: str, policy, steps: int, seed: int = 0, on_step=None, horizons=(1, 3), out=None):
+    """Run the driver with a :class:`CapturingWriter` (in front of a real :class:`DatasetWriter` into ``out`` if
+    given) and a :class:`PreResetSpy`; returns (writer, spy, stats)."""
     writers = []
 
     def factory(specs):
-        writers.append(CapturingWriter(specs))
+        inner = DatasetWriter(out, task, "test", specs, episodes_per_shard=7) if out is not None else None
+        writers.append(CapturingWriter(specs, inner))
         return writers[-1]
 
     cfg = labeler_cfg_for(task, horizons=horizons)
@@ -270,3 +281,17 @@ def shorter_episodes(env, seconds: float):
         yield int(env.max_episode_length)
     finally:
         env.cfg.episode_length_s = before
+
+
+def check_dataset_holds_what_was_written(out, writer) -> None:
+    """The dataset's reader returns every episode handed to the writer, its final state included, unchanged."""
+    read = [episode for _, episode in iter_episodes(out)]
+    assert len(read) == len(writer.episodes)
+    written = sorted(writer.episodes, key=lambda e: (e.env_id, e.attrs["episode_index"]))
+    for a, b in zip(written, sorted(read, key=lambda e: (e.env_id, e.attrs["episode_index"])), strict=True):
+        assert a.data.keys() == b.data.keys() and a.final.keys() == b.final.keys() and a.final
+        for key in a.data:
+            np.testing.assert_array_equal(a.data[key], b.data[key], err_msg=key)
+        for key in a.final:
+            np.testing.assert_array_equal(a.final[key], b.final[key], err_msg=f"final {key}")
+        assert (a.env_id, a.seed, a.success) == (b.env_id, b.seed, b.success)

@@ -53,13 +53,18 @@ def test_generated_dataset_export_reads_back_exactly(tmp_path):
     obs_utils.initialize_obs_utils_with_obs_specs({"obs": {"low_dim": obs_keys}})
     dataset = SequenceDataset(str(export), obs_keys=obs_keys, dataset_keys=["actions", "rewards", "dones"],
                               seq_length=1, hdf5_cache_mode=None, hdf5_use_swmr=False,
-                              load_next_obs=False)  # fmt: skip
+                              load_next_obs=True)  # fmt: skip
     ids = sorted(episodes)
     assert len(dataset) == sum(episodes[i].num_samples for i in ids)
     items = [dataset[i] for i in range(len(dataset))]
     for key in obs_keys:
-        expected = np.concatenate([episodes[i].data["obs/" + key.replace(".", "/")] for i in ids]).astype(np.float32)
+        stored = "obs/" + key.replace(".", "/")
+        expected = np.concatenate([episodes[i].data[stored] for i in ids]).astype(np.float32)
         np.testing.assert_array_equal(np.stack([item["obs"][key][0] for item in items]), expected, err_msg=key)
+        # next_obs: the next step's observation, and after an episode's last step its stored final observation
+        following = np.concatenate([np.concatenate([episodes[i].data[stored][1:], episodes[i].final[stored][None]])
+                                    for i in ids]).astype(np.float32)  # fmt: skip
+        np.testing.assert_array_equal(np.stack([item["next_obs"][key][0] for item in items]), following, err_msg=key)
     for key in ("actions", "rewards", "dones"):
         expected = np.concatenate([episodes[i].data[key] for i in ids]).astype(np.float32)
         np.testing.assert_array_equal(np.stack([item[key][0] for item in items]), expected, err_msg=key)

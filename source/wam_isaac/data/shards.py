@@ -215,13 +215,6 @@ def read_index(file: h5py.File) -> dict[str, np.ndarray]:
     return columns
 
 
-def step_keys(file: h5py.File) -> list[str]:
-    """Paths of the per-step datasets under ``steps/`` (sorted)."""
-    keys: list[str] = []
-    file["steps"].visititems(lambda name, item: keys.append(name) if isinstance(item, h5py.Dataset) else None)
-    return keys
-
-
 def index_episode(index: Mapping[str, np.ndarray], row: int, data: dict[str, np.ndarray], final: dict) -> Episode:
     """The episode at ``row`` of a shard's index, with the given per-step ``data`` and ``final`` state."""
     return Episode(
@@ -251,10 +244,10 @@ def read_shard_episodes(file: h5py.File, keys: Sequence[str], rows: Sequence[int
 
 
 def _final_keys(file: h5py.File) -> list[str]:
-    if "final" not in file:
-        return []
+    """Keys of the final states a shard holds (``final/<key>``), none if it has none."""
     keys: list[str] = []
-    file["final"].visititems(lambda name, item: keys.append(name) if isinstance(item, h5py.Dataset) else None)
+    if "final" in file:
+        file["final"].visititems(lambda name, item: keys.append(name) if isinstance(item, h5py.Dataset) else None)
     return keys
 
 

@@ -5,8 +5,9 @@ caller must not modify an episode's arrays after handing it over; the collector 
 ``block_bytes`` of steps, or a shard's worth of episodes, it goes through a queue of ``max_queued_blocks`` to one
 writing thread, which appends it to the shard being written (one concatenation, shuffle, deflate and direct chunk write
 per key and chunk: see :mod:`wam_isaac.data.shards`) and publishes complete shards. A thread suffices: its cost per
-transition is a few byte copies plus deflate, which ISA-L runs with the GIL released, and there is no HDF5 call per
-episode any more; the shared-memory ring, the writing processes and their publication lock of schema 2 are gone.
+transition is a few byte copies plus deflate (python-isal's deflate releases the GIL, which its own threaded gzip
+relies on), and there is no HDF5 call per episode any more; the shared-memory ring, the writing processes and their
+publication lock of schema 2 are gone.
 Memory: at most ``(max_queued_blocks + 2) * block_bytes`` plus less than one chunk per key, whatever the dataset size.
 
 Crash safety: a shard is written as ``.shard_<i>.h5.tmp``, closed and fsynced; the manifest that lists it (with its
@@ -155,7 +156,7 @@ class DatasetWriter:
         self._pending: list[tuple[int, Episode]] = []
         self._pending_bytes = 0
         self._in_shard = 0  # episodes of the current shard handed over or pending
-        self._row_bytes = {key: np.dtype(s.dtype).itemsize * int(np.prod(s.shape)) for key, s in self.key_specs.items()}
+        self._step_bytes = sum(np.dtype(s.dtype).itemsize * int(np.prod(s.shape)) for s in self.key_specs.values())
         self._queue: queue.Queue = queue.Queue(max(1, max_queued_blocks))
         self._discarding = False
         self._thread: threading.Thread | None = None
@@ -178,7 +179,7 @@ class DatasetWriter:
         self._pending.append((self._next_episode, episode))
         self._next_episode += 1
         self._in_shard += 1
-        self._pending_bytes += episode.num_samples * self._bytes_per_step
+        self._pending_bytes += episode.num_samples * self._step_bytes
         if self._in_shard == self.episodes_per_shard:
             self._hand_over(end_shard=True)
         elif self._pending_bytes >= self.block_bytes:
@@ -236,10 +237,6 @@ class DatasetWriter:
             self.abort()
 
     # ------------------------------------------------------------------ caller side
-
-    @property
-    def _bytes_per_step(self) -> int:
-        return sum(self._row_bytes.values())
 
     def _validate(self, episode: Episode) -> None:
         if episode.data.keys() != self.key_specs.keys():
@@ -488,3 +485,42 @@ def _shapes(keys: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple]:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def begin_segment(
+    out_dir: str | os.PathLike,
+    task_id: str,
+    env_config_hash: str,
+    env_args: Mapping[str, Any],
+    seed: int,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> tuple[int, dict[str, Any]]:
+    """Start a run's segment of a dataset before the simulation starts: a new dataset's manifest (no keys nor shards
+    yet: a run killed from here on leaves a dataset that ``wam inspect --verify`` accepts), or, with ``resume``, the
+    existing dataset checked (same task and env-config hash) and its next segment recorded. A directory without a
+    manifest is resumed as a new dataset.
+
+    Seeds: segment ``k`` of a dataset runs with seed ``seed_0 + k`` (``seed_0``: the first run's seed), so a resumed
+    run never replays a seed. Returns ``(this segment's seed, the manifest as written)``.
+
+    Raises:
+        DatasetExistsError, DatasetNotWritableError: see :func:`check_out_dir` (new datasets).
+        ManifestError: ``resume`` and the dataset was generated from another task or env config; nothing changed.
+    """
+    out_dir = Path(out_dir)
+    if resume and (out_dir / MANIFEST_NAME).exists():
+        manifest = load_manifest(out_dir)
+        check_same_dataset(manifest, task_id, env_config_hash, out_dir)
+        segments = manifest["segments"]
+        seed = segments[0]["seed"] + len(segments) if segments else seed
+    else:
+        check_out_dir(out_dir, overwrite or resume)
+        (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
+        delete_unlisted_files(out_dir, {"shards": []})
+        manifest = new_manifest(task_id, env_config_hash, env_args)
+    first_episode = max((max(s["episode_ids"]) for s in manifest["shards"]), default=-1) + 1
+    manifest["segments"] = [*manifest["segments"], {"seed": seed, "first_episode": first_episode, "started_at": _now()}]
+    manifest["complete"] = False
+    write_json_atomic(out_dir / MANIFEST_NAME, manifest)
+    return seed, manifest

@@ -239,15 +239,22 @@ class SequenceTable:
 
     def one_step_statistics(self) -> dict[str, torch.Tensor]:
         """Samples to fit the normalizers on: states, instructions, actions, rewards (every step), and the one-step
-        state deltas within episodes."""
-        within = torch.ones(len(self), dtype=torch.bool)
-        within[torch.from_numpy(self.offsets + self.lengths - 1)] = False  # an episode's last step has no successor
-        next_rows = torch.arange(len(self))[within] + 1
-        deltas = self.states[next_rows] - self.states[within]
-        return {
-            "state": self.states,
-            "delta": deltas,
-            "instruction": self.instruction,
-            "action": self.actions,
-            "reward": self.rewards[:, None],
+        state deltas within episodes. Over several blocks, every ``len(blocks)``-th row of each block (about one
+        block's worth in all, so memory stays bounded)."""
+        samples: dict[str, list[torch.Tensor]] = {
+            name: [] for name in ("state", "delta", "instruction", "action", "reward")
         }
+        step = len(self._blocks)
+        for index in range(len(self._blocks)):
+            states, instruction, actions, rewards, _, _ = self._block(index)
+            first, stop = self._block_starts[index], self._block_starts[index + 1]
+            mine = (self.offsets >= first) & (self.offsets < stop)
+            within = torch.ones(len(states), dtype=torch.bool)
+            # an episode's last step has no successor
+            within[torch.from_numpy(self.offsets[mine] + self.lengths[mine] - 1 - first)] = False
+            rows = torch.arange(len(states))[within]
+            samples["delta"].append((states[rows + 1] - states[rows])[::step])
+            for name, values in (("state", states), ("instruction", instruction), ("action", actions)):
+                samples[name].append(values[::step])
+            samples["reward"].append(rewards[::step, None])
+        return {name: torch.cat(parts) for name, parts in samples.items()}

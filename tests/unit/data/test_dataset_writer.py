@@ -17,7 +17,7 @@ from wam_isaac.data import shards
 from wam_isaac.data.errors import DatasetExistsError, DatasetNotWritableError, ManifestError, WriterError
 from wam_isaac.data.manifest import load_manifest
 from wam_isaac.data.reader import DatasetReader, iter_episodes, read_episode, verify
-from wam_isaac.data.writer import DatasetWriter
+from wam_isaac.data.writer import DatasetWriter, begin_segment
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
@@ -219,3 +219,22 @@ def test_resume_of_another_task_or_config_changes_nothing(tmp_path):
     with pytest.raises(ManifestError, match="other keys"):
         DatasetWriter(out_dir, "WAM-Test", "cafe", {**KEY_SPECS, "labels/new": KEY_SPECS["rewards"]}, resume=True)
     assert snapshot(out_dir) == before
+
+
+def test_begin_segment_records_one_new_seed_per_run_and_refuses_another_config(tmp_path):
+    out_dir = tmp_path / "d"
+    env_args = {"env_name": "WAM-Test", "type": 2, "env_kwargs": {}}
+    seed, manifest = begin_segment(out_dir, "WAM-Test", "cafe", env_args, seed=5)
+    assert seed == 5 and manifest["shards"] == [] and load_manifest(out_dir)["segments"][0]["seed"] == 5
+    with DatasetWriter(out_dir, "WAM-Test", "cafe", KEY_SPECS, episodes_per_shard=2, resume=True) as writer:
+        writer.write_many(make_episode(i, 2) for i in range(3))
+    seed, _ = begin_segment(out_dir, "WAM-Test", "cafe", env_args, seed=5, resume=True)
+    assert seed == 6, "a resumed run never replays a seed"
+    segments = load_manifest(out_dir)["segments"]
+    assert [(s["seed"], s["first_episode"]) for s in segments] == [(5, 0), (6, 3)]
+    before = snapshot(out_dir)
+    with pytest.raises(ManifestError, match="another env config"):
+        begin_segment(out_dir, "WAM-Test", "beef", env_args, seed=5, resume=True)
+    assert snapshot(out_dir) == before
+    seed, _ = begin_segment(tmp_path / "fresh", "WAM-Test", "cafe", env_args, seed=9, resume=True)
+    assert seed == 9, "resuming a directory without a dataset starts one"

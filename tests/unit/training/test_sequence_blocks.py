@@ -38,3 +38,26 @@ def test_blocks_serve_the_same_windows_as_one_block(tmp_path):
         seen.append(batch.states[:, 0])
         assert len(blocks._cache) <= 2
     assert sorted(map(tuple, torch.cat(seen).tolist())) == sorted(map(tuple, whole.states[starts].tolist()))
+
+
+def test_one_step_statistics_of_one_block_are_every_step_and_of_many_a_strided_sample(tmp_path):
+    data = write_linear_dataset(tmp_path / "d", episodes=40, length=12)
+    schema = WamSchema.from_manifest(load_manifest(data))
+    whole = SequenceTable(data, schema)
+    stats = whole.one_step_statistics()
+    states = whole.states
+    last = torch.from_numpy(whole.offsets + whole.lengths - 1)
+    within = torch.ones(len(whole), dtype=torch.bool)
+    within[last] = False
+    assert torch.equal(stats["state"], states) and torch.equal(stats["reward"][:, 0], whole.rewards)
+    rows = torch.arange(len(whole))[within]
+    assert torch.equal(stats["delta"], states[rows + 1] - states[rows])  # never across an episode's end
+    row_bytes = 4 * (schema.state_dim + schema.instruction_dim + schema.action_dim + 2 + schema.contact_dim)
+    blocks = SequenceTable(data, schema, max_resident_bytes=12 * 24 * row_bytes)
+    assert len(blocks._blocks) == 3
+    sampled = blocks.one_step_statistics()
+    assert len(sampled["state"]) < len(whole) / 2
+    assert torch.allclose(sampled["state"].mean(0), states.mean(0), atol=0.2)
+    # every sampled delta is a true within-episode delta
+    true_deltas = {tuple(row) for row in (states[rows + 1] - states[rows]).tolist()}
+    assert all(tuple(row) in true_deltas for row in sampled["delta"].tolist())

@@ -42,12 +42,14 @@ def test_cube_labels_equal_recomputation_from_stored_states(dataset):
     for _, episode in iter_episodes(out):
         d = episode.data
         pose = d["states/cube/root_pose"]  # (T, 7): position relative to the env origin, xyzw
+        # the state after each step: the next stored state, and after the last step the final state s_T
+        pose_next = np.concatenate([pose[1:], episode.final["states/cube/root_pose"][None]])
         root_index = _listed(out, "labels/delta_1/root_pos_w", "roots").index("cube")
         for k in (1, 8):
             valid = d[f"labels/delta_{k}/valid"].astype(bool)
-            for t in range(k - 1, len(pose) - 1):
+            for t in range(k - 1, len(pose)):
                 assert valid[t]
-                before, after = pose[t + 1 - k], pose[t + 1]
+                before, after = pose[t + 1 - k], pose_next[t]
                 r0 = Rotation.from_quat(before[3:])
                 np.testing.assert_allclose(
                     d[f"labels/delta_{k}/root_pos_w"][t, root_index], after[:3] - before[:3], atol=1e-5
@@ -61,7 +63,7 @@ def test_cube_labels_equal_recomputation_from_stored_states(dataset):
                     atol=1e-4,
                 )
                 checked += 1
-    assert checked > 1000
+    assert checked > 1100
 
 
 def _listed(out, key: str, what: str) -> list[str]:
@@ -83,8 +85,11 @@ def test_contact_labels_weigh_the_resting_cube_and_see_the_pusher_push(dataset):
         np.testing.assert_array_equal(flag, (force > 0.1).astype(np.float32))  # Push-Cube's threshold
         assert flag[0, 0] == 0
         weight = float(episode.dr["cube/body_mass"][0]) * 9.81
-        speed_after = np.linalg.norm(d["states/cube/root_vel"][1:], axis=-1)  # labels at t: after the step
-        for t in np.flatnonzero((flag[:-1, 0] == 0) & (speed_after < 0.01))[1:]:
+        vel_after = np.concatenate([d["states/cube/root_vel"][1:], episode.final["states/cube/root_vel"][None]])
+        speed_after = np.linalg.norm(vel_after, axis=-1)  # labels at t: after the step (s_T after the last)
+        speed_before = np.linalg.norm(d["states/cube/root_vel"], axis=-1)
+        # at rest through the step (a cube that just stopped may still rock on an edge)
+        for t in np.flatnonzero((flag[:, 0] == 0) & (speed_after < 0.01) & (speed_before < 0.01))[1:]:
             resting.append(force[t, 1] / weight)
         moved = np.linalg.norm(d["labels/delta_1/root_pos_w"][:, 2], axis=-1) > 1e-4
         pushed.extend(moved[flag[:, 0] == 1])
@@ -101,8 +106,11 @@ def test_tip_to_cube_labels_match_forward_kinematics_of_the_stored_joints(datase
     lengths = np.array([geometry.UPPER_ARM_LENGTH, geometry.FOREARM_LENGTH, geometry.TOOL_LENGTH])
     for _, episode in iter_episodes(out):
         d = episode.data
-        # labels at t describe the state after the step: the stored state at t + 1
-        joints, cube = d["states/robot/joint_pos"][1:], d["states/cube/root_pose"][1:]
+        # labels at t describe the state after the step: the stored state at t + 1, the final state s_T after the last
+        joints, cube = (
+            np.concatenate([d[key][1:], episode.final[key][None]])
+            for key in ("states/robot/joint_pos", "states/cube/root_pose")
+        )
         angles = np.cumsum(joints, axis=-1)  # SCARA: every joint turns about z
         tip = np.stack([(lengths * np.cos(angles)).sum(-1), (lengths * np.sin(angles)).sum(-1)], -1)
         yaw = angles[:, -1]
@@ -110,13 +118,13 @@ def test_tip_to_cube_labels_match_forward_kinematics_of_the_stored_joints(datase
         expected = np.stack(
             [np.cos(yaw) * rel[:, 0] + np.sin(yaw) * rel[:, 1], -np.sin(yaw) * rel[:, 0] + np.cos(yaw) * rel[:, 1]], -1
         )
-        np.testing.assert_allclose(d["labels/manipulation/object_pos_in_ee"][:-1, :2], expected, atol=1e-3)
+        np.testing.assert_allclose(d["labels/manipulation/object_pos_in_ee"][:, :2], expected, atol=1e-3)
         # the cube's penetration into the table top, from its stored pose: lowest corner of a box of half size h
         rotation = Rotation.from_quat(cube[:, 3:]).as_matrix()
         half = geometry.CUBE_SIZE / 2
         lowest = cube[:, 2] - half * np.abs(rotation[:, 2, :]).sum(-1)
         depth = np.maximum(geometry.TABLE_TOP_Z - lowest, 0.0)
-        np.testing.assert_allclose(d["labels/penetration/cube"][:-1, 0], depth, atol=1e-4)
+        np.testing.assert_allclose(d["labels/penetration/cube"][:, 0], depth, atol=1e-4)
 
 
 def test_world_model_and_instruction_groups_hold_the_simulator_state_and_the_goal(dataset):

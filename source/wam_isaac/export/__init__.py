@@ -2,5 +2,5 @@
 :mod:`wam_isaac.deploy`. Importing this package does not start a simulator."""
 
 from .errors import ExportError
-from .exporter import ExportResult, check_out, export_checkpoint, export_env, write_metadata
+from .exporter import ExportResult, check_out, export_checkpoint, export_env, load_policy, write_metadata
 from .run_dir import RunInfo, read_run

@@ -106,13 +106,6 @@ def export_env(env, run: RunInfo, agent_cfg, out: Path, samples: int = 1000) -> 
     """Export ``run``'s policy using a live ``env`` of its task (its config must equal ``params/env.yaml`` on
     :data:`CHECKED_ENV_FIELDS`); ``agent_cfg`` is the task's registered agent config, updated here from
     ``params/agent.yaml``; ``out`` must have passed :func:`check_out`."""
-    from isaaclab_rl.rsl_rl import (
-        RslRlVecEnvWrapper,
-        check_rsl_rl_version,
-        create_rsl_rl_runner,
-        handle_deprecated_rsl_rl_cfg,
-    )
-
     from . import validate
     from .layout import action_layout, control_section, observation_layout
     from .onnx_policy import export_policy_onnx
@@ -120,23 +113,7 @@ def export_env(env, run: RunInfo, agent_cfg, out: Path, samples: int = 1000) -> 
     from .robot import domain_randomization, robot_section
 
     check_trained_config(env.cfg, run.env_yaml)
-    try:
-        agent_cfg.from_dict(run.agent_yaml)
-    except (ValueError, KeyError, TypeError) as error:
-        raise ExportError(
-            f"params/agent.yaml of {run.run_dir} does not fit {run.task}'s agent config: {error}"
-        ) from None
-    agent_cfg.device = str(env.device)
-    agent_cfg = handle_deprecated_rsl_rl_cfg(agent_cfg, check_rsl_rl_version())
-    wrapped = RslRlVecEnvWrapper(env, clip_actions=agent_cfg.clip_actions)
-    runner = create_rsl_rl_runner(wrapped, agent_cfg)
-    try:
-        runner.alg.load(run.state, load_cfg={"actor": True}, strict=True)
-    except (RuntimeError, KeyError) as error:
-        first = str(error).strip().splitlines()[0]
-        raise ExportError(f"checkpoint '{run.checkpoint}' does not fit {run.task}'s policy: {first[:160]}") from None
-    actor = runner.alg.get_policy()
-    actor.eval()
+    wrapped, actor, agent_cfg = load_policy(env, run, agent_cfg)
     obs = wrapped.get_observations()
     group_sizes = [(group, int(obs[group].shape[-1])) for group in actor.obs_groups]
 
@@ -191,6 +168,36 @@ def export_env(env, run: RunInfo, agent_cfg, out: Path, samples: int = 1000) -> 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ExportResult(out, metadata, parity_random, parity_recorded)
+
+
+def load_policy(env, run: RunInfo, agent_cfg) -> tuple:
+    """The checkpoint's actor (eval mode) on ``env``'s device, built from ``params/agent.yaml`` over the task's
+    registered ``agent_cfg``; returns the rsl-rl-wrapped env, the actor and the agent config used."""
+    from isaaclab_rl.rsl_rl import (
+        RslRlVecEnvWrapper,
+        check_rsl_rl_version,
+        create_rsl_rl_runner,
+        handle_deprecated_rsl_rl_cfg,
+    )
+
+    try:
+        agent_cfg.from_dict(run.agent_yaml)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ExportError(
+            f"params/agent.yaml of {run.run_dir} does not fit {run.task}'s agent config: {error}"
+        ) from None
+    agent_cfg.device = str(env.device)
+    agent_cfg = handle_deprecated_rsl_rl_cfg(agent_cfg, check_rsl_rl_version())
+    wrapped = RslRlVecEnvWrapper(env, clip_actions=agent_cfg.clip_actions)
+    runner = create_rsl_rl_runner(wrapped, agent_cfg)
+    try:
+        runner.alg.load(run.state, load_cfg={"actor": True}, strict=True)
+    except (RuntimeError, KeyError) as error:
+        first = str(error).strip().splitlines()[0]
+        raise ExportError(f"checkpoint '{run.checkpoint}' does not fit {run.task}'s policy: {first[:160]}") from None
+    actor = runner.alg.get_policy()
+    actor.eval()
+    return wrapped, actor, agent_cfg
 
 
 def write_metadata(export_dir: Path, metadata: dict) -> dict:

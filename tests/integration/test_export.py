@@ -1,0 +1,88 @@
+"""``wam export`` end to end on WAM-Cartpole: a real checkpoint from ``wam train`` (2 PPO iterations, 16 envs), the
+export with its parity checks, the metadata as written, and the exported policy driven through the deploy runtime in
+the simulator reproducing the torch policy's actions across episode ends."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from export_helpers import deterministic_actuation, drive_side_by_side, torch_policy
+
+from wam_isaac.cli import main
+from wam_isaac.export import export_checkpoint
+from wam_isaac.export.onnx_policy import read_metadata_props
+
+pytestmark = pytest.mark.integration
+
+TASK = "WAM-Cartpole"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    cwd = os.getcwd()
+    os.chdir(root)  # wam train logs under ./logs
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", "--task", TASK, "--num_envs", "16", "--max_iterations", "2", "--seed", "1"])
+        assert exit_info.value.code == 0
+    finally:
+        os.chdir(cwd)
+    (checkpoint,) = root.glob("logs/rsl_rl/wam_cartpole/*/model_1.pt")
+    result = export_checkpoint(checkpoint, root / "exported", num_envs=8)
+    return checkpoint, result
+
+
+def test_export_validates_and_describes_the_policy(exported):
+    checkpoint, result = exported
+    assert result.parity_random <= 1e-5 and result.parity_recorded <= 1e-5
+    metadata = json.loads((result.out / "metadata.json").read_text())
+    assert metadata == result.metadata
+    embedded = json.loads(read_metadata_props(result.out / "policy.onnx")["wam_isaac.metadata"])
+    assert embedded == {key: value for key, value in metadata.items() if key != "files"}
+    assert sorted(p.name for p in result.out.iterdir()) == ["metadata.json", "policy.onnx"]
+    assert not list(result.out.parent.glob(".exported*"))
+    assert metadata["task"] == TASK and metadata["source"]["iteration"] == 1
+    assert metadata["validation"]["recorded"]["count"] == 1000
+    policy = metadata["policy"]
+    assert policy["ir_version"] <= 9 and policy["inputs"][0]["shape"] == ["batch", 4]
+    terms = metadata["observation"]["terms"]
+    assert [(t["name"], t["slice"], t["joint_names"]) for t in terms] == [
+        ("joint_pos", [0, 2], ["slider_to_cart", "cart_to_pole"]),
+        ("joint_vel", [2, 4], ["slider_to_cart", "cart_to_pole"]),
+    ]
+    assert terms[1]["noise"]["n_max"] == 0.05  # the noise trained with
+    (action,) = metadata["action"]["terms"]
+    assert action["kind"] == "joint_effort" and action["joint_names"] == ["slider_to_cart"]
+    assert action["scale"] == [100.0] and action["offset"] == [0.0]
+    assert action["randomization"] == {"latency_steps": [0, 1], "strength_scale": [0.8, 1.2]}
+    assert metadata["action"]["limits"] == {"lower": [-400.0], "upper": [400.0]}
+    assert metadata["control"]["control_period"] == pytest.approx(1 / 60) and metadata["control"]["decimation"] == 2
+    # the rail damping is randomized (x0.5..1.5): the nominal value the actuator had before is exported
+    assert metadata["robot"]["pd_gains"]["slider_to_cart"] == {"stiffness": 0.0, "damping": 10.0}
+    events = {event["name"]: event for event in metadata["domain_randomization"]["events"]}
+    assert events["rail_damping"]["params"]["damping_distribution_params"] == [0.5, 1.5]
+
+
+def test_exported_policy_through_the_runtime_reproduces_the_torch_policy_in_the_simulator(exported, make_env):
+    checkpoint, result = exported
+    with make_env(TASK, num_envs=4, configure=deterministic_actuation) as env:
+        policy = torch_policy(env, TASK, checkpoint)
+        env.reset()
+        worst, ends = drive_side_by_side(env, result.out, policy, steps=80)
+    assert ends > 0, "the rollout must cross episode ends"
+    assert worst < 1e-3  # [N]: float32 actions times a scale of 100
+
+
+def test_overwrite_replaces_only_after_a_successful_export(exported, tmp_path):
+    checkpoint, result = exported
+    out = tmp_path / "again"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    second = export_checkpoint(checkpoint, out, overwrite=True, num_envs=4, samples=200)
+    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "policy.onnx"]
+    assert second.metadata["observation"] == result.metadata["observation"]
+    assert np.isclose(second.metadata["robot"]["pd_gains"]["slider_to_cart"]["damping"], 10.0)

@@ -33,7 +33,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the (killed, preempted) dataset in --out")
     parser.add_argument("--noise", type=float, default=0.0, help="std of Gaussian exploration noise on actions")
     parser.add_argument("--horizons", type=positive_int, nargs="+", default=[1, 8], help="state-delta horizons")
-    parser.add_argument("--episodes_per_shard", type=positive_int, default=1000, help="episodes per HDF5 shard")
+    parser.add_argument(
+        "--episodes_per_shard", type=positive_int, default=None, help="episodes per shard (default: ~131k transitions)"
+    )
     parser.set_defaults(run=run)
 
 

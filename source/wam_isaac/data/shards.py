@@ -14,19 +14,19 @@ Layout (``schema_version`` 3)::
     episodes/dr/<asset>/<p>    (E, *shape) its domain-randomization parameters
     final/<key>                (E, *spec.shape) the state after its last action (``Episode.final``), if recorded
 
-Why columnar: the cost of HDF5 is per object (a dataset, an attribute: ~0.2 ms each); one group of ~60 objects per
-episode made the writer's cost a constant ~10 ms per episode. Here a shard has a fixed number of objects (one per
-key, per index column), so the cost per episode is the cost of its bytes.
+Why columnar: the cost of HDF5 is per object (a dataset, an attribute); one group of ~60 objects per episode made
+the writer's cost a constant per episode whatever its length (``wam bench dataset_writer``). Here a shard has a fixed
+number of objects (one per key, per index column), so the cost per episode is the cost of its bytes.
 
 Chunking: ``steps/<key>`` is chunked along rows only, ``chunk_rows = clamp(CHUNK_BYTES / row bytes)`` rounded down to
-a power of two: a chunk of ~256 kB decompresses in well under a millisecond, keeps the per-chunk overhead (a B-tree
+a power of two: a chunk of ~256 kB is quick to decompress for a window read, keeps the per-chunk overhead (a B-tree
 entry, a zlib stream header) negligible, and four fit in the reader's per-dataset chunk cache (see
 :data:`~wam_isaac.data.reader.CHUNK_CACHE_BYTES`), so windows read one after the other within an episode decompress
 each chunk once. Index and ``final`` datasets are small and contiguous.
 
 Compression: gzip (HDF5's deflate, with the shuffle filter), the one codec every HDF5 reader decodes (h5py, HDF5's C
 library, robomimic, Isaac Lab, MATLAB...). Chunks are shuffled and deflated here with ISA-L's deflate (the same zlib
-streams, ~10x faster than zlib's level 1 here; zlib where ISA-L is absent) and written with HDF5's direct chunk
+streams, several times faster than zlib; zlib where ISA-L is absent) and written with HDF5's direct chunk
 write. Rows are appended in blocks of many episodes; a key's rows that do not fill a chunk wait for the next block
 (only the shard's last chunk is partial, padded with zeros as HDF5 stores edge chunks).
 """
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +108,10 @@ class ShardWriter:
         for key, column in zip(self._keys, self._columns, strict=True):
             column.append([episode.data[key] for _, episode in block], rows, self._deflate)
         for episode_id, episode in block:
-            self.index.append((episode_id, episode.num_samples, replace(episode, data={})))
+            metadata = Episode(
+                {}, episode.env_id, episode.seed, episode.success, episode.dr, episode.attrs, episode.final
+            )
+            self.index.append((episode_id, episode.num_samples, metadata))
             self.rows += episode.num_samples
 
     def close(self) -> None:

@@ -63,20 +63,29 @@ BLOCK_BYTES = 16 << 20
 """Default size of a block of steps handed to the writing thread at once [bytes]: large enough that the work per block
 (a few calls per key and chunk) is negligible per episode, small enough that a few blocks in memory do not matter."""
 
+TRANSITIONS_PER_SHARD = 1 << 17
+"""Default size of a shard [transitions] (~130 MB of WAM-Push-Cube steps before compression): large enough that the
+fixed cost of a shard (a file, ~90 datasets, fsync, sha256) is small per transition, small enough that a kill loses
+little."""
+
 QUEUE_POLL_SECONDS = 0.1
 """How often a caller blocked on a full queue checks whether the writing thread failed [s]."""
 
 
 class DatasetWriter:
-    """Writes episodes to ``out_dir`` as shards of ``episodes_per_shard`` episodes plus ``manifest.json``.
+    """Writes episodes to ``out_dir`` as shards of about ``transitions_per_shard`` transitions (or of
+    ``episodes_per_shard`` episodes) plus ``manifest.json``.
 
     Args:
         out_dir: dataset directory; created if missing.
         task_id: task the data comes from, e.g. ``WAM-Push-Cube``.
         env_config_hash: hash of the env config (see :func:`wam_isaac.data.manifest.config_hash`).
         key_specs: per-step keys with shapes, dtypes and units; every episode must match them exactly.
-        episodes_per_shard: episodes per shard file; the last shard may hold fewer. A shard is the unit of crash
-            safety (a kill loses the shard in progress) and of a reader's work.
+        episodes_per_shard: episodes per shard file (the last shard may hold fewer); None: shards end at
+            ``transitions_per_shard``. A shard is the unit of crash safety (a kill loses the shard in progress) and
+            of a reader's work.
+        transitions_per_shard: a shard ends with the episode that brings it to this many transitions [steps]; it
+            bounds the fixed cost per shard (file, datasets, fsync, sha256) per transition.
         compression: ``"gzip"`` (HDF5's deflate + shuffle, read everywhere) or None.
         compression_level: gzip level 1-9 (None: 1).
         block_bytes: steps handed to the writing thread at once [bytes].
@@ -99,7 +108,8 @@ class DatasetWriter:
         env_config_hash: str,
         key_specs: Mapping[str, KeySpec],
         *,
-        episodes_per_shard: int = 1000,
+        episodes_per_shard: int | None = None,
+        transitions_per_shard: int = TRANSITIONS_PER_SHARD,
         compression: str | None = "gzip",
         compression_level: int | None = None,
         block_bytes: int = BLOCK_BYTES,
@@ -111,7 +121,8 @@ class DatasetWriter:
         if not task_id or not env_config_hash:
             raise ValueError("task_id and env_config_hash must be non-empty strings")
         self.key_specs = validate_key_specs(key_specs)
-        for name, value in (("episodes_per_shard", episodes_per_shard), ("block_bytes", block_bytes)):
+        limits = (("episodes_per_shard", 1 if episodes_per_shard is None else episodes_per_shard),)
+        for name, value in (*limits, ("transitions_per_shard", transitions_per_shard), ("block_bytes", block_bytes)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if compression not in ("gzip", None):
@@ -120,7 +131,8 @@ class DatasetWriter:
         if not 1 <= level <= 9:
             raise ValueError(f"compression_level must be in 1..9, got {compression_level}")
         self.out_dir = Path(out_dir)
-        self.episodes_per_shard, self.block_bytes = episodes_per_shard, block_bytes
+        self.episodes_per_shard, self.transitions_per_shard = episodes_per_shard, transitions_per_shard
+        self.block_bytes = block_bytes
         self.compression, self.compression_level = compression, level if compression else None
         env_args = dict(env_args or {"env_name": task_id, "type": 2, "env_kwargs": {}})
         keys = {key: spec.to_json(key) for key, spec in self.key_specs.items()}
@@ -156,6 +168,7 @@ class DatasetWriter:
         self._pending: list[tuple[int, Episode]] = []
         self._pending_bytes = 0
         self._in_shard = 0  # episodes of the current shard handed over or pending
+        self._in_shard_steps = 0  # and their transitions
         self._step_bytes = sum(np.dtype(s.dtype).itemsize * int(np.prod(s.shape)) for s in self.key_specs.values())
         self._queue: queue.Queue = queue.Queue(max(1, max_queued_blocks))
         self._discarding = False
@@ -165,6 +178,12 @@ class DatasetWriter:
         self._closed = False
 
     # ------------------------------------------------------------------ public API
+
+    @property
+    def writer_peak_rss(self) -> list[int]:
+        """Peak memory of separate writing processes [bytes]: none, the writer is a thread of the caller's process
+        (whose own peak covers it); kept for ``bench/generation.py``, written for the schema-2 writer."""
+        return []
 
     def write(self, episode: Episode) -> None:
         """Add one episode (it must not be modified afterwards); blocks while the writing thread is behind.
@@ -179,8 +198,9 @@ class DatasetWriter:
         self._pending.append((self._next_episode, episode))
         self._next_episode += 1
         self._in_shard += 1
+        self._in_shard_steps += episode.num_samples
         self._pending_bytes += episode.num_samples * self._step_bytes
-        if self._in_shard == self.episodes_per_shard:
+        if self._in_shard == self.episodes_per_shard or self._in_shard_steps >= self.transitions_per_shard:
             self._hand_over(end_shard=True)
         elif self._pending_bytes >= self.block_bytes:
             self._hand_over(end_shard=False)
@@ -277,7 +297,7 @@ class DatasetWriter:
         item = (self._pending, end_shard)
         self._pending, self._pending_bytes = [], 0
         if end_shard:
-            self._in_shard = 0
+            self._in_shard = self._in_shard_steps = 0
         while True:
             self._raise_thread_error()
             try:

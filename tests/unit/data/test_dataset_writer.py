@@ -238,3 +238,11 @@ def test_begin_segment_records_one_new_seed_per_run_and_refuses_another_config(t
     assert snapshot(out_dir) == before
     seed, _ = begin_segment(tmp_path / "fresh", "WAM-Test", "cafe", env_args, seed=9, resume=True)
     assert seed == 9, "resuming a directory without a dataset starts one"
+
+
+def test_shards_end_at_transitions_per_shard_without_an_episode_count(tmp_path):
+    lengths = [4, 3, 5, 2, 6, 1, 3]
+    write_dataset(tmp_path / "d", lengths, episodes_per_shard=None, transitions_per_shard=7)
+    manifest = load_manifest(tmp_path / "d")
+    # a shard ends with the episode that brings it to 7 transitions or more
+    assert [s["episode_lengths"] for s in manifest["shards"]] == [[4, 3], [5, 2], [6, 1], [3]]

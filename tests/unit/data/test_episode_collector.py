@@ -124,3 +124,46 @@ def test_last_step_nonfinite_matches_nonfinite_envs_of_that_step():
         episode.data["states/q"][:, 0, 0].tolist() == [2.0, 3.0, 4.0] and episode.data["states/q"].dtype == np.float64
     )
     assert episode.data["states/empty"].shape == (3, 0)
+
+
+def test_finish_async_carries_final_states_and_exact_metadata_in_one_copy():
+    """What the driver hands over at an episode end: the final state rows of the finished envs, metadata of every
+    dtype (int64 seeds and indices beyond float32, float32 DR, bool success, host attrs) exact after the packed
+    copy, episodes built only when asked."""
+    collector = EpisodeCollector(3, SPECS, max_episode_length=5)
+    big = 2**40 + 7  # exact in float64, not in float32
+    collector.begin(np.arange(3), seeds=big, dr_params={"mass": torch.tensor([[1.1], [2.2], [3.3]])})
+    for t in range(2):
+        collector.add_step(step(t))
+    final = {"obs/policy": torch.tensor([[0.5, 9.0], [1.5, 9.0], [2.5, 9.0]]), "actions": torch.tensor([[7], [8], [9]])}
+    index = np.array([4, 5, 6])
+    pending = collector.finish_async(
+        np.array([2, 0]),
+        success=torch.tensor([True, False, False]),
+        attrs={"episode_index": index, "counter": torch.tensor([big, 1, big + 2])},
+        final=final,
+    )
+    index[:] = 0  # host attrs were taken at the call
+    assert collector.lengths.tolist() == [0, 2, 0] and len(pending) == 2
+    first, second = pending.episodes()
+    assert (first.env_id, second.env_id) == (0, 2)
+    assert first.seed == big and first.success and not second.success
+    assert first.attrs == {"counter": big, "episode_index": 4} and second.attrs == {
+        "counter": big + 2,
+        "episode_index": 6,
+    }
+    np.testing.assert_array_equal(first.dr["mass"], np.array([1.1], dtype=np.float32))
+    assert first.dr["mass"].dtype == np.float32
+    np.testing.assert_array_equal(second.final["obs/policy"], [2.5, 9.0])
+    np.testing.assert_array_equal(second.final["actions"], [9])
+    assert second.final["actions"].dtype == np.int64 and second.final["obs/policy"].shape == (2,)
+    np.testing.assert_array_equal(second.data["actions"][:, 0], [20, 21])
+
+
+def test_finish_rejects_a_final_state_that_is_not_a_step_key():
+    collector = EpisodeCollector(3, SPECS, max_episode_length=5)
+    collector.add_step(step(0))
+    with pytest.raises(ValueError, match=r"final\['states/x'\]"):
+        collector.finish([0], torch.zeros(3, dtype=torch.bool), final={"states/x": torch.zeros(3, 2)})
+    with pytest.raises(ValueError, match=r"final\['obs/policy'\] has shape \(3, 3\)"):
+        collector.finish([0], torch.zeros(3, dtype=torch.bool), final={"obs/policy": torch.zeros(3, 3)})

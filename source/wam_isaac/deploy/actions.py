@@ -45,6 +45,7 @@ class ActionPipeline:
                 raise MetadataError(f"the policy commands joint(s) {missing}, absent from DeployConfig.joint_names")
             position = {name: i for i, name in enumerate(names)}
             self.order = np.array([position[name] for name in config.joint_names if name in position], dtype=np.intp)
+        self.identity_order = bool((self.order == np.arange(self.dim)).all())
         self.joint_names: list[str] = [names[i] for i in self.order]
         """Joint names of the targets :meth:`__call__` returns, in that order."""
         self.scale, self.offset = scale[self.order], offset[self.order]
@@ -59,12 +60,19 @@ class ActionPipeline:
 
     def clipped(self, raw: np.ndarray) -> np.ndarray:
         """The raw action after rsl-rl's ``clip_actions``, shape (1, dim): what the env received (``last_action``)."""
-        return raw if self.clip_actions is None else np.clip(raw, -self.clip_actions, self.clip_actions)
+        return raw.copy() if self.clip_actions is None else np.clip(raw, -self.clip_actions, self.clip_actions)
 
     def targets(self, clipped: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
-        """Joint targets (dim,) in output order from a clipped raw action; rate-limited against ``previous``."""
-        targets = clipped.reshape(-1)[self.order].astype(np.float64) * self.scale + self.offset
-        np.clip(targets, self.lower, self.upper, out=targets)
+        """Joint targets (dim,) float64 in output order from a clipped raw action; rate-limited against
+        ``previous``."""
+        raw = clipped.reshape(-1)
+        if not self.identity_order:
+            raw = raw[self.order]
+        targets = np.multiply(raw, self.scale, dtype=np.float64)
+        targets += self.offset
+        np.maximum(targets, self.lower, out=targets)
+        np.minimum(targets, self.upper, out=targets)
         if self.max_rate is not None and previous is not None:
-            np.clip(targets, previous - self.max_rate, previous + self.max_rate, out=targets)
+            np.maximum(targets, previous - self.max_rate, out=targets)
+            np.minimum(targets, previous + self.max_rate, out=targets)
         return targets

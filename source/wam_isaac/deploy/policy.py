@@ -28,13 +28,23 @@ class Policy:
     def __init__(self, metadata: dict, session: onnxruntime.InferenceSession, config: DeployConfig):
         self.metadata = metadata
         self.config = config
-        self._session = session
         self.observation = ObservationAssembler(metadata["observation"], config.joint_names)
         self.actions = ActionPipeline(metadata["action"], config)
         recurrent = metadata["policy"].get("recurrent")
-        self._state_inputs: list[str] = [] if recurrent is None else list(recurrent["state_inputs"])
-        self._state_shape = None if recurrent is None else (recurrent["num_layers"], 1, recurrent["hidden_size"])
-        self._output_names = ["actions"] + ([] if recurrent is None else list(recurrent["state_outputs"]))
+        state_inputs = [] if recurrent is None else list(recurrent["state_inputs"])
+        state_outputs = [] if recurrent is None else list(recurrent["state_outputs"])
+        shape = None if recurrent is None else (recurrent["num_layers"], 1, recurrent["hidden_size"])
+        # inputs and outputs live in fixed numpy buffers bound to the session once (no per-step feed dicts)
+        self._state_in = [np.zeros(shape, dtype=np.float32) for _ in state_inputs]
+        self._state_out = [np.zeros(shape, dtype=np.float32) for _ in state_outputs]
+        self._raw = np.zeros((1, self.actions.dim), dtype=np.float32)
+        self._session = session
+        self._binding = session.io_binding()
+        self._binding.bind_cpu_input("obs", self.observation.buffer)
+        for name, buffer in zip(state_inputs, self._state_in, strict=True):
+            self._binding.bind_cpu_input(name, buffer)
+        for name, buffer in zip(["actions", *state_outputs], [self._raw, *self._state_out], strict=True):
+            self._binding.bind_output(name, "cpu", 0, np.float32, list(buffer.shape), buffer.ctypes.data)
         self.last_fault: str | None = None
         """Why the last :meth:`step` held the previous targets (``None`` if it acted)."""
         self.fault_count = 0
@@ -68,7 +78,8 @@ class Policy:
     def reset(self) -> None:
         """Start an episode: zero recurrent state and last action, empty histories, default targets as safe hold."""
         self.observation.reset()
-        self._state = {name: np.zeros(self._state_shape, dtype=np.float32) for name in self._state_inputs}
+        for buffer in self._state_in:
+            buffer.fill(0.0)
         self._last_action = np.zeros((1, self.actions.dim), dtype=np.float32)
         self._last_targets = self.actions.default_targets.copy()
         self._first = True
@@ -84,18 +95,17 @@ class Policy:
             BadObservation: on bad input or a non-finite network output, when ``on_bad_input="raise"``.
         """
         try:
-            frames = self.observation.frames(obs_terms, self._last_action)
+            self.observation.stage(obs_terms, self._last_action)
         except BadObservation as error:
             return self._fault(error)
-        obs, histories = self.observation.assemble(frames)
-        feeds = {"obs": obs, **self._state}
-        outputs = self._session.run(self._output_names, feeds)
-        raw = outputs[0]
+        histories = self.observation.assemble()
+        self._session.run_with_iobinding(self._binding)
+        raw = self._raw
         if not np.isfinite(raw).all():
             return self._fault(BadObservation(f"the network returned non-finite actions {raw.tolist()}"))
         self.observation.commit(histories)
-        for name, value in zip(self._state_inputs, outputs[1:], strict=True):
-            self._state[name] = value
+        for state_in, state_out in zip(self._state_in, self._state_out, strict=True):
+            np.copyto(state_in, state_out)
         self._last_action = self.actions.clipped(raw)
         targets = self.actions.targets(self._last_action, None if self._first else self._last_targets)
         self._last_targets, self._first = targets, False

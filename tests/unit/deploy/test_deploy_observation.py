@@ -26,10 +26,9 @@ def test_history_layout(order):
     b = [np.array([0.5]), np.array([-3.0]), np.array([0.1]), np.array([0.2])]
     layouts = []
     for t in range(4):
-        frames = assembler.frames({"a": a[t], "b": b[t]}, last_action=np.zeros(0))
-        obs, histories = assembler.assemble(frames)
-        assembler.commit(histories)
-        layouts.append(obs[0].copy())
+        assembler.stage({"a": a[t], "b": b[t]}, last_action=np.zeros(0))
+        assembler.commit(assembler.assemble())
+        layouts.append(assembler.buffer[0].copy())
     # after the first push the history is filled with the first frame (Isaac Lab's CircularBuffer), oldest first
     a_hist = [[a[0]] * 3, [a[0], a[0], a[1]], [a[0], a[1], a[2]], [a[1], a[2], a[3]]]
     b_frames = [np.clip(x, -1, 1) * 10.0 for x in b]
@@ -41,5 +40,7 @@ def test_history_layout(order):
             expected = np.concatenate([np.concatenate([a_hist[t][k], b_hist[t][k]]) for k in range(3)])
         assert np.allclose(layouts[t], expected), (t, layouts[t], expected)
     assembler.reset()
-    obs, _ = assembler.assemble(assembler.frames({"a": a[3], "b": b[3]}, last_action=np.zeros(0)))
+    assembler.stage({"a": a[3], "b": b[3]}, last_action=np.zeros(0))
+    assembler.assemble()
+    obs = assembler.buffer
     assert np.allclose(obs[0][:6] if order == "term" else obs[0][[0, 1, 3, 4, 6, 7]], np.tile(a[3], 3))

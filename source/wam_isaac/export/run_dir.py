@@ -7,6 +7,7 @@ A run directory written by ``wam train`` / ``isaaclab train`` holds ``run.json``
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,11 +48,14 @@ def read_run(checkpoint: str | Path) -> RunInfo:
     path = Path(checkpoint)
     if not path.is_file():
         raise ExportError(f"checkpoint '{path}' does not exist; expected an rsl-rl run's model_<i>.pt")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        raise ExportError(f"'{path}' is not a torch checkpoint (not a zip archive); expected an rsl-rl model_<i>.pt")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a file that is not a checkpoint
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ExportError(f"'{path}' is not a torch checkpoint ({first[:120]}); expected model_<i>.pt") from None
+    except Exception as error:  # torch raises many types for an archive it cannot read
+        raise ExportError(
+            f"'{path}' is not a readable torch checkpoint ({type(error).__name__}); expected an rsl-rl model_<i>.pt"
+        ) from None
     if not isinstance(state, dict) or POLICY_KEY not in state:
         keys = sorted(state)[:6] if isinstance(state, dict) else type(state).__name__
         raise ExportError(

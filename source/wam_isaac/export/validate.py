@@ -50,6 +50,12 @@ def torch_actions(
 ) -> tuple[torch.Tensor, object]:
     """The actor's deterministic actions on flat observations (split into its groups, ``(name, size)`` in order),
     and its new hidden state."""
+    device = next(actor.parameters()).device
+    obs = obs.to(device)
+    if isinstance(hidden, tuple):
+        hidden = tuple(h.to(device) for h in hidden)
+    elif hidden is not None:
+        hidden = hidden.to(device)
     groups, start, batch = {}, 0, obs.shape[0]
     for name, size in group_sizes:
         groups[name] = obs[:, start : start + size]
@@ -57,7 +63,7 @@ def torch_actions(
     with torch.inference_mode():
         if actor.is_recurrent:
             actor.rnn.hidden_state = hidden
-        actions = actor(TensorDict(groups, batch_size=[batch]))
+        actions = actor(TensorDict(groups, batch_size=[batch], device=device))
         return actions, (actor.get_hidden_state() if actor.is_recurrent else None)
 
 

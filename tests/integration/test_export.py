@@ -86,3 +86,17 @@ def test_overwrite_replaces_only_after_a_successful_export(exported, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "policy.onnx"]
     assert second.metadata["observation"] == result.metadata["observation"]
     assert np.isclose(second.metadata["robot"]["pd_gains"]["slider_to_cart"]["damping"], 10.0)
+
+
+def test_a_failed_validation_leaves_the_previous_export_untouched(exported, tmp_path, monkeypatch):
+    from wam_isaac.export import ExportError, validate
+
+    checkpoint, _ = exported
+    out = tmp_path / "kept"
+    out.mkdir()
+    (out / "policy.onnx").write_bytes(b"the previous export")
+    monkeypatch.setattr(validate, "TOLERANCE", 0.0)  # no float32 graph meets it: the parity check must fail
+    with pytest.raises(ExportError, match="onnxruntime differs from torch"):
+        export_checkpoint(checkpoint, out, overwrite=True, num_envs=4, samples=100)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    assert (out / "policy.onnx").read_bytes() == b"the previous export"

@@ -26,6 +26,7 @@ shard indices and episode ids continue after the listed ones, unlisted files are
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -59,14 +60,19 @@ from .manifest import (
 from .shards import ShardWriter
 from .specs import KeySpec, validate_key_specs
 
-BLOCK_BYTES = 16 << 20
+BLOCK_BYTES = 4 << 20
 """Default size of a block of steps handed to the writing thread at once [bytes]: large enough that the work per block
-(a few calls per key and chunk) is negligible per episode, small enough that a few blocks in memory do not matter."""
+(a few calls per key) is negligible per episode, small enough that a few blocks in memory do not matter and that
+closing the writer (the last block, the episodes still running) is quick."""
 
 TRANSITIONS_PER_SHARD = 1 << 17
 """Default size of a shard [transitions] (~130 MB of WAM-Push-Cube steps before compression): large enough that the
 fixed cost of a shard (a file, ~90 datasets, fsync, sha256) is small per transition, small enough that a kill loses
 little."""
+
+NICENESS = 5
+"""How much the writing thread lowers its scheduling priority: when the cores are all busy, the simulation goes first
+and the writer catches up from its queue (whose bound then holds the simulation back if it cannot)."""
 
 QUEUE_POLL_SECONDS = 0.1
 """How often a caller blocked on a full queue checks whether the writing thread failed [s]."""
@@ -332,6 +338,8 @@ class DatasetWriter:
     # ------------------------------------------------------------------ writing thread
 
     def _run(self) -> None:
+        with contextlib.suppress(OSError):  # Linux: a thread has its own nice value; the simulation loop goes first
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
         try:
             while (item := self._queue.get()) is not None:
                 if self._discarding:

@@ -69,6 +69,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
 
 def generate(args: argparse.Namespace, overrides: list[str], device: str) -> int:
     """Build the env (kit-less on the CPU), run the driver with a progress bar, print the summary."""
+    stop_requested = []  # SIGTERM from here on ends the run cleanly (exit 0), even during start-up
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.append(signum))
     import gymnasium as gym
     import torch
     from tqdm import tqdm
@@ -113,9 +115,6 @@ def generate(args: argparse.Namespace, overrides: list[str], device: str) -> int
         return DatasetWriter(
             args.out, args.task, cfg_hash, specs, episodes_per_shard=args.episodes_per_shard, resume=True
         )
-
-    stop_requested = []
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.append(signum))
 
     with launch_simulation(env_cfg, {"device": device}):
         env = gym.make(args.task, cfg=env_cfg).unwrapped

@@ -2,6 +2,8 @@
 
 - :class:`EpisodeCollector` (``collector.py``): batched per-step data of N envs -> completed :class:`Episode` s.
 - :class:`DatasetWriter` (``writer.py``): episodes -> columnar ``shard_<i>.h5`` (``shards.py``) + ``manifest.json``.
+- ``dataset_dir.py``: :func:`begin_segment` (a run's start: a new dataset, or a resumed one checked and its next
+  seed), :func:`check_out_dir`.
 - ``reader.py``: :class:`DatasetReader` (rows and windows of any episode, on demand), :func:`load_manifest`,
   :func:`verify`, :func:`unlisted_files`, :func:`read_episode`, :func:`iter_episodes`, :func:`split_by_episode`,
   :func:`split_by_env`.
@@ -23,8 +25,8 @@ _EXPORTS = {
     "KeySpec": "specs",
     "key_specs_from_example": "specs",
     "DatasetWriter": "writer",
-    "check_out_dir": "writer",
-    "begin_segment": "writer",
+    "check_out_dir": "dataset_dir",
+    "begin_segment": "dataset_dir",
     "DatasetError": "errors",
     "DatasetExistsError": "errors",
     "DatasetNotWritableError": "errors",

@@ -18,7 +18,7 @@ between the two renames leaves a complete shard that the manifest does not list 
 :func:`~wam_isaac.data.reader.unlisted_files` names it, a resumed run deletes it). On an exception or Ctrl-C inside
 ``with DatasetWriter(...)``, the temporary shard is deleted and the manifest keeps describing the complete shards.
 
-Starting and resuming (see :func:`begin_segment`): a new dataset gets its manifest (no shard yet) when the writer is
+Starting and resuming (see :func:`~wam_isaac.data.dataset_dir.begin_segment`): a new dataset gets its manifest (no shard yet) when the writer is
 created, so a run killed before its first shard still leaves a dataset ``wam inspect --verify`` accepts; with
 ``resume=True`` the writer continues the manifest in ``out_dir`` (same task, env-config hash and keys required):
 shard indices and episode ids continue after the listed ones, unlisted files are deleted.
@@ -30,27 +30,23 @@ import contextlib
 import json
 import os
 import queue
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
+from .dataset_dir import check_out_dir, check_same_dataset, delete_unlisted_files, new_manifest, utc_now
 from .episode import Episode
-from .errors import DatasetExistsError, DatasetNotWritableError, ManifestError, WriterError
+from .errors import ManifestError, WriterError
 from .manifest import (
-    FORMAT,
     MANIFEST_NAME,
     SCHEMA_VERSION,
     fsync_dir,
     fsync_file,
-    is_dataset_file,
     load_manifest,
-    package_versions,
     prepare_json,
     sha256_file,
     shard_name,
@@ -398,7 +394,7 @@ class DatasetWriter:
                 "successes": sum(s["successes"] for s in shards),
                 "dropped_episodes": self._dropped,
             },
-            updated_at=_now(),
+            updated_at=utc_now(),
         )
         path = self.out_dir / MANIFEST_NAME
         manifest_temp = prepare_json(path, manifest)
@@ -407,73 +403,6 @@ class DatasetWriter:
         os.replace(manifest_temp, path)
         fsync_dir(self.out_dir)
         self.manifest = manifest
-
-
-def new_manifest(task_id: str, env_config_hash: str, env_args: Mapping[str, Any]) -> dict[str, Any]:
-    """The manifest of a dataset without keys, episodes or shards yet."""
-    now = _now()
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "format": FORMAT,
-        "task_id": task_id,
-        "env_config_hash": env_config_hash,
-        "env_args": dict(env_args),
-        "complete": False,
-        "compression": None,
-        "compression_level": None,
-        "keys": {},
-        "dr_keys": {},
-        "attr_keys": [],
-        "final_keys": [],
-        "segments": [],
-        "shards": [],
-        "totals": {"episodes": 0, "transitions": 0, "successes": 0, "dropped_episodes": 0},
-        "created_with": package_versions(),
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def check_same_dataset(manifest: Mapping[str, Any], task_id: str, env_config_hash: str, out_dir: Path) -> None:
-    """Raise :class:`ManifestError` unless the dataset was generated from ``task_id`` with ``env_config_hash``."""
-    if manifest["task_id"] != task_id:
-        raise ManifestError(
-            f"{out_dir} holds task {manifest['task_id']}, not {task_id}: resume with --task {manifest['task_id']}"
-        )
-    if manifest["env_config_hash"] != env_config_hash:
-        raise ManifestError(
-            f"{out_dir} was generated with another env config (hash {manifest['env_config_hash'][:12]}, this run's is "
-            f"{env_config_hash[:12]}): resume with the same --num_envs, --seed and overrides"
-        )
-
-
-def delete_unlisted_files(out_dir: Path, manifest: Mapping[str, Any]) -> None:
-    """Delete the shard and temporary files of ``out_dir`` that ``manifest`` does not list (left by a crash)."""
-    listed = {shard["name"] for shard in manifest["shards"]} | {MANIFEST_NAME}
-    for path in out_dir.iterdir():
-        if is_dataset_file(path.name) and path.name not in listed:
-            path.unlink()
-
-
-def check_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> None:
-    """Refuse a non-empty directory without ``overwrite``; prove the directory writable (creating it if missing).
-    Deletes nothing.
-
-    Raises:
-        DatasetExistsError: ``out_dir`` is not empty and ``overwrite`` is False.
-        DatasetNotWritableError: ``out_dir`` is not a directory, or cannot be created or written to.
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DatasetNotWritableError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise DatasetExistsError(f"{out_dir} is not empty: pass --overwrite to replace the dataset in it")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
-            pass
-    except OSError as error:
-        raise DatasetNotWritableError(f"cannot write to {out_dir}: {error.strerror or error}") from error
 
 
 def _signature(episode: Episode) -> dict[str, Any]:
@@ -509,46 +438,3 @@ def _signature_of(manifest: Mapping[str, Any]) -> dict[str, Any]:
 
 def _shapes(keys: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple]:
     return {key: (tuple(entry["shape"]), entry["dtype"]) for key, entry in keys.items()}
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def begin_segment(
-    out_dir: str | os.PathLike,
-    task_id: str,
-    env_config_hash: str,
-    env_args: Mapping[str, Any],
-    seed: int,
-    resume: bool = False,
-    overwrite: bool = False,
-) -> tuple[int, dict[str, Any]]:
-    """Start a run's segment of a dataset before the simulation starts: a new dataset's manifest (no keys nor shards
-    yet: a run killed from here on leaves a dataset that ``wam inspect --verify`` accepts), or, with ``resume``, the
-    existing dataset checked (same task and env-config hash) and its next segment recorded. A directory without a
-    manifest is resumed as a new dataset.
-
-    Seeds: segment ``k`` of a dataset runs with seed ``seed_0 + k`` (``seed_0``: the first run's seed), so a resumed
-    run never replays a seed. Returns ``(this segment's seed, the manifest as written)``.
-
-    Raises:
-        DatasetExistsError, DatasetNotWritableError: see :func:`check_out_dir` (new datasets).
-        ManifestError: ``resume`` and the dataset was generated from another task or env config; nothing changed.
-    """
-    out_dir = Path(out_dir)
-    if resume and (out_dir / MANIFEST_NAME).exists():
-        manifest = load_manifest(out_dir)
-        check_same_dataset(manifest, task_id, env_config_hash, out_dir)
-        segments = manifest["segments"]
-        seed = segments[0]["seed"] + len(segments) if segments else seed
-    else:
-        check_out_dir(out_dir, overwrite or resume)
-        (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
-        delete_unlisted_files(out_dir, {"shards": []})
-        manifest = new_manifest(task_id, env_config_hash, env_args)
-    first_episode = max((max(s["episode_ids"]) for s in manifest["shards"]), default=-1) + 1
-    manifest["segments"] = [*manifest["segments"], {"seed": seed, "first_episode": first_episode, "started_at": _now()}]
-    manifest["complete"] = False
-    write_json_atomic(out_dir / MANIFEST_NAME, manifest)
-    return seed, manifest

@@ -14,10 +14,11 @@ import pytest
 from synthetic_episodes import KEY_SPECS, assert_episodes_equal, make_episode, write_dataset
 
 from wam_isaac.data import shards
+from wam_isaac.data.dataset_dir import begin_segment
 from wam_isaac.data.errors import DatasetExistsError, DatasetNotWritableError, ManifestError, WriterError
 from wam_isaac.data.manifest import load_manifest
 from wam_isaac.data.reader import DatasetReader, iter_episodes, read_episode, verify
-from wam_isaac.data.writer import DatasetWriter, begin_segment
+from wam_isaac.data.writer import DatasetWriter
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:

@@ -100,3 +100,29 @@ def test_a_failed_validation_leaves_the_previous_export_untouched(exported, tmp_
         export_checkpoint(checkpoint, out, overwrite=True, num_envs=4, samples=100)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
     assert (out / "policy.onnx").read_bytes() == b"the previous export"
+
+
+def test_generate_with_a_checkpoint_policy_acts_with_its_mean_action(exported, make_env, tmp_path):
+    """``wam generate --policy <checkpoint>``: every stored action is the checkpoint's mean action on the stored
+    (noisy) policy observation, at every step of every episode."""
+    import torch
+
+    from wam_isaac.data import iter_episodes
+
+    checkpoint, _ = exported
+    out = tmp_path / "data"
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            ["generate", "--task", TASK, "--num_envs", "4", "--steps", "40", "--policy", str(checkpoint)]
+            + ["--out", str(out)]
+        )
+    assert exit_info.value.code == 0
+    episodes = [episode for _, episode in iter_episodes(out)]
+    assert sum(episode.num_samples for episode in episodes) == 4 * 40
+    with make_env(TASK, num_envs=1) as env:
+        policy = torch_policy(env, TASK, checkpoint)
+        for episode in episodes:
+            obs = torch.as_tensor(np.asarray(episode.data["obs/policy"]))
+            with torch.inference_mode():
+                expected = torch.cat([policy({"policy": row[None]}) for row in obs]).numpy()
+            np.testing.assert_allclose(episode.data["actions"], expected, atol=1e-5)

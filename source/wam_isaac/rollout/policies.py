@@ -64,12 +64,19 @@ class CheckpointPolicy:
     def __init__(self, env: ManagerBasedRLEnv, task: str, checkpoint: str | Path):
         from tensordict import TensorDict
 
-        from isaaclab_rl.rsl_rl import RslRlVecEnvWrapper, create_rsl_rl_runner
+        from isaaclab_rl.rsl_rl import (
+            RslRlVecEnvWrapper,
+            check_rsl_rl_version,
+            create_rsl_rl_runner,
+            handle_deprecated_rsl_rl_cfg,
+        )
 
         from isaaclab_tasks.utils import resolve_task_config
 
         _, agent_cfg = resolve_task_config(task, "rsl_rl_cfg_entry_point", overrides=[])
         agent_cfg.device = str(env.device)
+        # as isaaclab train does: rsl-rl 5.5's models reject the deprecated cfg fields (e.g. `stochastic`)
+        agent_cfg = handle_deprecated_rsl_rl_cfg(agent_cfg, check_rsl_rl_version())
         wrapped = RslRlVecEnvWrapper(env, clip_actions=agent_cfg.clip_actions)
         runner = create_rsl_rl_runner(wrapped, agent_cfg)
         try:

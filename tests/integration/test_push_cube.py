@@ -57,7 +57,7 @@ def test_observation_groups_have_the_documented_shapes_and_dr_ranges(env):
     assert ((cube_mass >= 0.1 - 1e-5) & (cube_mass <= 0.4 + 1e-5)).all(), (
         f"cube mass {cube_mass} outside 0.2 x [0.5, 2]"
     )
-    assert ((cube_mu >= 0.3) & (cube_mu <= 1.0)).all() and ((table_mu >= 0.3) & (table_mu <= 0.8)).all()
+    assert ((cube_mu >= 0.3) & (cube_mu <= 0.6)).all() and ((table_mu >= 0.3) & (table_mu <= 0.6)).all()
     assert cube_mass.std() > 0.01 and cube_mu.std() > 0.01, "DR should give the envs different cubes"
 
 

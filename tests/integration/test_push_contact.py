@@ -1,0 +1,80 @@
+"""WAM-Push-Cube's contact is physically credible: the scripted expert pushes cubes across the table and they slide
+flat, without sinking into the table (real Isaac Lab env on the CPU, Newton / MuJoCo-Warp, 8 envs).
+
+Measured with :func:`wam_isaac.evaluation.contact_quality.contact_quality` on the recorded cube states. The settings
+before this test existed (native-CCD box-box contacts, one 20 ms solver step per physics step, friction up to 1.0)
+gave, on the same measurement (16 envs x 300 steps): tilt rate while sliding median 6.9 / p95 11.2 rad/s, quaternion
+x/y spread 0.117, penetration median 9.5 / p95 14.8 / max 33 mm; every bound below fails on them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from wam_isaac.evaluation.contact_quality import contact_quality
+from wam_isaac.rollout.policies import make_policy
+from wam_isaac_assets.builders import pusher as geometry
+from wam_isaac_tasks.contact_probe import record_object
+
+pytestmark = pytest.mark.integration
+
+TASK = "WAM-Push-Cube"
+NUM_ENVS = 8
+STEPS = 100
+"""Control steps (4 s): every env finishes at least one push."""
+HALF = 0.5 * geometry.CUBE_SIZE
+
+
+@pytest.fixture(scope="module")
+def pushes(make_env):
+    with make_env(TASK, num_envs=NUM_ENVS) as env:
+        env.reset()
+        recording = record_object(env, make_policy("scripted", env, TASK), STEPS, "cube")
+    x, y = recording.pos[..., 0], recording.pos[..., 1]
+    table_x = (geometry.TABLE_NEAR_X, geometry.TABLE_NEAR_X + geometry.TABLE_SIZE[0])
+    # the cube over the table (a cube pushed off its edge is not a table contact)
+    on_table = (x > table_x[0] + HALF) & (x < table_x[1] - HALF) & (y.abs() < 0.5 * geometry.TABLE_SIZE[1] - HALF)
+    quality = contact_quality(
+        recording.pos,
+        recording.quat,
+        recording.lin_vel,
+        recording.ang_vel,
+        (HALF,) * 3,
+        geometry.TABLE_TOP_Z,
+        continues=recording.continues,
+        valid=on_table,
+    )
+    return recording, quality
+
+
+def test_the_expert_pushes_the_cubes_to_their_goals(pushes):
+    recording, quality = pushes
+    # a test of a cube nobody touched would pass on any contact model: the cubes must have slid, far
+    assert quality.sliding.states >= 0.15 * NUM_ENVS * STEPS, quality.sliding.states
+    assert recording.episodes >= NUM_ENVS and recording.successes >= 0.75 * recording.episodes, (
+        recording.successes,
+        recording.episodes,
+    )
+    step = (recording.pos[:, 1:, :2] - recording.pos[:, :-1, :2]).norm(dim=-1)
+    travelled = (step * recording.continues).sum(1)  # [m] per env, resets left out
+    assert (travelled > 0.1).all(), travelled
+
+
+def test_a_pushed_cube_slides_flat(pushes):
+    _, quality = pushes
+    sliding = quality.sliding
+    # flat: the cube's faces stay horizontal within a degree and its quaternion x/y stay near 0
+    assert sliding.tilt_angle_p95 < 0.017, sliding
+    assert sliding.quat_xy_spread < 0.01, sliding
+    # no rocking: the angular speed about horizontal axes (target p95 < 0.5 rad/s, not reached: see the README)
+    assert sliding.tilt_rate_median < 1.5 and sliding.tilt_rate_p95 < 4.0, sliding
+    assert sliding.ang_vel_change_rms < 4.0, sliding
+
+
+def test_a_cube_does_not_sink_into_the_table(pushes):
+    _, quality = pushes
+    for stats in (quality.sliding, quality.resting):
+        assert stats.penetration_median < 0.0005 and stats.penetration_p95 < 0.002, stats
+        assert stats.penetration_max < 0.004, stats
+    # at rest a cube lies still on a face
+    assert quality.resting.tilt_rate_median < 0.01 and quality.resting.tilt_angle_median < 0.002, quality.resting

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from wam_isaac.labels.labeler import Labeler, LabelerCfg
+from wam_isaac.rollout.terminal import TerminalRecorder
 
 pytestmark = pytest.mark.integration
 
@@ -27,29 +28,59 @@ def cartpole(make_env):
 
 
 def test_joint_deltas_equal_the_recorded_states_and_never_span_a_reset(cartpole):
+    """Every step, the last one of each episode included: that step is labeled inside env.step before the reset
+    (TerminalRecorder), against the final state it recorded; the other envs are labeled after the step."""
     env = cartpole
     labeler = Labeler(env, LabelerCfg(horizons=(1, 3)))
+    terminal = TerminalRecorder(env, labeler).install()
     env.reset()
     labeler.reset()
     robot = env.scene["robot"]
-    states = [robot.data.joint_pos.torch.clone()]
-    lengths = []
+    states = [robot.data.joint_pos.torch.clone()]  # the state after each step, s_T for envs that just ended
+    lengths = torch.zeros(4, dtype=torch.long)  # steps of each env's episode so far
+    ended = 0
     torch.manual_seed(0)
-    for _ in range(40):
-        env.step(torch.rand(4, 1) * 2 - 1)
-        labels = labeler.compute()
-        states.append(robot.data.joint_pos.torch.clone())
-        lengths.append(env.episode_length_buf.clone())
-        for k in (1, 3):
-            valid = labels[f"delta_{k}/valid"].bool()
-            assert torch.equal(valid, env.episode_length_buf >= k)
-            if len(states) > k:
-                expected = states[-1] - states[-1 - k]
-                expected[:, 1] = torch.atan2(torch.sin(expected[:, 1]), torch.cos(expected[:, 1]))  # pole wraps
-                got = labels[f"delta_{k}/robot/joint_pos"]
-                torch.testing.assert_close(got[valid], expected[valid], atol=1e-5, rtol=0)
-                assert (got[~valid] == 0).all(), "a label spanning a reset must be zeroed"
-    assert any((length == 0).any() for length in lengths), "the test needs at least one reset inside the rollout"
+    try:
+        for _ in range(40):
+            terminal.arm()
+            env.step(torch.rand(4, 1) * 2 - 1)
+            terminal.disarm()
+            labels = labeler.compute(new_step=not terminal.fired)
+            finished = terminal.finished if terminal.fired else torch.zeros(4, dtype=torch.bool)
+            lengths += 1
+            after = robot.data.joint_pos.torch.clone()
+            if terminal.fired:
+                after[finished] = terminal.final["states/robot/joint_pos"][finished]
+            states.append(after)
+            for k in (1, 3):
+                merged = (
+                    {
+                        key: torch.where(_rows(finished, value), terminal.labels.get(key, value), value)
+                        for key, value in labels.items()
+                    }
+                    if terminal.fired
+                    else labels
+                )
+                valid = merged[f"delta_{k}/valid"].bool()
+                assert torch.equal(valid, lengths >= k)
+                if len(states) > k:
+                    expected = states[-1] - states[-1 - k]
+                    expected[:, 1] = torch.atan2(torch.sin(expected[:, 1]), torch.cos(expected[:, 1]))  # pole wraps
+                    got = merged[f"delta_{k}/robot/joint_pos"]
+                    torch.testing.assert_close(got[valid], expected[valid], atol=1e-5, rtol=0)
+                    assert (got[~valid] == 0).all(), "a label spanning a reset must be zeroed"
+                # after the reset the labeler's own buffers hold the new episodes' first step: nothing spans it
+                assert (labels[f"delta_{k}/valid"][finished] == 0).all()
+            ended += int(finished.sum())
+            lengths[finished] = 0
+            states[-1] = robot.data.joint_pos.torch.clone()  # the next step starts from the new episodes' state
+    finally:
+        terminal.uninstall()
+    assert ended > 0, "the test needs at least one reset inside the rollout"
+
+
+def _rows(mask: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    return mask.view(-1, *[1] * (value.ndim - 1))
 
 
 def test_energy_change_equals_actuator_work_without_friction(cartpole):

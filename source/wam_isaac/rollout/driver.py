@@ -185,6 +185,12 @@ class RolloutDriver:
                     self._write(writer, stats, pending)
                     pending = None
                 if finished.size:
+                    if not terminal.fired:
+                        raise RuntimeError(
+                            f"envs {finished.tolist()[:8]} ended inside env.step without a call to "
+                            "recorder_manager.record_pre_reset: their last step cannot be labeled before the reset "
+                            "(the rollout driver needs a ManagerBasedRLEnv)"
+                        )
                     success = episode_success(env, terminated, truncated)
                     pending = self._finish(collector, finished, success, terminal.final)
                 if dropped.size:

@@ -88,7 +88,10 @@ def test_a_run_writes_the_report_and_plots_and_keeps_other_files(joint_checkpoin
     assert report["episodes_scored"].startswith("validation split by env (val_fraction 0.25")
     penetration = report["physics"]["checks"]["penetration"]
     assert penetration["true"] == {"rate": 0.0, "violations": 0, "count": 6 * 4, "worst": pytest.approx(0, abs=1e-6)}
-    assert report["physics"]["tolerances"]["penetration_m"] == 0.02  # WAM-Push-Cube's spec
+    from wam_isaac.evaluation.spec import physics_spec_for
+
+    spec, _ = physics_spec_for("WAM-Push-Cube")
+    assert report["physics"]["tolerances"]["penetration_m"] == spec.penetration_tolerance  # the task's spec
     assert report["closed_loop"] == {"applicable": False, "reason": "no --task given"}
     printed = capsys.readouterr().out
     assert (

@@ -95,9 +95,12 @@ class PreResetSpy:
         return self._reset_idx(env_ids)
 
 
-def rollout(env, task: str, policy, steps: int, seed: int = 0, on_step=None, horizons=(1, 3), out=None):
+def rollout(env, task: str, policy, steps: int, seed: int = 0, on_step=None, horizons=(1, 3), out=None, counter=None):
     """Run the driver with a :class:`CapturingWriter` (in front of a real :class:`DatasetWriter` into ``out`` if
-    given) and a :class:`PreResetSpy`; returns (writer, spy, stats)."""
+    given) and a :class:`PreResetSpy`; returns (writer, spy, stats). With a :class:`host_syncs.SyncCounter`, the
+    driver's host synchronizations are counted (Isaac Lab's ``env.step``, the policy and ``on_step`` excluded, the
+    driver's pre-reset recorder inside ``env.step`` included) and ``writer.per_step`` lists, after each step, the
+    count so far and the episodes written so far."""
     writers = []
 
     def factory(specs):
@@ -107,11 +110,35 @@ def rollout(env, task: str, policy, steps: int, seed: int = 0, on_step=None, hor
 
     cfg = labeler_cfg_for(task, horizons=horizons)
     spy = PreResetSpy(env, cfg.goal_command)
+    per_step = []
+    if counter is not None:
+        policy, on_step = _paused(counter, policy), on_step and _paused(counter, on_step)
+        env.step = _paused(counter, env.step)
+    driver = RolloutDriver(env, policy, factory, cfg, seed=seed)
+    if counter is not None:
+        record = driver.terminal.record
+
+        def counted_record(env_ids):
+            with counter.resumed():
+                record(env_ids)
+
+        driver.terminal.record = counted_record
+    progress = (lambda done, stats: per_step.append((counter.count, stats.episodes))) if counter else None
     try:
-        stats = RolloutDriver(env, policy, factory, cfg, seed=seed).run(steps, on_step=on_step)
+        with counter if counter is not None else contextlib.nullcontext():
+            stats = driver.run(steps, on_step=on_step, progress=progress)
     finally:
         spy.close()
+    writers[0].per_step = per_step
     return writers[0], spy, stats
+
+
+def _paused(counter, function):
+    def paused(*args):
+        with counter.paused():
+            return function(*args)
+
+    return paused
 
 
 def ended_episodes(writer, spy):
@@ -295,3 +322,45 @@ def check_dataset_holds_what_was_written(out, writer) -> None:
         for key in a.final:
             np.testing.assert_array_equal(a.final[key], b.final[key], err_msg=f"final {key}")
         assert (a.env_id, a.seed, a.success) == (b.env_id, b.seed, b.success)
+
+
+def check_last_step_penetration(writer, spy, env, task: str) -> tuple[int, int]:
+    """penetration/<asset> of the last step: the depth of each collision shape's lowest point below the plane, from
+    the link poses before the reset and the shapes' geometry (scipy, closed forms per primitive). Returns the
+    episodes checked and the shapes found below the plane."""
+    from newton import GeoType
+
+    from wam_isaac.labels.labeler import Labeler
+
+    cfg = labeler_cfg_for(task)
+    shapes = Labeler(env, cfg)._shapes  # geometry read from the Newton model: body, type, local pose, scale
+    assert shapes and {f"labels/penetration/{name}" for name in shapes} <= writer.specs.keys()
+    pairs = ended_episodes(writer, spy)
+    below = 0
+    for episode, truth in pairs:
+        plane = truth["origin"][2] + cfg.plane_height
+        for name, table in shapes.items():
+            links = truth[f"{name}/body_link_pose_w"].astype(np.float64)[table["body"].numpy()]
+            local = table["local"].numpy().astype(np.float64)
+            r_link = Rotation.from_quat(links[:, 3:])
+            rotation = r_link * Rotation.from_quat(local[:, 3:])
+            center = links[:, :3] + r_link.apply(local[:, :3])
+            axes = rotation.as_matrix()  # columns: the shape's x, y, z axes in the world
+            scale = table["scale"].numpy().astype(np.float64)
+            lowest = np.full(len(center), np.inf)
+            for i, kind in enumerate(table["type"].tolist()):
+                z = np.abs(axes[i, 2])  # |z component| of each local axis
+                if kind == GeoType.SPHERE:
+                    lowest[i] = center[i, 2] - scale[i, 0]
+                elif kind == GeoType.BOX:
+                    lowest[i] = center[i, 2] - z @ scale[i]
+                elif kind == GeoType.CAPSULE:
+                    lowest[i] = center[i, 2] - z[2] * scale[i, 1] - scale[i, 0]
+                elif kind == GeoType.CYLINDER:
+                    lowest[i] = center[i, 2] - z[2] * scale[i, 1] - np.sqrt(max(1 - z[2] ** 2, 0.0)) * scale[i, 0]
+                elif kind == GeoType.ELLIPSOID:
+                    lowest[i] = center[i, 2] - np.linalg.norm(axes[i, 2] * scale[i])
+            depth = np.maximum(plane - lowest, 0.0)
+            np.testing.assert_allclose(episode.data[f"labels/penetration/{name}"][-1], depth, atol=2e-5)
+            below += int((depth > 1e-5).sum())
+    return len(pairs), below

@@ -13,6 +13,7 @@ from terminal_steps import (
     check_final_is_the_state_before_the_reset,
     check_flags,
     check_last_step_energy,
+    check_last_step_penetration,
     ended_episodes,
     rollout,
 )
@@ -86,6 +87,8 @@ def test_delta_and_body_frame_velocity_labels_of_every_step_including_the_last(r
 def test_energy_labels_of_the_last_step(env, run):
     writer, spy, _, _, _ = run
     assert check_last_step_energy(writer, spy, env) >= NUM_ENVS
+    checked, below = check_last_step_penetration(writer, spy, env, TASK)
+    assert checked >= NUM_ENVS
 
 
 def test_termination_flag_of_the_last_step_from_the_final_joint_state(env, run):

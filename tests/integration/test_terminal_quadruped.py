@@ -14,6 +14,7 @@ from terminal_steps import (
     check_flags,
     check_last_step_contacts,
     check_last_step_energy,
+    check_last_step_penetration,
     ended_episodes,
     rollout,
 )
@@ -99,6 +100,8 @@ def test_delta_and_body_frame_velocity_labels_of_every_step_including_the_last(r
 def test_energy_and_contact_labels_of_the_last_step(env, run):
     writer, spy, _, _ = run
     assert check_last_step_energy(writer, spy, env) >= NUM_ENVS
+    checked, below = check_last_step_penetration(writer, spy, env, TASK)
+    assert checked >= NUM_ENVS and below > 0
     assert check_last_step_contacts(writer, spy, threshold=1.0) >= NUM_ENVS
 
 

@@ -18,10 +18,10 @@ between the two renames leaves a complete shard that the manifest does not list 
 :func:`~wam_isaac.data.reader.unlisted_files` names it, a resumed run deletes it). On an exception or Ctrl-C inside
 ``with DatasetWriter(...)``, the temporary shard is deleted and the manifest keeps describing the complete shards.
 
-Starting and resuming (see :func:`~wam_isaac.data.dataset_dir.begin_segment`): a new dataset gets its manifest (no shard yet) when the writer is
-created, so a run killed before its first shard still leaves a dataset ``wam inspect --verify`` accepts; with
-``resume=True`` the writer continues the manifest in ``out_dir`` (same task, env-config hash and keys required):
-shard indices and episode ids continue after the listed ones, unlisted files are deleted.
+Starting and resuming (see :func:`~wam_isaac.data.dataset_dir.begin_segment`): a new dataset gets its manifest (no
+shard yet) when the writer is created, so a run killed before its first shard still leaves a dataset ``wam inspect
+--verify`` accepts; with ``resume=True`` the writer continues the manifest in ``out_dir`` (same task, env-config hash
+and keys required): shard indices and episode ids continue after the listed ones, unlisted files are deleted.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ task and env count, measured side by side in one run (target >= 0.9); (c) peak r
 generating 1M transitions (target < 2 GB).
 
 Each measurement runs in a fresh process (Isaac Lab holds one simulation per process); peak RSS is the child's
-``ru_maxrss`` plus each of its writing processes' own (which they report when they close). The ratio alternates the
+``ru_maxrss`` (the dataset writer is a thread of that process). The ratio alternates the
 two kinds of process in the balanced order :data:`ORDER` (four runs of each, so that a linear drift of the shared
 machine's speed cancels and its run-to-run noise, up to +-9 % here, averages down) and divides the labeled rate by
 the bare rate, each over all its runs; ``pair_ratios`` are the ratios of neighbouring runs, i.e. the spread. The
@@ -53,22 +53,19 @@ with launch_simulation(env_cfg, {"device": device}):
         for _ in range(steps):
             obs, *_ = env.step(policy(obs))
         elapsed = time.perf_counter() - start
-        transitions, flush, writer_peaks = steps * num_envs, 0.0, []
+        transitions, flush = steps * num_envs, 0.0
     else:
         from wam_isaac.data import DatasetWriter
         from wam_isaac.labels.labeler import labeler_cfg_for
         from wam_isaac.rollout.driver import RolloutDriver
-        writers = []
         def factory(specs):
-            writers.append(DatasetWriter(out, task, "bench", specs, episodes_per_shard=200))
-            return writers[-1]
+            return DatasetWriter(out, task, "bench", specs, episodes_per_shard=200)
         stats = RolloutDriver(env, policy, factory, labeler_cfg_for(task)).run(steps)
         elapsed, transitions = stats.seconds, stats.transitions
-        flush, writer_peaks = stats.flush_seconds, writers[0].writer_peak_rss
+        flush = stats.flush_seconds
     import resource
-    # the process's own peak plus each writing process's peak: an upper bound of the memory held at any moment
+    # the writer is a thread of this process, so the process's own peak covers it
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # kB -> GB
-    peak_gb += sum(writer_peaks) / 1024**3
     result = {"seconds": elapsed, "flush_seconds": flush, "transitions": transitions, "peak_gb": peak_gb}
     print("RESULT " + json.dumps(result))
     env.close()

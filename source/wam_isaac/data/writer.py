@@ -181,12 +181,6 @@ class DatasetWriter:
 
     # ------------------------------------------------------------------ public API
 
-    @property
-    def writer_peak_rss(self) -> list[int]:
-        """Peak memory of separate writing processes [bytes]: none, the writer is a thread of the caller's process
-        (whose own peak covers it); kept for ``bench/generation.py``, written for the schema-2 writer."""
-        return []
-
     def write(self, episode: Episode) -> None:
         """Add one episode (it must not be modified afterwards); blocks while the writing thread is behind.
 

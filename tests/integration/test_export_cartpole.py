@@ -126,3 +126,11 @@ def test_generate_with_a_checkpoint_policy_acts_with_its_mean_action(exported, m
             with torch.inference_mode():
                 expected = torch.cat([policy({"policy": row[None]}) for row in obs]).numpy()
             np.testing.assert_allclose(episode.data["actions"], expected, atol=1e-5)
+
+
+def test_a_checkpoint_of_another_task_is_refused_by_name(exported):
+    from wam_isaac.rollout.policies import CheckpointPolicy, PolicyError
+
+    checkpoint, _ = exported
+    with pytest.raises(PolicyError, match="trained on WAM-Cartpole, not on --task WAM-Push-Cube"):
+        CheckpointPolicy(None, "WAM-Push-Cube", checkpoint)

@@ -59,31 +59,25 @@ class ExplorationNoise:
 
 
 class CheckpointPolicy:
-    """The actor of an rsl-rl checkpoint (``model_<i>.pt`` written by ``wam train`` / ``isaaclab train``)."""
+    """The actor of an rsl-rl checkpoint (``model_<i>.pt`` written by ``wam train`` / ``isaaclab train``), built from
+    its run's ``params/agent.yaml`` (the architecture it was trained with) as ``wam export`` loads it; it acts with
+    the mean action."""
 
     def __init__(self, env: ManagerBasedRLEnv, task: str, checkpoint: str | Path):
         from tensordict import TensorDict
 
-        from isaaclab_rl.rsl_rl import (
-            RslRlVecEnvWrapper,
-            check_rsl_rl_version,
-            create_rsl_rl_runner,
-            handle_deprecated_rsl_rl_cfg,
-        )
-
         from isaaclab_tasks.utils import resolve_task_config
 
-        _, agent_cfg = resolve_task_config(task, "rsl_rl_cfg_entry_point", overrides=[])
-        agent_cfg.device = str(env.device)
-        # as isaaclab train does: rsl-rl 5.5's models reject the deprecated cfg fields (e.g. `stochastic`)
-        agent_cfg = handle_deprecated_rsl_rl_cfg(agent_cfg, check_rsl_rl_version())
-        wrapped = RslRlVecEnvWrapper(env, clip_actions=agent_cfg.clip_actions)
-        runner = create_rsl_rl_runner(wrapped, agent_cfg)
+        from ..export import ExportError, load_policy, read_run
+
         try:
-            runner.load(str(checkpoint), map_location=str(env.device))
-        except (RuntimeError, KeyError, OSError) as error:
-            raise PolicyError(f"checkpoint '{checkpoint}' does not fit task {task}: {error}") from None
-        self._policy = runner.get_inference_policy(device=env.device)
+            run = read_run(checkpoint)
+            if run.task != task:
+                raise PolicyError(f"checkpoint '{checkpoint}' was trained on {run.task}, not on --task {task}")
+            _, agent_cfg = resolve_task_config(task, "rsl_rl_cfg_entry_point", overrides=[])
+            _, self._policy, _ = load_policy(env, run, agent_cfg)
+        except ExportError as error:
+            raise PolicyError(str(error)) from None
         self._tensordict = TensorDict
 
     def __call__(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -112,6 +112,11 @@ class SequenceTable:
         self._cache_size = 1 if len(self._blocks) == 1 else 2
 
     @property
+    def num_blocks(self) -> int:
+        """Blocks of shards the table loads one at a time (1 when the whole table fits in ``max_resident_bytes``)."""
+        return len(self._blocks)
+
+    @property
     def states(self) -> torch.Tensor:
         """Predicted-state vector of every row, (N, S) (loads every block: for small datasets and tests)."""
         return self._whole(0)
@@ -236,25 +241,3 @@ class SequenceTable:
         stop = len(starts) - (len(starts) % batch_size if drop_last else 0)
         for first in range(0, stop, batch_size):
             yield self.gather(starts[first : first + batch_size], span)
-
-    def one_step_statistics(self) -> dict[str, torch.Tensor]:
-        """Samples to fit the normalizers on: states, instructions, actions, rewards (every step), and the one-step
-        state deltas within episodes. Over several blocks, every ``len(blocks)``-th row of each block (about one
-        block's worth in all, so memory stays bounded)."""
-        samples: dict[str, list[torch.Tensor]] = {
-            name: [] for name in ("state", "delta", "instruction", "action", "reward")
-        }
-        step = len(self._blocks)
-        for index in range(len(self._blocks)):
-            states, instruction, actions, rewards, _, _ = self._block(index)
-            first, stop = self._block_starts[index], self._block_starts[index + 1]
-            mine = (self.offsets >= first) & (self.offsets < stop)
-            within = torch.ones(len(states), dtype=torch.bool)
-            # an episode's last step has no successor
-            within[torch.from_numpy(self.offsets[mine] + self.lengths[mine] - 1 - first)] = False
-            rows = torch.arange(len(states))[within]
-            samples["delta"].append((states[rows + 1] - states[rows])[::step])
-            for name, values in (("state", states), ("instruction", instruction), ("action", actions)):
-                samples[name].append(values[::step])
-            samples["reward"].append(rewards[::step, None])
-        return {name: torch.cat(parts) for name, parts in samples.items()}

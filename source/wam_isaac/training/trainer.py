@@ -34,9 +34,11 @@ from .sequences import Sequences, SequenceTable
 
 def fit_normalizers(model: nn.Module, table: SequenceTable) -> None:
     """Fit every normalizer of ``model`` on the steps of ``table`` (the changes on its consecutive pairs of steps
-    within an episode)."""
-    steps = table.gather(table.window_starts(1), 1)
-    pairs = table.gather(table.window_starts(2), 2)
+    within an episode). Over several blocks, every ``num_blocks``-th step and pair: about one block's worth in all,
+    so memory stays bounded."""
+    every = table.num_blocks
+    steps = table.gather(table.window_starts(1)[::every], 1)
+    pairs = table.gather(table.window_starts(2)[::every], 2)
     world_model_of(model).fit_normalizers(steps, pairs)
 
 

@@ -40,24 +40,30 @@ def test_blocks_serve_the_same_windows_as_one_block(tmp_path):
     assert sorted(map(tuple, torch.cat(seen).tolist())) == sorted(map(tuple, whole.states[starts].tolist()))
 
 
-def test_one_step_statistics_of_one_block_are_every_step_and_of_many_a_strided_sample(tmp_path):
+def test_normalizers_of_many_blocks_are_fit_on_a_strided_sample_of_steps_and_pairs(tmp_path, monkeypatch):
+    """One block: every step and every within-episode pair; several blocks: every ``num_blocks``-th of each, so
+    the fit never loads the whole dataset at once; a pair never spans an episode's end."""
+    from wam_isaac.training import trainer
+
     data = write_linear_dataset(tmp_path / "d", episodes=40, length=12)
     schema = WamSchema.from_manifest(load_manifest(data))
-    whole = SequenceTable(data, schema)
-    stats = whole.one_step_statistics()
-    states = whole.states
-    last = torch.from_numpy(whole.offsets + whole.lengths - 1)
-    within = torch.ones(len(whole), dtype=torch.bool)
-    within[last] = False
-    assert torch.equal(stats["state"], states) and torch.equal(stats["reward"][:, 0], whole.rewards)
-    rows = torch.arange(len(whole))[within]
-    assert torch.equal(stats["delta"], states[rows + 1] - states[rows])  # never across an episode's end
     row_bytes = 4 * (schema.state_dim + schema.instruction_dim + schema.action_dim + 2 + schema.contact_dim)
+    fitted = {}
+
+    class Recorder:
+        def fit_normalizers(self, steps, pairs):
+            fitted.update(steps=steps.states[:, 0], pairs=pairs.states)
+
+    monkeypatch.setattr(trainer, "world_model_of", lambda model: Recorder())
+    whole = SequenceTable(data, schema)
+    trainer.fit_normalizers(None, whole)
+    assert whole.num_blocks == 1 and torch.equal(fitted["steps"], whole.states)
+    assert len(fitted["pairs"]) == len(whole) - len(whole.lengths)  # every pair but across an episode's end
     blocks = SequenceTable(data, schema, max_resident_bytes=12 * 24 * row_bytes)
-    assert len(blocks._blocks) == 3
-    sampled = blocks.one_step_statistics()
-    assert len(sampled["state"]) < len(whole) / 2
-    assert torch.allclose(sampled["state"].mean(0), states.mean(0), atol=0.2)
-    # every sampled delta is a true within-episode delta
-    true_deltas = {tuple(row) for row in (states[rows + 1] - states[rows]).tolist()}
-    assert all(tuple(row) in true_deltas for row in sampled["delta"].tolist())
+    trainer.fit_normalizers(None, blocks)
+    assert blocks.num_blocks == 3
+    assert torch.equal(fitted["steps"], whole.states[whole.window_starts(1)[::3]])
+    pair_starts = whole.window_starts(2)[::3]
+    assert torch.equal(fitted["pairs"], torch.stack([whole.states[pair_starts], whole.states[pair_starts + 1]], 1))
+    ends = set((whole.offsets + whole.lengths - 1).tolist())
+    assert not ends & set(pair_starts.tolist())

@@ -11,6 +11,9 @@ gym.register(
     kwargs={
         "env_cfg_entry_point": f"{__name__}.cartpole_env_cfg:CartpoleEnvCfg",
         "rsl_rl_cfg_entry_point": f"{agents.__name__}.rsl_rl_ppo_cfg:CartpolePPORunnerCfg",
+        "rsl_rl_wam_cfg_entry_point": f"{agents.__name__}.rsl_rl_wam_cfg:CartpoleWamPPORunnerCfg",
+        "rsl_rl_wam_imagination_cfg_entry_point": f"{agents.__name__}.rsl_rl_wam_cfg:CartpoleWamImaginationPPORunnerCfg",
+        "skrl_cfg_entry_point": f"{agents.__name__}:skrl_ppo_cfg.yaml",
         "default_agent": "rsl_rl",
         "wam_expert_entry_point": f"{__name__}.expert:CartpoleLQRExpert",
     },

@@ -11,6 +11,9 @@ gym.register(
     kwargs={
         "env_cfg_entry_point": f"{__name__}.push_cube_env_cfg:PushCubeEnvCfg",
         "rsl_rl_cfg_entry_point": f"{agents.__name__}.rsl_rl_ppo_cfg:PushCubePPORunnerCfg",
+        "rsl_rl_wam_cfg_entry_point": f"{agents.__name__}.rsl_rl_wam_cfg:PushCubeWamPPORunnerCfg",
+        "rsl_rl_wam_imagination_cfg_entry_point": f"{agents.__name__}.rsl_rl_wam_cfg:PushCubeWamImaginationPPORunnerCfg",
+        "skrl_cfg_entry_point": f"{agents.__name__}:skrl_ppo_cfg.yaml",
         "default_agent": "rsl_rl",
         "wam_expert_entry_point": f"{__name__}.expert:PushCubeExpert",
         "wam_labels_cfg_entry_point": f"{__name__}.labels:PUSH_CUBE_LABELS",

@@ -11,6 +11,9 @@ gym.register(
     kwargs={
         "env_cfg_entry_point": f"{__name__}.quadruped_env_cfg:QuadrupedFlatEnvCfg",
         "rsl_rl_cfg_entry_point": f"{agents.__name__}.rsl_rl_ppo_cfg:QuadrupedFlatPPORunnerCfg",
+        "rsl_rl_wam_cfg_entry_point": f"{agents.__name__}.rsl_rl_wam_cfg:QuadrupedFlatWamPPORunnerCfg",
+        "rsl_rl_wam_imagination_cfg_entry_point": f"{agents.__name__}.rsl_rl_wam_cfg:QuadrupedFlatWamImaginationPPORunnerCfg",
+        "skrl_cfg_entry_point": f"{agents.__name__}:skrl_ppo_cfg.yaml",
         "default_agent": "rsl_rl",
     },
 )

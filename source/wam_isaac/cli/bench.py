@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 from .errors import UsageError
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     for name in names:
         spec = importlib.util.spec_from_file_location(f"wam_bench_{name}", BENCH_DIR / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses resolve their module through sys.modules
         spec.loader.exec_module(module)
         for figure in module.run(args):
             print(json.dumps(figure), flush=True)

@@ -95,6 +95,40 @@ class WamSchema:
         )
 
     @staticmethod
+    def from_observations(obs: Mapping[str, Any], action_shape: list[int]) -> WamSchema:
+        """The schema of a live env: its ``world_model`` and ``instruction`` observation groups (term by term, in the
+        env's order, which is the order ``wam generate`` stores them in) and the action shape, keyed as a dataset of
+        the same task is (``obs/world_model/<term>``, ``obs/instruction/<term>``). A live env has no contact labels
+        (``contact_keys`` empty) and always knows its terminations.
+
+        Args:
+            obs: the env's observations (a dict or TensorDict of groups; the two groups above not concatenated).
+            action_shape: shape of one action, e.g. ``[3]``.
+
+        Raises:
+            SchemaError: the env has no term-by-term ``world_model`` group.
+        """
+        groups = {}
+        for prefix in (STATE_PREFIX, INSTRUCTION_PREFIX):
+            name = prefix.split("/")[1]
+            terms = obs[name] if name in obs.keys() else None  # noqa: SIM118 (TensorDicts too)
+            if terms is not None and not hasattr(terms, "items"):
+                raise SchemaError(f"observation group '{name}' is concatenated; a WAM needs its terms separate")
+            items = terms.items() if terms is not None else []
+            groups[prefix] = {f"{prefix}{term}": list(value.shape[1:]) for term, value in items}
+        if not groups[STATE_PREFIX]:
+            raise SchemaError("the env has no 'world_model' observation group: a WAM predicts and reads that group")
+        state, instruction = groups[STATE_PREFIX], groups[INSTRUCTION_PREFIX]
+        return WamSchema(state_keys=state, instruction_keys=instruction, action_shape=list(action_shape))
+
+    def check_observations_compatible(self, env_schema: WamSchema, where: str = "task's observation groups") -> None:
+        """Like :meth:`check_compatible` for a schema built by :meth:`from_observations`: states, instruction and
+        actions must match; contact labels (a dataset's, not an env's observations) are not compared."""
+        WamSchema(
+            state_keys=self.state_keys, instruction_keys=self.instruction_keys, action_shape=self.action_shape
+        ).check_compatible(env_schema, where)
+
+    @staticmethod
     def from_dict(data: Mapping[str, Any]) -> WamSchema:
         return WamSchema(**{name: data[name] for name in WamSchema.__dataclass_fields__})
 

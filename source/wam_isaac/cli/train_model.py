@@ -5,6 +5,15 @@ Flags set the common choices; any field of the configuration can be overridden H
 ``config.yaml`` (the resolved configuration), ``checkpoints/model_<epoch>.pt`` and ``last.pt`` (atomic writes) and
 TensorBoard events. ``--resume`` continues the run in ``--out`` from ``checkpoints/last.pt`` exactly where it
 stopped, with its saved configuration (``--epochs`` may extend it).
+
+Preemption: SIGTERM or SIGUSR1 stops the run at the next gradient step, writes ``checkpoints/last.pt`` (with the
+position inside the epoch) and exits 0; ``--resume`` continues from there (bit-identical to an uninterrupted run on
+the CPU with ``train.deterministic=true``).
+
+Several processes: ``torchrun --nproc_per_node=P -m wam_isaac train-model ...`` trains with DistributedDataParallel
+(Gloo on the CPU, NCCL on GPUs, rank r on ``cuda:<LOCAL_RANK>``): each rank reads its own part of the training
+episodes, the normalizers are fitted on every rank's data, ``train.batch_size`` is the global batch (a multiple of P),
+and rank 0 alone validates, logs and writes checkpoints. ``--resume`` accepts a checkpoint of any number of ranks.
 """
 
 from __future__ import annotations
@@ -83,12 +92,30 @@ def check_config(cfg) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from ..distributed.context import from_environment
+    from ..distributed.preemption import StopRequest
+
+    stop = StopRequest().install()  # from here on SIGTERM / SIGUSR1 end the run at a safe point, with exit 0
+    try:
+        context = from_environment()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    stop.context = context
+    args.device = context.device(resolve_device(args.device))
+    context.init(args.device)
+    try:
+        return train(args, extra, context, stop)
+    finally:
+        context.shutdown()
+
+
+def train(args: argparse.Namespace, extra: list[str], context, stop) -> int:
+    """Load or build the configuration, make the trainer (this rank's part of the data), fit, report."""
     from ..data.errors import ManifestError
     from ..models.schema import SchemaError
     from ..training.checkpoint import CheckpointError, load_checkpoint
     from ..training.run import config_from_dict, make_trainer, save_config
 
-    args.device = resolve_device(args.device)
     out = Path(args.out)
     resume = None
     if args.resume:
@@ -107,28 +134,47 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             raise UsageError(f"the run in {out} already completed {resume['epoch']} of {cfg.train.epochs} epochs")
     else:
         cfg = build_config(args, extra)
+        cfg.device = args.device
         if (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
             raise UsageError(f"{out} already holds a run; use --resume to continue it or choose another --out")
     check_config(cfg)
+    if cfg.train.batch_size % context.world_size:
+        raise UsageError(
+            f"train.batch_size {cfg.train.batch_size} (the global batch) is not a multiple of the {context.world_size} "
+            "ranks"
+        )
     if not Path(cfg.data).is_dir():
         raise UsageError(f"dataset directory '{cfg.data}' does not exist")
     try:
-        trainer = make_trainer(cfg, resume=resume)
+        trainer = make_trainer(cfg, resume=resume, context=context, stop=stop)
     except (SchemaError, ManifestError) as error:
         raise UsageError(str(error)) from None
     except ValueError as error:  # e.g. no window fits in the episodes
         raise UsageError(str(error)) from None
-    save_config(cfg, out)
+    if context.is_main:
+        save_config(cfg, out)
     start = trainer.epoch
-    print(
-        f"[wam] {cfg.model.kind} on {cfg.data}: {len(trainer.train_table)} train / "
-        f"{len(trainer.val_table) if trainer.val_table else 0} val transitions, history {cfg.train.history}, "
-        f"forecast {cfg.train.forecast}, epochs {start}->{cfg.train.epochs}, device {cfg.device}"
-    )
+    ranks = f", {context.world_size} ranks" if context.distributed else ""
+    if context.is_main:
+        print(
+            f"[wam] {cfg.model.kind} on {cfg.data}: {len(trainer.train_table)} train transitions"
+            f"{' on rank 0' if context.distributed else ''} / "
+            f"{len(trainer.val_table) if trainer.val_table else 0} val transitions, history {cfg.train.history}, "
+            f"forecast {cfg.train.forecast}, epochs {start}->{cfg.train.epochs}, device {cfg.device}{ranks}"
+        )
     try:
         metrics = trainer.fit()
     finally:
         trainer.close()
+    last = out / "checkpoints" / "last.pt"
+    if trainer.interrupted is not None:
+        if context.is_main:
+            print(
+                f"[wam] {trainer.interrupted}: checkpoint {last} in epoch {trainer.epoch + 1} after batch "
+                f"{trainer.batch} of {trainer.steps_per_epoch}; --resume continues the run"
+            )
+        return 0
     figures = ", ".join(f"{name}={value:.4g}" for name, value in metrics.items() if name.count("/") == 1)
-    print(f"[wam] run in {out}, checkpoint {out / 'checkpoints' / 'last.pt'}: {figures}")
+    if context.is_main:
+        print(f"[wam] run in {out}, checkpoint {last}: {figures}")
     return 0

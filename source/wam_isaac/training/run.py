@@ -11,23 +11,40 @@ import torch
 from torch import nn
 
 from ..data.manifest import load_manifest
+from ..data.reader import episode_table
+from ..distributed.context import DistContext
+from ..distributed.normalizers import fit_normalizers_over
+from ..distributed.partition import Parts, partition_episodes
+from ..distributed.preemption import StopRequest
 from ..models.schema import WamSchema
 from ..models.wam import build_model
 from .checkpoint import load_checkpoint
 from .config import TrainModelCfg
 from .sequences import SequenceTable
 from .split import split_episodes
-from .trainer import Trainer, fit_normalizers
+from .trainer import Trainer, fit_normalizers, normalizer_sample
 
 CONFIG_NAME = "config.yaml"
 
 
-def load_tables(cfg: TrainModelCfg, schema: WamSchema) -> tuple[SequenceTable, SequenceTable | None]:
-    """The train and validation tables of the dataset, split by ``cfg.train.split`` with the run's seed."""
+def load_tables(
+    cfg: TrainModelCfg, schema: WamSchema, context: DistContext | None = None, num_parts: int | None = None
+) -> tuple[SequenceTable | Parts, SequenceTable | None]:
+    """The train and validation tables of the dataset, split by ``cfg.train.split`` with the run's seed (the same
+    split on every rank). In a job of ``P`` ranks the training episodes are cut into ``P`` parts
+    (:func:`~wam_isaac.distributed.partition.partition_episodes`) and each rank opens only its own; only rank 0 opens
+    the validation episodes. ``num_parts`` > 1 in a one-process job holds every part (the same steps as that many
+    ranks)."""
+    context = context or DistContext()
     train_ids, val_ids = split_episodes(cfg.data, cfg.train.val_fraction, cfg.train.seed, cfg.train.split)
-    train = SequenceTable(cfg.data, schema, train_ids)
-    val = SequenceTable(cfg.data, schema, val_ids) if val_ids else None
-    return train, val
+    val = SequenceTable(cfg.data, schema, val_ids) if val_ids and context.is_main else None
+    parts = context.world_size if context.distributed else (num_parts or 1)
+    if parts == 1:
+        return SequenceTable(cfg.data, schema, train_ids), val
+    table = episode_table(load_manifest(cfg.data))
+    shares = partition_episodes(train_ids, [table[i].num_samples for i in train_ids], parts)
+    held = [context.rank] if context.distributed else list(range(parts))
+    return Parts([SequenceTable(cfg.data, schema, shares[p]) for p in held], held, parts), val
 
 
 def dataset_schema(data_dir: str | os.PathLike) -> WamSchema:
@@ -35,21 +52,35 @@ def dataset_schema(data_dir: str | os.PathLike) -> WamSchema:
     return WamSchema.from_manifest(load_manifest(data_dir))
 
 
-def make_trainer(cfg: TrainModelCfg, resume: dict[str, Any] | None = None, log: Callable | None = print) -> Trainer:
-    """A trainer for ``cfg``: a new model with normalizers fitted on the training split, or the state of
-    ``resume`` (a loaded checkpoint, whose schema must match the dataset's)."""
+def make_trainer(
+    cfg: TrainModelCfg,
+    resume: dict[str, Any] | None = None,
+    log: Callable | None = print,
+    context: DistContext | None = None,
+    stop: StopRequest | None = None,
+    num_parts: int | None = None,
+) -> Trainer:
+    """A trainer for ``cfg``: a new model with normalizers fitted on the training split (over every rank's part in a
+    distributed job), or the state of ``resume`` (a loaded checkpoint of a run of any number of ranks, whose schema
+    must match the dataset's). ``context``, ``stop``: see :class:`Trainer`; ``num_parts``: see :func:`load_tables`."""
+    context = context or DistContext()
     schema = dataset_schema(cfg.data)
     if resume is not None:
         WamSchema.from_dict(resume["schema"]).check_compatible(schema)
     if cfg.train.deterministic:
         torch.use_deterministic_algorithms(True)
-    torch.manual_seed(cfg.train.seed)
-    train_table, val_table = load_tables(cfg, schema)
+    torch.manual_seed(cfg.train.seed)  # the same initialization on every rank (DDP also broadcasts rank 0's)
+    train_table, val_table = load_tables(cfg, schema, context, num_parts)
     model = build_model(schema, cfg.model).to(cfg.device)
     if resume is None:
-        fit_normalizers(model, train_table)
+        if isinstance(train_table, Parts):
+            fit_normalizers_over(model, train_table.tables, context, normalizer_sample)
+        else:
+            fit_normalizers(model, train_table)
         model.to(cfg.device)
-    trainer = Trainer(cfg, model, train_table, val_table, run_dir=cfg.out, log=log)
+    if context.rank:  # rank-aware seeding: each rank its own stream for anything random during training
+        torch.manual_seed(cfg.train.seed * 1_000_003 + 7919 * context.rank)
+    trainer = Trainer(cfg, model, train_table, val_table, run_dir=cfg.out, log=log, context=context, stop=stop)
     if resume is not None:
         trainer.load_state(resume)
     return trainer

@@ -1,5 +1,5 @@
 """The WAM trainer: minibatches of windows -> loss -> AdamW, with validation k-step errors, TensorBoard logging,
-atomic checkpoints and exact resumption.
+atomic checkpoints, exact resumption, preemption and distributed data parallelism.
 
 Run directory layout::
 
@@ -9,8 +9,17 @@ Run directory layout::
                                  units), val/ratio@<k>[/<state term>] (model / copy-last), val/normalized@<k>, lr
 
 Exact resumption: the shuffle of epoch ``e`` comes from a generator seeded with ``(seed, e)``, and the checkpoint
-holds the model, optimizer, scheduler and global RNG states, so stopping after epoch ``e`` and resuming gives the
-same parameters as never stopping (bit-identical on the CPU with ``deterministic=True``).
+holds the model, optimizer, scheduler and global RNG states and the batches done in the current epoch, so stopping
+anywhere and resuming gives the same parameters as never stopping (bit-identical on the CPU with
+``deterministic=True``).
+
+Preemption: with a :class:`~wam_isaac.distributed.preemption.StopRequest`, SIGTERM or SIGUSR1 ends the epoch at the
+next gradient step (a safe point: every rank has taken the same steps); :meth:`Trainer.fit` then writes ``last.pt``
+with the position in the epoch and returns, and ``--resume`` continues from that batch.
+
+Several ranks (torchrun): each rank holds its own part of the training episodes
+(:mod:`wam_isaac.distributed.partition`), the model is wrapped in DistributedDataParallel (gradients averaged over the
+ranks), the loss terms are averaged over the ranks, and only rank 0 validates, logs and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -24,6 +33,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..distributed.context import DistContext
+from ..distributed.partition import Parts, part_generator
+from ..distributed.preemption import StopRequest
 from ..models.wam import world_model_of
 from .checkpoint import rng_state, save_checkpoint, set_rng_state
 from .config import TrainModelCfg
@@ -32,19 +44,34 @@ from .objectives import model_loss
 from .sequences import Sequences, SequenceTable
 
 
+def normalizer_sample(table: SequenceTable) -> tuple[Sequences, Sequences]:
+    """The windows of one step and of two consecutive steps the normalizers are fitted on: over several blocks, every
+    ``num_blocks``-th one (about one block's worth in all, so memory stays bounded)."""
+    every = table.num_blocks
+    return table.gather(table.window_starts(1)[::every], 1), table.gather(table.window_starts(2)[::every], 2)
+
+
 def fit_normalizers(model: nn.Module, table: SequenceTable) -> None:
     """Fit every normalizer of ``model`` on the steps of ``table`` (the changes on its consecutive pairs of steps
-    within an episode). Over several blocks, every ``num_blocks``-th step and pair: about one block's worth in all,
-    so memory stays bounded."""
-    every = table.num_blocks
-    steps = table.gather(table.window_starts(1)[::every], 1)
-    pairs = table.gather(table.window_starts(2)[::every], 2)
-    world_model_of(model).fit_normalizers(steps, pairs)
+    within an episode); see :func:`normalizer_sample`."""
+    world_model_of(model).fit_normalizers(*normalizer_sample(table))
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The shuffle generator of an epoch: a function of (seed, epoch) only, so resuming replays the same order."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return part_generator(seed, epoch, 0)
+
+
+class _Loss(nn.Module):
+    """The loss of a model as a module, so that DistributedDataParallel sees it as the forward pass (its gradient
+    hooks only synchronize what a forward through it produced)."""
+
+    def __init__(self, model: nn.Module, history: int, cfg) -> None:
+        super().__init__()
+        self.model, self.history, self.cfg = model, history, cfg
+
+    def forward(self, batch: Sequences):
+        return model_loss(self.model, batch, self.history, self.cfg)
 
 
 class Trainer:
@@ -53,71 +80,144 @@ class Trainer:
     Args:
         cfg: the run configuration.
         model: the model (normalizers already fitted for a new run).
-        train_table, val_table: the windows' sources.
+        train_table: the training windows' source: a table, or this process's :class:`Parts` of the data.
+        val_table: the validation windows' source (rank 0's; None: no validation).
         run_dir: where checkpoints and events go; ``None`` writes nothing (tests, benchmarks).
         log: called with one progress line per epoch.
+        context: the distributed job (default: one process).
+        stop: the preemption flag read before every gradient step (default: none).
     """
 
     def __init__(
         self,
         cfg: TrainModelCfg,
         model: nn.Module,
-        train_table: SequenceTable,
+        train_table: SequenceTable | Parts,
         val_table: SequenceTable | None,
         run_dir: str | Path | None = None,
         log: Callable[[str], None] | None = print,
+        context: DistContext | None = None,
+        stop: StopRequest | None = None,
     ) -> None:
         self.cfg, self.model = cfg, model
+        self.context = context or DistContext()
+        self.stop = stop
         self.schema = world_model_of(model).schema
         self.train_table, self.val_table = train_table, val_table
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.log = log or (lambda line: None)
+        self.parts = train_table if isinstance(train_table, Parts) else Parts([train_table], [0], 1)
+        if self.parts.num_parts != self.context.world_size and self.context.distributed:
+            raise ValueError(f"{self.parts.num_parts} data parts for {self.context.world_size} ranks")
+        self.run_dir = Path(run_dir) if run_dir is not None and self.context.is_main else None
+        self.log = (log or (lambda line: None)) if self.context.is_main else (lambda line: None)
         self.device = torch.device(cfg.device)
         self.span = cfg.train.history + cfg.train.forecast
-        windows = len(train_table.window_starts(self.span, cfg.train.stride))
-        if not windows:
-            raise ValueError(
-                f"no training window of {self.span} steps (history {cfg.train.history} + forecast "
-                f"{cfg.train.forecast}): the longest episode has {int(train_table.lengths.max(initial=0))} steps"
-            )
-        if windows < cfg.train.batch_size:  # batches drop the last partial one: an epoch would take no step
-            raise ValueError(
-                f"{windows} training windows, fewer than one batch of {cfg.train.batch_size}: lower train.batch_size"
-            )
+        self.steps_per_epoch = self._steps_per_epoch()
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.optimizer, T_max=max(1, cfg.train.epochs), eta_min=cfg.train.lr * cfg.train.min_lr_ratio
         )
+        self.loss = _Loss(model, cfg.train.history, cfg.train.loss)
+        if self.context.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            # the normalizers are fitted identically on every rank and never change: no buffer broadcast per step
+            self.loss = DistributedDataParallel(self.loss, device_ids=device_ids, broadcast_buffers=False)
         self.epoch = 0
         """Epochs completed."""
+        self.batch = 0
+        """Gradient steps done in the current epoch (nonzero after a preemption)."""
+        self.interrupted: str | None = None
+        """The stop signal's name if the last :meth:`fit` stopped early (preemption)."""
         self.metrics: dict[str, float] = {}
+        self._carried: dict[str, float] = {}  # loss sums of the current epoch's steps before a preemption
         self._events = None
+
+    def _steps_per_epoch(self) -> int:
+        cfg = self.cfg.train
+        try:
+            local = self.parts.steps_per_epoch(self.span, cfg.batch_size, cfg.stride)
+        except ValueError as error:
+            raise ValueError(str(error)) from None
+        steps = int(self.context.all_reduce(torch.tensor([local]), op="min").item())
+        if steps == 0:
+            longest = max(int(t.lengths.max(initial=0)) for t in self.parts.tables)
+            if longest < self.span:
+                raise ValueError(
+                    f"no training window of {self.span} steps (history {cfg.history} + forecast {cfg.forecast}): "
+                    f"the longest episode has {longest} steps"
+                )
+            windows = min(len(t.window_starts(self.span, cfg.stride)) for t in self.parts.tables)
+            if self.parts.num_parts == 1:
+                raise ValueError(
+                    f"{windows} training windows, fewer than one batch of {cfg.batch_size}: lower train.batch_size"
+                )
+            raise ValueError(
+                f"a part of the training data has {windows} windows, fewer than its share "
+                f"{cfg.batch_size // self.parts.num_parts} of a batch of {cfg.batch_size} over "
+                f"{self.parts.num_parts} ranks: lower train.batch_size"
+            )
+        return steps
 
     # one step / one epoch ------------------------------------------------------------------------------------------
     def step(self, batch: Sequences) -> dict[str, torch.Tensor]:
-        """One gradient step on ``batch``; returns the loss terms (detached)."""
-        loss, terms = model_loss(self.model, batch, self.cfg.train.history, self.cfg.train.loss)
+        """One gradient step on ``batch`` (this rank's share of the global batch); returns this rank's loss terms
+        (detached)."""
+        loss, terms = self.loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # under DDP: the gradients are averaged over the ranks here
         nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
         self.optimizer.step()
         return {"loss": loss.detach(), **{name: value.detach() for name, value in terms.items()}}
 
+    def epoch_batches(self, skip: int = 0):
+        """This rank's share of the global batches of the current epoch, from batch ``skip`` on, on the device."""
+        cfg = self.cfg.train
+        for batch in self.parts.batches(
+            self.span, cfg.batch_size, cfg.seed, self.epoch, self.steps_per_epoch, cfg.stride, skip
+        ):
+            yield batch.to(self.device)
+
     def train_epoch(self) -> dict[str, float]:
-        """One pass over the shuffled training windows; returns the mean of every loss term."""
+        """The rest of the current epoch over the shuffled training windows; returns the mean of every loss term over
+        the epoch's steps and the ranks. Stops before a step when :attr:`stop` is requested (then :attr:`interrupted`
+        is set, and the epoch is neither counted nor its scheduler stepped)."""
         self.model.train()
         sums: dict[str, torch.Tensor] = {}
         count, start = 0, time.perf_counter()
-        generator = epoch_generator(self.cfg.train.seed, self.epoch)
-        for batch in self.train_table.batches(self.span, self.cfg.train.batch_size, generator, self.cfg.train.stride):
-            for name, value in self.step(batch.to(self.device)).items():
+        for batch in self.epoch_batches(skip=self.batch):
+            if self.stop is not None and self.stop.requested():
+                self.interrupted = self.stop.name()
+                break
+            for name, value in self.step(batch).items():
                 sums[name] = sums.get(name, 0.0) + value
             count += 1
+            self.batch += 1
+        if not sums and self._carried:
+            sums = {name: torch.zeros(()) for name in self._carried}
+        means = self._global_sums(sums)
+        means = {name: means[name] + self._carried.get(name, 0.0) for name in means}
+        if self.interrupted is not None:
+            self._carried = means  # sums so far of this epoch, carried into the checkpoint
+            return {}
         self.scheduler.step()
-        self.epoch += 1
-        means = {name: float(total) / max(count, 1) for name, total in sums.items()}
+        self.epoch, self.batch, self._carried = self.epoch + 1, 0, {}
+        means = {name: total / self.steps_per_epoch for name, total in means.items()}
         means["windows_per_s"] = count * self.cfg.train.batch_size / (time.perf_counter() - start)
         return means
+
+    def _global_sums(self, sums: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Per-term sums over this rank's steps -> sums over the steps of the global batch losses (the mean over the
+        ranks: the ranks' batches are equal shares of a global batch)."""
+        if not sums:
+            return {}
+        names = sorted(sums)
+        values = torch.stack([torch.as_tensor(sums[name], dtype=torch.float64).cpu() for name in names])
+        if self.context.distributed and torch.distributed.get_backend() == "nccl":
+            values = self.context.all_reduce(values.to(self.device)).cpu()
+        else:
+            values = self.context.all_reduce(values)
+        return {name: float(value) / self.context.world_size for name, value in zip(names, values, strict=True)}
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -166,12 +266,18 @@ class Trainer:
 
     # the loop ------------------------------------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
-        """Train from epoch :attr:`epoch` to ``cfg.train.epochs``, validating and logging every epoch and
-        checkpointing every ``save_every`` epochs and at the end; returns the last validation figures."""
+        """Train from :attr:`epoch` to ``cfg.train.epochs``, validating and logging every epoch and checkpointing every
+        ``save_every`` epochs and at the end; returns the last figures. A stop request ends it at the next gradient
+        step with a checkpoint (``last.pt``) that ``--resume`` continues from."""
         total = self.cfg.train.epochs
+        self.interrupted = None
         while self.epoch < total:
             train = self.train_epoch()
-            val = self.validate()
+            if self.interrupted is not None:
+                self.save(preempted=True)
+                self.log(f"[wam] {self.interrupted}: stopped in epoch {self.epoch + 1} after batch {self.batch}")
+                return self.metrics
+            val = self.validate() if self.context.is_main else {}
             self.metrics = {**{f"train/{k}": v for k, v in train.items()}, **{f"val/{k}": v for k, v in val.items()}}
             self._log_scalars(self.metrics)
             self.log(self._progress_line(train, val))
@@ -204,7 +310,7 @@ class Trainer:
 
     # checkpoints ---------------------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        """Everything needed to resume exactly, and to rebuild the model."""
+        """Everything needed to resume exactly (at an epoch's end or inside one), and to rebuild the model."""
         from omegaconf import OmegaConf
 
         return {
@@ -214,27 +320,44 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch,
+            "batch": self.batch,
+            "epoch_sums": dict(self._carried),
+            "world_size": self.context.world_size,
             "rng": rng_state(),
             "metrics": dict(self.metrics),
         }
 
     def load_state(self, payload: dict[str, Any]) -> None:
-        """Continue from a checkpoint written by :meth:`save`."""
+        """Continue from a checkpoint written by :meth:`save`, by a run of any number of ranks (inside an epoch: from
+        the same number of global batches on)."""
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.epoch = int(payload["epoch"])
+        self.batch = int(payload.get("batch", 0))
+        if self.batch >= self.steps_per_epoch:
+            raise ValueError(
+                f"the checkpoint stopped after batch {self.batch} of its epoch, but this run's epochs have "
+                f"{self.steps_per_epoch} batches"
+            )
+        self._carried = {name: float(value) for name, value in payload.get("epoch_sums", {}).items()}
         self.metrics = dict(payload.get("metrics", {}))
         set_rng_state(payload["rng"])
+        if self.context.rank:  # every rank its own stream from here on (rank 0 continues the saved one)
+            seed = self.cfg.train.seed * 1_000_003 + self.epoch * 1009 + self.batch
+            torch.manual_seed(seed + 7919 * self.context.rank)
 
-    def save(self) -> Path | None:
-        """Write ``model_<epoch>.pt`` and ``last.pt`` atomically; returns the path of the former."""
+    def save(self, preempted: bool = False) -> Path | None:
+        """Write ``model_<epoch>.pt`` (at an epoch's end) and ``last.pt`` atomically (rank 0 only); returns the path
+        of the last file written."""
         if self.run_dir is None:
             return None
         state = self.state()
-        path = save_checkpoint(self.run_dir / "checkpoints" / f"model_{self.epoch}.pt", state)
-        save_checkpoint(self.run_dir / "checkpoints" / "last.pt", state)
-        return path
+        path = None
+        if not preempted:
+            path = save_checkpoint(self.run_dir / "checkpoints" / f"model_{self.epoch}.pt", state)
+        last = save_checkpoint(self.run_dir / "checkpoints" / "last.pt", state)
+        return path or last
 
     def close(self) -> None:
         if self._events is not None:

@@ -170,6 +170,12 @@ class DatasetReader:
         """The ``steps/<key>`` dataset of ``shard`` (a file name of the manifest), for whole-shard reads."""
         return self._file(shard)["steps"][key]
 
+    def final_column(self, shard: str, key: str) -> h5py.Dataset | None:
+        """The ``final/<key>`` dataset of ``shard`` (one row per episode of the shard, in its index order: the state
+        after each episode's last action), or ``None`` if the shard recorded no final ``key``."""
+        file = self._file(shard)
+        return file["final"][key] if "final" in file and key in file["final"] else None
+
     def window(self, episode_id: int, start: int, length: int, keys: Sequence[str] | None = None) -> dict:
         """``{key: rows start .. start + length - 1}`` of episode ``episode_id`` (default: every key)."""
         return {key: self.rows(episode_id, key, start, start + length) for key in keys or self.keys}

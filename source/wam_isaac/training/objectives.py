@@ -12,6 +12,11 @@ World-model loss over a window of H history and F forecast steps:
 
 Each predicted step costs the Gaussian negative log-likelihood of the normalized delta (mean over dimensions), plus
 weighted auxiliary terms: reward (MSE, normalized), termination and contacts (binary cross-entropy).
+
+Episode ends: a window may end on its episode's final row ``s_T`` (:attr:`Sequences.is_final`), so the last
+transition ``s_{T-1} -> s_T`` is predicted with its ``terminated`` flag (the termination head's positive examples).
+Every term is a mean over the predicted transitions that start on a recorded step (:attr:`Sequences.step_mask`);
+behaviour cloning and the value regression are means over recorded steps (a final row has no action).
 """
 
 from __future__ import annotations
@@ -52,24 +57,35 @@ def gaussian_nll(mean: torch.Tensor, log_std: torch.Tensor, target: torch.Tensor
     return 0.5 * ((target - mean) * torch.exp(-log_std)).square() + log_std + 0.5 * math.log(2.0 * math.pi)
 
 
-def step_losses(model: WorldModel, prediction: StepPrediction, start, target_state, reward, terminated, contacts):
-    """Loss terms of predictions (..., ·) that started from ``start`` and should land on ``target_state``."""
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` (*M, ...) over the entries of ``mask`` (*M) that are 1 (and over the trailing dims)."""
+    per_step = values.reshape(*mask.shape, -1).mean(-1)
+    return (per_step * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def step_losses(model: WorldModel, prediction: StepPrediction, start, target_state, reward, terminated, contacts, mask):
+    """Loss terms of predictions (B, n, ·) that started from ``start`` and should land on ``target_state``, averaged
+    over the transitions where ``mask`` (B, n) is 1 (those that start on a recorded step)."""
     n = model.normalizers
     target_delta = model.delta_target(start, target_state)
+    reward_error = prediction.reward[..., 0] - n.reward(reward[..., None])[..., 0]
+    termination = F.binary_cross_entropy_with_logits(prediction.termination_logit[..., 0], terminated, reduction="none")
     terms = {
-        "dynamics_nll": gaussian_nll(prediction.delta_mean, prediction.delta_log_std, target_delta).mean(),
-        "dynamics_mse": (prediction.delta_mean - target_delta).square().mean(),
-        "reward": (prediction.reward[..., 0] - n.reward(reward[..., None])[..., 0]).square().mean(),
-        "termination": F.binary_cross_entropy_with_logits(prediction.termination_logit[..., 0], terminated),
+        "dynamics_nll": masked_mean(gaussian_nll(prediction.delta_mean, prediction.delta_log_std, target_delta), mask),
+        "dynamics_mse": masked_mean((prediction.delta_mean - target_delta).square(), mask),
+        "reward": masked_mean(reward_error.square(), mask),
+        "termination": masked_mean(termination, mask),
     }
     if contacts.shape[-1]:
-        terms["contact"] = F.binary_cross_entropy_with_logits(prediction.contact_logits, contacts)
+        bce = F.binary_cross_entropy_with_logits(prediction.contact_logits, contacts, reduction="none")
+        terms["contact"] = masked_mean(bce, mask)
     return terms
 
 
 def world_model_loss(model: WorldModel, batch: Sequences, history: int, cfg: LossCfg):
     """Total world-model loss and its named terms (detached floats) for one model."""
     parts = []
+    mask = batch.step_mask
     if history > 1:  # one-step teacher-forced predictions inside the history
         _, prediction, _ = model.teacher_forced(
             batch.states[:, : history - 1], batch.instruction[:, : history - 1], batch.actions[:, : history - 1]
@@ -84,6 +100,7 @@ def world_model_loss(model: WorldModel, batch: Sequences, history: int, cfg: Los
                 batch.rewards[:, s],
                 batch.terminated[:, s],
                 batch.contacts[:, s],
+                mask[:, s],
             )
         )
     if batch.states.shape[1] > history:
@@ -99,6 +116,7 @@ def world_model_loss(model: WorldModel, batch: Sequences, history: int, cfg: Los
                 batch.rewards[:, s],
                 batch.terminated[:, s],
                 batch.contacts[:, s],
+                mask[:, s],
             )
         )
     terms = {name: sum(part[name] for part in parts) / len(parts) for name in parts[0]}
@@ -111,33 +129,50 @@ def world_model_loss(model: WorldModel, batch: Sequences, history: int, cfg: Los
     return total, terms
 
 
-def action_nll(distribution: torch.distributions.Normal, actions: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Behaviour-cloning loss: Gaussian NLL of the dataset's actions in normalized units (mean over dimensions)."""
-    return -(distribution.log_prob(actions) + torch.log(scale)).mean()
+def action_nll(
+    distribution: torch.distributions.Normal,
+    actions: torch.Tensor,
+    scale: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Behaviour-cloning loss: Gaussian NLL of the dataset's actions in normalized units (mean over dimensions, and
+    over the entries where ``mask`` (the leading dims of ``actions``) is 1, if given)."""
+    nll = -(distribution.log_prob(actions) + torch.log(scale))
+    return nll.mean() if mask is None else masked_mean(nll, mask)
 
 
 def joint_loss(model: JointWAM, batch: Sequences, history: int, cfg: LossCfg):
-    """World-model loss + behaviour cloning at every step + n-step value regression, on one shared trunk."""
+    """World-model loss + behaviour cloning at every recorded step + n-step value regression, on one shared trunk."""
     total, terms = world_model_loss(model, batch, history, cfg)
     features, _ = model.encode(model.tokens(batch.states, batch.instruction, previous_actions(batch.actions)))
     policy = model.policy(features)
-    terms["action_nll"] = action_nll(policy, batch.actions, model.normalizers.action.std)
-    terms["action_mse"] = (policy.mean - batch.actions).square().mean()
+    mask = batch.step_mask
+    terms["action_nll"] = action_nll(policy, batch.actions, model.normalizers.action.std, mask)
+    terms["action_mse"] = masked_mean((policy.mean - batch.actions).square(), mask)
     values = model.value(features)[..., 0]
-    terms["value"] = (values - value_targets(model, batch, values.detach(), cfg.gamma)).square().mean()
+    targets = value_targets(model, batch, values.detach(), cfg.gamma)
+    terms["value"] = masked_mean((values - targets).square(), mask)
     total = total + cfg.action_weight * terms["action_nll"] + cfg.value_weight * terms["value"]
     return total, terms
 
 
 def value_targets(model: JointWAM, batch: Sequences, values: torch.Tensor, gamma: float) -> torch.Tensor:
-    """n-step returns to the window's end: ``sum_i gamma^i r_{t+i} + gamma^n V(s_{T-1})`` (no bootstrap past a
-    termination; a window ending where its episode terminated ends on ``r_{T-1}``, not ``V(s_{T-1})``), in
-    normalized-reward units, (B, T)."""
-    rewards = model.normalizers.reward(batch.rewards[..., None])[..., 0]
+    """n-step returns to the window's end, in units of reward / the reward normalizer's std, (B, T).
+
+    ``G_t = r_t / sigma + gamma (1 - d_t) G_{t+1}`` with ``d_t`` = terminated at ``t``; at the window's last row
+    ``G = V`` (``values[:, -1]``, the bootstrap: after a time-out, on the final row ``s_T``, ``V(s_T)``), or
+    ``r / sigma`` if the episode terminated there (a window ending on its last step when the table has no final rows).
+    Final rows carry ``r = 0``, ``d = 0``; a termination at ``T - 1`` already cuts the bootstrap of ``V(s_T)``.
+
+    The rewards are scaled, not shifted: with ``(r - mu) / sigma`` the target of a step ``k`` steps before a termination
+    would carry ``-mu / sigma * (1 - gamma^k) / (1 - gamma)``, a bias that depends on the time left, not on the state.
+    """
+    rewards = batch.rewards / model.normalizers.reward.std
     last_terminated = batch.terminated[:, -1]
     target = values[:, -1] * (1.0 - last_terminated) + rewards[:, -1] * last_terminated
     targets = [target]
     for t in range(batch.rewards.shape[1] - 2, -1, -1):
+        # G_t = r_t + gamma * G_{t+1}, no bootstrap past a termination
         target = rewards[:, t] + gamma * target * (1.0 - batch.terminated[:, t])
         targets.append(target)
     return torch.stack(targets[::-1], dim=1)
@@ -150,8 +185,9 @@ def cascaded_loss(model: CascadedWAM, batch: Sequences, history: int, cfg: LossC
     h = slice(0, history)
     distribution = model.policy_at_last(batch.states[:, h], batch.instruction[:, h], prev[:, h])
     target = batch.actions[:, history - 1]
-    terms["action_nll"] = action_nll(distribution, target, model.normalizers.action.std)
-    terms["action_mse"] = (distribution.mean - target).square().mean()
+    mask = batch.step_mask[:, history - 1]  # (B,): a window of H rows may end on a final row (no action)
+    terms["action_nll"] = action_nll(distribution, target, model.normalizers.action.std, mask)
+    terms["action_mse"] = masked_mean((distribution.mean - target).square(), mask)
     return total + cfg.action_weight * terms["action_nll"], terms
 
 

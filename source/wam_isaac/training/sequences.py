@@ -5,6 +5,15 @@ one block of consecutive shards at a time (episodes concatenated), and builds a 
 key. A dataset whose selected keys fit in ``max_resident_bytes`` is one block, loaded once; a larger one is split
 into blocks of at most half that, and an LRU keeps two of them, so memory stays bounded whatever the dataset size.
 Windows never cross an episode boundary (hence never a shard or a block).
+
+Episode ends: when the dataset recorded every episode's final state ``s_T`` (the state after its last action, before
+Isaac Lab's reset: ``final/obs/world_model/<term>``), each episode's rows are its ``T`` steps followed by one *final
+row* holding ``s_T`` (instruction from ``final/`` too, else the last step's; action, reward and flags zero,
+:attr:`Sequences.is_final` 1). A window may end on that row, so the last transition ``s_{T-1} -> s_T`` is predicted
+like any other, with its ``terminated`` flag: the termination head sees its positive examples, the dynamics head the
+terminal step, and a value target bootstraps ``V(s_T)`` after a time-out (a termination cuts it). A window never
+starts on a final row, and a final row is only ever a window's last row. Datasets without final states keep the rows
+of their steps only (the last transition is then never predicted).
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from ..models.schema import ACTION_KEY, REWARD_KEY, TERMINATION_KEY, WamSchema
 MAX_RESIDENT_BYTES = 2 << 30
 """Default memory bound of a :class:`SequenceTable`'s loaded rows [bytes]."""
 
-COLUMNS = ("states", "instruction", "actions", "rewards", "terminated", "contacts")
+COLUMNS = ("states", "instruction", "actions", "rewards", "terminated", "contacts", "is_final")
 """The tensors of a block, in :class:`Sequences` order."""
 
 
@@ -44,9 +53,21 @@ class Sequences:
     """1 where the episode terminated at that step, (B, T)."""
     contacts: torch.Tensor
     """Contact flags, (B, T, C) (C may be 0)."""
+    is_final: torch.Tensor | None = None
+    """1 where the row is an episode's final state ``s_T`` (the state after its last action; its action, reward,
+    flags and contacts are zero-filled, not data), 0 on recorded steps, (B, T); ``None``: every row is a step. A final
+    row is only ever the last row of a window: the target of the last predicted transition."""
 
     def to(self, device: torch.device | str) -> Sequences:
-        return Sequences(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return Sequences(**{name: None if value is None else value.to(device) for name, value in values.items()})
+
+    @property
+    def step_mask(self) -> torch.Tensor:
+        """1 on rows that are recorded steps (an action was taken there), 0 on final rows, (B, T)."""
+        if self.is_final is None:
+            return torch.ones_like(self.rewards)
+        return 1.0 - self.is_final
 
     @property
     def batch_size(self) -> int:
@@ -87,16 +108,22 @@ class SequenceTable:
         self.episode_ids = [i for ids_ in by_shard.values() for i in ids_]
         self.lengths = np.asarray([table[i].num_samples for i in self.episode_ids], dtype=np.int64)
         """Steps of each episode, in load order."""
-        self.offsets = np.concatenate(([0], np.cumsum(self.lengths)[:-1])).astype(np.int64)
+        final_keys = set(self.reader.manifest.get("final_keys", []))
+        self.has_final = bool(self.episode_ids) and all(key in final_keys for key in schema.state_keys)
+        """Whether every episode ends with a final row (``s_T``, see the module docstring)."""
+        self.rows_per_episode = self.lengths + int(self.has_final)
+        """Rows of each episode in the table: its steps, then its final row if :attr:`has_final`."""
+        self.offsets = np.concatenate(([0], np.cumsum(self.rows_per_episode)[:-1])).astype(np.int64)
         """Row of each episode's first step."""
-        widths = [schema.state_dim, schema.instruction_dim, schema.action_dim, 1, 1, schema.contact_dim]
+        widths = [schema.state_dim, schema.instruction_dim, schema.action_dim, 1, 1, schema.contact_dim, 1]
         row_bytes = 4 * sum(widths)  # float32
-        budget = max_resident_bytes if len(self) * row_bytes <= max_resident_bytes else max_resident_bytes // 2
+        total_rows = int(self.rows_per_episode.sum())
+        budget = max_resident_bytes if total_rows * row_bytes <= max_resident_bytes else max_resident_bytes // 2
         self._blocks: list[list[str]] = []
         """Consecutive shards loaded together."""
         block_starts, rows = [], 0
         for shard, shard_ids in by_shard.items():
-            shard_rows = sum(table[i].num_samples for i in shard_ids)
+            shard_rows = sum(table[i].num_samples + int(self.has_final) for i in shard_ids)
             if not self._blocks or (rows - block_starts[-1] + shard_rows) * row_bytes > budget:
                 self._blocks.append([])
                 block_starts.append(rows)
@@ -106,7 +133,10 @@ class SequenceTable:
         """First row of each block, then the number of rows."""
         self._by_shard = by_shard
         self._shard_sizes: dict[str, int] = {}
-        for record in table.values():
+        self._index_rows: dict[int, int] = {}
+        """Each episode's row in its shard's index (and ``final/<key>`` datasets): its rank by start row."""
+        for record in sorted(table.values(), key=lambda r: (r.shard, r.start)):
+            self._index_rows[record.episode_id] = self._shard_sizes.get(record.shard, 0)
             self._shard_sizes[record.shard] = self._shard_sizes.get(record.shard, 0) + 1
         self._cache: OrderedDict[int, tuple[torch.Tensor, ...]] = OrderedDict()
         self._cache_size = 1 if len(self._blocks) == 1 else 2
@@ -146,6 +176,11 @@ class SequenceTable:
         """Contact flags of every row, (N, C)."""
         return self._whole(5)
 
+    @property
+    def is_final(self) -> torch.Tensor:
+        """1 on the final rows (``s_T``), 0 on steps, (N,)."""
+        return self._whole(6)
+
     def _whole(self, column: int) -> torch.Tensor:
         return torch.cat([self._block(b)[column] for b in range(len(self._blocks))])
 
@@ -166,6 +201,8 @@ class SequenceTable:
                 else:
                     parts = [dataset[r.start : r.start + r.num_samples] for r in records]
                     columns[key].append(np.concatenate(parts).astype(np.float32, copy=False))
+                if self.has_final:
+                    columns[key][-1] = self._with_final_rows(shard, key, records, columns[key][-1])
         rows = int(self._block_starts[index + 1] - self._block_starts[index])
 
         def flat(keys: Sequence[str]) -> torch.Tensor:
@@ -181,21 +218,54 @@ class SequenceTable:
             flat([REWARD_KEY])[:, 0],
             flat([TERMINATION_KEY])[:, 0] if schema.has_termination else torch.zeros(rows),
             flat(list(schema.contact_keys)),
+            self._final_flags(index, rows),
         )
         self._cache[index] = block
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return block
 
+    def _with_final_rows(self, shard: str, key: str, records, steps: np.ndarray) -> np.ndarray:
+        """``steps`` (the rows of ``records``, back to back) with each episode's final row inserted after its last
+        step: ``final/<key>`` for the state (and the instruction, when recorded; else its last step's), zeros for
+        actions, rewards, flags and contacts."""
+        ends = np.cumsum([r.num_samples for r in records])
+        if key in self.schema.state_keys or key in self.schema.instruction_keys:
+            final = self.reader.final_column(shard, key)
+            if final is not None:
+                rows = [self._index_rows[r.episode_id] for r in records]
+                values = np.asarray(final[()], dtype=np.float32)[rows]
+            elif key in self.schema.state_keys:
+                raise ManifestError(f"shard {shard} has no final/{key} though the manifest lists it")
+            else:
+                values = steps[ends - 1]
+        else:
+            values = np.zeros((len(records), *steps.shape[1:]), dtype=np.float32)
+        return np.insert(steps, ends, values.reshape(len(records), *steps.shape[1:]), axis=0)
+
+    def _final_flags(self, index: int, rows: int) -> torch.Tensor:
+        """1 on the final rows of block ``index`` (each episode's last row), (rows,)."""
+        flags = torch.zeros(rows)
+        if self.has_final:
+            ends = self.offsets + self.rows_per_episode - 1 - self._block_starts[index]
+            flags[torch.from_numpy(ends[(ends >= 0) & (ends < rows)])] = 1.0
+        return flags
+
     def __len__(self) -> int:
+        """Number of steps (transitions) in the table, final rows not counted."""
         return int(self.lengths.sum())
 
     def window_starts(self, span: int, stride: int = 1) -> torch.Tensor:
-        """Rows where a window of ``span`` steps starts without crossing an episode's end, (N,) int64."""
+        """Rows where a window of ``span`` rows starts without crossing an episode's end, (N,) int64.
+
+        A window's first ``span - 1`` rows are steps; its last may be the episode's final row (``s_T``) when the table
+        has them (a window of one row is a step): an episode of ``T`` steps has ``T - span + 2`` windows of
+        ``span >= 2`` rows with final rows, ``T - span + 1`` without."""
+        extra = int(self.has_final and span >= 2)
         starts = [
-            offset + np.arange(0, length - span + 1, stride)
+            offset + np.arange(0, length - span + 1 + extra, stride)
             for offset, length in zip(self.offsets, self.lengths, strict=False)
-            if length >= span
+            if length + extra >= span
         ]
         return torch.from_numpy(np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64))
 

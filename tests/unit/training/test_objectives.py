@@ -1,5 +1,5 @@
-"""Objectives: n-step value targets worked out by hand, the Gaussian NLL against torch.distributions, and the
-assembly of the world-model loss (history part + forecast part) under teacher forcing."""
+"""Objectives: n-step value targets (scaled rewards) worked out by hand, the Gaussian NLL against
+torch.distributions, and the assembly of the world-model loss (history part + forecast part) under teacher forcing."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from wam_isaac.training.sequences import Sequences
 
 
 def three_steps(terminated: list[float]) -> tuple[SimpleNamespace, Sequences]:
-    """A model stand-in whose reward normalizer is (r - 1) / 2, and one window of rewards [1, 2, 3]."""
+    """A model stand-in whose reward normalizer has mean 1 and std 2, and one window of rewards [1, 2, 3]."""
     normalizers = Normalizers(state_dim=1, instruction_dim=0, action_dim=1)
     normalizers.reward.mean.fill_(1.0)
     normalizers.reward.std.fill_(2.0)
@@ -30,17 +30,18 @@ def three_steps(terminated: list[float]) -> tuple[SimpleNamespace, Sequences]:
     return SimpleNamespace(normalizers=normalizers), batch
 
 
-# normalized rewards r' = [0, 0.5, 1]; values V = [7, 8, 10]; gamma = 0.5
+# scaled rewards r / sigma = [0.5, 1, 1.5] (scaled, not shifted: the mean 1 plays no part); V = [7, 8, 10];
+# gamma = 0.5
 @pytest.mark.parametrize(
     ("terminated", "expected"),
     [
-        # no termination: G_2 = V_2 = 10; G_1 = 0.5 + 0.5 * 10 = 5.5; G_0 = 0 + 0.5 * 5.5 = 2.75
-        ([0.0, 0.0, 0.0], [2.75, 5.5, 10.0]),
-        # terminated at step 1: G_1 = r'_1 = 0.5 (no bootstrap past it); G_0 = 0 + 0.5 * 0.5 = 0.25
-        ([0.0, 1.0, 0.0], [0.25, 0.5, 10.0]),
-        # terminated at the last step: G_2 = r'_2 = 1 (its reward, not V_2 and not 0); G_1 = 0.5 + 0.5 * 1 = 1.0;
-        # G_0 = 0 + 0.5 * 1.0 = 0.5
-        ([0.0, 0.0, 1.0], [0.5, 1.0, 1.0]),
+        # no termination: G_2 = V_2 = 10; G_1 = 1 + 0.5 * 10 = 6; G_0 = 0.5 + 0.5 * 6 = 3.5
+        ([0.0, 0.0, 0.0], [3.5, 6.0, 10.0]),
+        # terminated at step 1: G_1 = r_1 / sigma = 1 (no bootstrap past it); G_0 = 0.5 + 0.5 * 1 = 1
+        ([0.0, 1.0, 0.0], [1.0, 1.0, 10.0]),
+        # terminated at the last step: G_2 = r_2 / sigma = 1.5 (its reward, not V_2 and not 0); G_1 = 1 + 0.75 = 1.75;
+        # G_0 = 0.5 + 0.5 * 1.75 = 1.375
+        ([0.0, 0.0, 1.0], [1.375, 1.75, 1.5]),
     ],
 )
 def test_value_targets_are_n_step_returns(terminated, expected):

@@ -13,7 +13,18 @@ import sys
 
 from .errors import UsageError
 
-SUBCOMMANDS = ("tasks", "train", "generate", "inspect", "export-dataset", "train-model", "eval", "export", "bench")
+SUBCOMMANDS = (
+    "tasks",
+    "train",
+    "play",
+    "generate",
+    "inspect",
+    "export-dataset",
+    "train-model",
+    "eval",
+    "export",
+    "bench",
+)
 """Subcommand modules of this package, in the order ``wam --help`` lists them."""
 
 

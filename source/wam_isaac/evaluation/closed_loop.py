@@ -173,3 +173,55 @@ def record_actions(stats: ClosedLoopStats, actions: torch.Tensor, previous: torc
 def not_applicable(reason: str) -> dict:
     """The closed-loop section of a report that was not run."""
     return {"applicable": False, "reason": reason}
+
+
+ObservationPolicy = Callable[[dict], torch.Tensor]
+"""An env's observation dict -> actions (num_envs, A), e.g. an rsl-rl actor (mean action) behind a TensorDict."""
+
+
+@torch.no_grad()
+def run_policy_closed_loop(
+    env,
+    policy: ObservationPolicy,
+    episodes: int,
+    max_steps: int | None = None,
+    seed: int = 0,
+    on_reset: Callable[[torch.Tensor], None] | None = None,
+) -> ClosedLoopStats:
+    """:func:`run_closed_loop` for a policy of the env's own observations (no history window): control ``env`` with
+    ``policy(obs)`` until ``episodes`` episodes ended, with the same per-env quota and the same figures.
+    ``on_reset(done)`` (done flags (num_envs,)) is called after every step in which an env ended, e.g. to reset a
+    recurrent policy's hidden state."""
+    from ..rollout.driver import episode_success
+
+    n, device = env.num_envs, env.device
+    if max_steps is None:
+        max_steps = (-(-episodes // n) + 1) * int(env.max_episode_length + 1)
+    obs, _ = env.reset(seed=seed)
+    stats = ClosedLoopStats()
+    quota = -(-episodes // n)
+    finished = [0] * n
+    returns = torch.zeros(n, device=device)
+    lengths = torch.zeros(n, dtype=torch.long, device=device)
+    previous = torch.zeros(n, env.action_manager.total_action_dim, device=device)
+    while len(stats.success) < episodes and stats.steps < max_steps:
+        actions = policy(obs)
+        obs, rewards, terminated, truncated, _ = env.step(actions)
+        done = terminated | truncated
+        stats.steps += 1
+        record_actions(stats, actions, previous, lengths > 0)
+        returns += rewards
+        lengths += 1
+        previous = actions.clone()
+        if done.any():
+            success = episode_success(env, terminated, truncated)
+            for i in done.nonzero()[:, 0].tolist():
+                if finished[i] < quota:  # each env contributes its first `quota` episodes: no bias to short ones
+                    stats.success.append(bool(success[i]))
+                    stats.returns.append(float(returns[i]))
+                    stats.lengths.append(int(lengths[i]))
+                finished[i] += 1
+            returns[done], lengths[done] = 0.0, 0
+            if on_reset is not None:
+                on_reset(done)
+    return stats

@@ -10,6 +10,14 @@ the shard in progress and exit 0. ``--resume`` continues a killed or preempted r
 after the stored ones, the next seed of the dataset (segment ``k`` runs with ``--seed + k``), and ``--steps`` is the
 size of the whole dataset: ``steps * num_envs`` transitions, of which the stored ones are deducted (the run makes
 ``ceil(missing / num_envs)`` steps; a complete dataset is left as it is).
+
+Several processes: ``--num_procs P`` (or ``torchrun --nproc_per_node=P -m wam_isaac generate ...``, the same job) runs
+P ranks, each with its own ``--num_envs`` envs (on ``cuda:<LOCAL_RANK>`` on GPUs), seed ``segment seed + rank``, env
+ids ``rank * num_envs + env``, its own episode-id range and its own shards in ``--out/rank_<r>/``; ``--steps`` is per
+rank. The dataset's ``manifest.json`` lists every rank's shards and is published by rank 0 only after every rank
+finished: if a rank fails, the job exits non-zero naming it and the manifest claims none of that run's shards;
+``--resume`` (same ``--num_procs``) continues every rank from its own journal. See
+:mod:`wam_isaac.distributed.generation`.
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--episodes_per_shard", type=positive_int, default=None, help="episodes per shard (default: ~131k transitions)"
     )
+    parser.add_argument(
+        "--num_procs", type=positive_int, default=None, help="generator processes (ranks) on this node, via torchrun"
+    )
     parser.set_defaults(run=run)
 
 
@@ -50,6 +61,7 @@ def _check_policy(spec: str, task: str) -> None:
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     from ..data import DatasetError, check_out_dir
+    from ..distributed.context import from_environment
 
     overrides = split_overrides(extra)
     check_task(args.task)
@@ -60,15 +72,42 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.resume and args.overwrite:
         raise UsageError("--resume continues the dataset in --out, --overwrite replaces it: pass one of them")
     try:
-        if not args.resume:
+        context = from_environment()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if context.distributed and args.num_procs is not None:
+        raise UsageError("--num_procs starts the ranks itself: under torchrun leave it out")
+    try:
+        if not args.resume and context.is_main:
             check_out_dir(args.out, args.overwrite)
     except DatasetError as error:
         raise UsageError(str(error)) from None
-    return generate(args, overrides, device)
+    if args.num_procs is not None and args.num_procs > 1:
+        from ..distributed.launch import launch
+
+        consequence = f"; {args.out}/manifest.json lists none of this run's shards, --resume continues every rank"
+        return launch(args.num_procs, _rank_argv(args, extra), consequence)
+    context.init(device, backend="gloo")  # the ranks exchange only small objects: Gloo on GPUs too
+    try:
+        return generate(args, overrides, context.device(device), context)
+    finally:
+        context.shutdown()
 
 
-def generate(args: argparse.Namespace, overrides: list[str], device: str) -> int:
-    """Build the env (kit-less on the CPU), run the driver with a progress bar, print the summary."""
+def _rank_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
+    """The command line of one rank of ``--num_procs``: this one without it."""
+    argv = ["generate", "--task", args.task, "--steps", str(args.steps), "--policy", args.policy, "--out", args.out]
+    argv += ["--noise", repr(args.noise), "--horizons", *map(str, args.horizons)]
+    for name in ("num_envs", "device", "seed", "episodes_per_shard"):
+        if getattr(args, name) is not None:
+            argv += [f"--{name}", str(getattr(args, name))]
+    argv += [flag for flag in ("--overwrite", "--resume") if getattr(args, flag[2:])]
+    return argv + list(extra)
+
+
+def generate(args: argparse.Namespace, overrides: list[str], device: str, context=None) -> int:
+    """Build the env (kit-less on the CPU), run the driver with a progress bar, print the summary. In a job of several
+    ranks, this rank's share (see the module docstring)."""
     stop_requested = []  # SIGTERM from here on ends the run cleanly (exit 0), even during start-up
     signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.append(signum))
     import gymnasium as gym
@@ -79,11 +118,13 @@ def generate(args: argparse.Namespace, overrides: list[str], device: str) -> int
 
     from isaaclab_tasks.utils import resolve_task_config
 
-    from ..data import DatasetError, DatasetWriter, begin_segment, config_hash, summarize
+    from ..data import DatasetError, DatasetWriter, config_hash, summarize
+    from ..distributed.context import DistContext
     from ..labels.labeler import labeler_cfg_for
     from ..rollout.driver import RolloutDriver
     from ..rollout.policies import PolicyError, make_policy
 
+    context = context or DistContext()
     hydra = list(overrides) + ([] if torch.cuda.is_available() else ["presets=newton_mjwarp"])
     env_cfg, _ = resolve_task_config(args.task, "rsl_rl_cfg_entry_point", overrides=[])
     check_override_paths(overrides, env_cfg, None)
@@ -93,7 +134,7 @@ def generate(args: argparse.Namespace, overrides: list[str], device: str) -> int
         env_cfg.scene.num_envs = args.num_envs
     seed = 0 if args.seed is None else args.seed
     env_cfg.seed = seed
-    cfg_hash = config_hash(_jsonable(env_cfg.to_dict()))  # of the first run's config: resumed segments share it
+    cfg_hash = config_hash(_jsonable(env_cfg.to_dict()))  # the first run's config: resumed segments and ranks share it
     labeler_cfg = labeler_cfg_for(args.task, horizons=tuple(args.horizons))
     env_args = {
         "env_name": args.task,
@@ -101,67 +142,141 @@ def generate(args: argparse.Namespace, overrides: list[str], device: str) -> int
         "env_kwargs": {"num_envs": env_cfg.scene.num_envs, "seed": seed, "policy": args.policy},
     }
     try:
-        seed, manifest = begin_segment(args.out, args.task, cfg_hash, env_args, seed, args.resume, args.overwrite)
+        segment = _begin(args, context, cfg_hash, env_args, seed, env_cfg.scene.num_envs)
     except DatasetError as error:
         raise UsageError(str(error)) from None
+    seed, journal, first_episode, stored = segment
     env_cfg.seed = seed
-    missing = args.steps * env_cfg.scene.num_envs - manifest["totals"]["transitions"]
-    steps = -(-missing // env_cfg.scene.num_envs)
-    if steps <= 0:
-        print(f"[wam] {args.out} already holds {manifest['totals']['transitions']} transitions: nothing to generate")
-        return 0
+    missing = args.steps * env_cfg.scene.num_envs - stored
+    steps = max(0, -(-missing // env_cfg.scene.num_envs))
+    env_offset = context.rank * env_cfg.scene.num_envs
 
     def writer_factory(specs):
-        return DatasetWriter(
-            args.out, args.task, cfg_hash, specs, episodes_per_shard=args.episodes_per_shard, resume=True
-        )
+        from ..distributed.generation import RankDatasetWriter
 
-    with launch_simulation(env_cfg, {"device": device}):
-        env = gym.make(args.task, cfg=env_cfg).unwrapped
-        try:
-            policy = make_policy(args.policy, env, args.task, noise_std=args.noise)
-        except PolicyError as error:
-            env.close()
-            raise UsageError(str(error)) from None
-        total = steps * env.num_envs
-        with tqdm(total=total, unit="tr", unit_scale=True, desc=f"generate {args.task}", file=sys.stderr) as bar:
-
-            def progress(done: int, stats) -> None:
-                bar.update(env.num_envs)
-                if done % 10 == 0:
-                    bar.set_postfix(episodes=stats.episodes, dropped=stats.dropped_episodes, refresh=False)
-
-            driver = RolloutDriver(
-                env,
-                policy,
-                writer_factory,
-                labeler_cfg,
-                seed=seed,
-                first_episode_index=_next_episode_index(args.out, env),
+        if not context.distributed:
+            return DatasetWriter(
+                journal, args.task, cfg_hash, specs, episodes_per_shard=args.episodes_per_shard, resume=True
             )
+        return RankDatasetWriter(
+            journal, args.task, cfg_hash, specs, episodes_per_shard=args.episodes_per_shard, resume=True,
+            env_args=env_args, first_episode=first_episode, env_offset=env_offset,
+        )  # fmt: skip
+
+    stats = None
+    if steps > 0:
+        with launch_simulation(env_cfg, {"device": device}):
+            env = gym.make(args.task, cfg=env_cfg).unwrapped
             try:
-                stats = driver.run(steps, progress=progress, stop=lambda: bool(stop_requested))
-            except (
-                DatasetError
-            ) as error:  # e.g. resuming with other keys (--horizons): the writer refused, nothing changed
+                policy = make_policy(args.policy, env, args.task, noise_std=args.noise)
+            except PolicyError as error:
                 env.close()
                 raise UsageError(str(error)) from None
-        env.close()
-    summary = summarize(args.out)
-    if stop_requested:
-        print(f"[wam] SIGTERM: stopped after {stats.transitions} transitions; --resume continues {args.out}")
-    rate = summary["success_rate"] or 0.0
-    print(
-        f"[wam] wrote {summary['transitions']} transitions in {summary['episodes']} episodes "
-        f"({summary['shards']} shards) to {args.out}; success rate {rate:.3f}, "
-        f"dropped episodes {summary['dropped_episodes']}, {stats.transitions / max(stats.seconds, 1e-9):.0f} "
-        "transitions/s"
-    )
+            total = steps * env.num_envs
+            desc = f"generate {args.task}" + (f" rank {context.rank}" if context.distributed else "")
+            with tqdm(total=total, unit="tr", unit_scale=True, desc=desc, file=sys.stderr) as bar:
+
+                def progress(done: int, stats) -> None:
+                    bar.update(env.num_envs)
+                    if done % 10 == 0:
+                        bar.set_postfix(episodes=stats.episodes, dropped=stats.dropped_episodes, refresh=False)
+
+                driver = RolloutDriver(
+                    env,
+                    policy,
+                    writer_factory,
+                    labeler_cfg,
+                    seed=seed,
+                    first_episode_index=_next_episode_index(journal, env, env_offset),
+                )
+                try:
+                    stats = driver.run(steps, progress=progress, stop=lambda: bool(stop_requested))
+                except DatasetError as error:  # e.g. resuming with other keys (--horizons): the writer refused
+                    env.close()
+                    raise UsageError(str(error)) from None
+            env.close()
+    if context.distributed and not _all_finished(args.out, context, stats):
+        return 1
+    if context.is_main:
+        _report(args.out, context, stats, bool(stop_requested), summarize)
     return 0
 
 
-def _next_episode_index(out: str, env):
-    """Per env, the ``episode_index`` its next episode gets: one more than its last stored one (0 if none)."""
+def _begin(args, context, cfg_hash: str, env_args: dict, seed: int, num_envs: int):
+    """Start this run's segment: the dataset's (rank 0), then this rank's journal. Returns ``(this rank's seed, the
+    directory it writes, its first episode id, the transitions it already holds)``."""
+    from ..data import DatasetError, begin_segment, load_manifest
+    from ..distributed.generation import episode_capacity, next_episode_id, rank_dir, remove_journals
+
+    ranks = context.world_size
+    decided = None
+    if context.is_main:
+        try:
+            if not args.resume:
+                remove_journals(args.out)
+            first = next_episode_id(args.out) if args.resume and context.distributed else None
+            segment_seed, manifest = begin_segment(
+                args.out, args.task, cfg_hash, env_args, seed, args.resume, args.overwrite, ranks=ranks,
+                first_episode=first,
+            )  # fmt: skip
+            decided = (segment_seed, manifest["segments"][-1]["first_episode"], manifest["totals"]["transitions"])
+        except DatasetError as error:
+            decided = str(error)
+    decided = context.broadcast_object(decided)
+    if isinstance(decided, str):
+        raise DatasetError(decided)
+    segment_seed, first, stored = decided
+    if not context.distributed:
+        return segment_seed, args.out, first, stored
+    journal = rank_dir(args.out, context.rank)
+    rank_seed = segment_seed + context.rank
+    rank_first = first + context.rank * episode_capacity(args.steps, num_envs)
+    begin_segment(
+        journal, args.task, cfg_hash, env_args, rank_seed, resume=True, fixed_seed=True, first_episode=rank_first
+    )
+    return rank_seed, journal, rank_first, load_manifest(journal)["totals"]["transitions"]
+
+
+def _all_finished(out: str, context, stats) -> bool:
+    """Whether every rank finished (gathered over the process group); rank 0 then publishes the dataset's manifest.
+    A rank that died makes the gather fail: the manifest is left as it was before this run."""
+    from ..distributed.generation import publish
+
+    mine = {"rank": context.rank, "transitions": stats.transitions if stats else 0}
+    try:
+        context.all_gather_object(mine)
+    except RuntimeError as error:
+        print(
+            f"wam generate: error: rank {context.rank} lost the other ranks ({str(error).splitlines()[0]}): a rank "
+            f"failed, so {out}/manifest.json was not updated; --resume continues every rank",
+            file=sys.stderr,
+        )
+        return False
+    if context.is_main:
+        publish(out, context.world_size)
+    return True
+
+
+def _report(out: str, context, stats, stopped: bool, summarize) -> None:
+    summary = summarize(out)
+    if stats is None:
+        print(f"[wam] {out} already holds {summary['transitions']} transitions: nothing to generate")
+        return
+    if stopped:
+        print(f"[wam] SIGTERM: stopped after {stats.transitions} transitions; --resume continues {out}")
+    rate = summary["success_rate"] or 0.0
+    ranks = f" by {context.world_size} ranks" if context.distributed else ""
+    print(
+        f"[wam] wrote {summary['transitions']} transitions in {summary['episodes']} episodes "
+        f"({summary['shards']} shards{ranks}) to {out}; success rate {rate:.3f}, "
+        f"dropped episodes {summary['dropped_episodes']}, {stats.transitions / max(stats.seconds, 1e-9):.0f} "
+        f"transitions/s{' on rank 0' if context.distributed else ''}"
+    )
+
+
+def _next_episode_index(out: str, env, env_offset: int = 0):
+    """Per env, the ``episode_index`` its next episode gets: one more than its last stored one (0 if none). The
+    dataset's env ids are ``env_offset + env`` (a rank's journal)."""
     import h5py
     import torch
 
@@ -172,9 +287,9 @@ def _next_episode_index(out: str, env):
         with h5py.File(Path(out) / shard["name"], "r") as file:
             if "episodes/attrs/episode_index" not in file:
                 continue
-            env_ids = torch.from_numpy(file["episodes/env_id"][()])
+            env_ids = torch.from_numpy(file["episodes/env_id"][()].astype("int64")) - env_offset
             index = torch.from_numpy(file["episodes/attrs/episode_index"][()].astype("int64")) + 1
-            keep = env_ids < env.num_envs
+            keep = (env_ids >= 0) & (env_ids < env.num_envs)
             following.scatter_reduce_(0, env_ids[keep], index[keep], reduce="amax")
     return following.to(env.device)
 

@@ -49,11 +49,11 @@ class DistContext:
             return f"cuda:{self.local_rank}"
         return device
 
-    def init(self, device: str) -> None:
-        """Join the process group (Gloo for ``cpu``, NCCL for ``cuda``); nothing for a job of one rank."""
+    def init(self, device: str, backend: str | None = None) -> None:
+        """Join the process group (default: Gloo for ``cpu``, NCCL for ``cuda``); nothing for a job of one rank."""
         if not self.distributed or torch.distributed.is_initialized():
             return
-        backend = "nccl" if device.startswith("cuda") else "gloo"
+        backend = backend or ("nccl" if device.startswith("cuda") else "gloo")
         if backend == "nccl":
             torch.cuda.set_device(self.device(device))
         torch.distributed.init_process_group(

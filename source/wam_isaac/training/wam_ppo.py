@@ -298,7 +298,7 @@ class WamPPO(PPO):
         if probe is None or steps <= 0:
             return {}
         before = self.policy_on(probe)
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}
         frozen = self.frozen_in_warmup if self.in_warmup else ()
         for _ in range(steps):
             batch = self.replay.sample(batch_size, self.window_transitions, self.train_envs)
@@ -307,10 +307,11 @@ class WamPPO(PPO):
             (self.world_model_weight * loss).backward()
             self.step_optimizer(frozen=frozen, clip_groups=(self.world_model_params,))
             for name, value in {"total": loss, **terms}.items():
-                sums[name] = sums.get(name, 0.0) + float(value)
+                sums[name] = sums.get(name, 0.0) + value.detach()
         after = self.policy_on(probe)
         kl = torch.distributions.kl_divergence(before, after).sum(-1).mean()
-        return {**{f"world_model_{name}": value / steps for name, value in sums.items()}, "world_model_kl": float(kl)}
+        means = {f"world_model_{name}": float(value) / steps for name, value in sums.items()}
+        return {**means, "world_model_kl": float(kl)}
 
     @torch.no_grad()
     def policy_on(self, batch: Sequences) -> torch.distributions.Normal:

@@ -13,10 +13,11 @@ World-model loss over a window of H history and F forecast steps:
 Each predicted step costs the Gaussian negative log-likelihood of the normalized delta (mean over dimensions), plus
 weighted auxiliary terms: reward (MSE, normalized), termination and contacts (binary cross-entropy).
 
-Episode ends: a window may end on its episode's final row ``s_T`` (:attr:`Sequences.is_final`), so the last
-transition ``s_{T-1} -> s_T`` is predicted with its ``terminated`` flag (the termination head's positive examples).
-Every term is a mean over the predicted transitions that start on a recorded step (:attr:`Sequences.step_mask`);
-behaviour cloning and the value regression are means over recorded steps (a final row has no action).
+Episode ends: a window may reach its episode's final row ``s_T`` (:attr:`Sequences.is_final`; padded windows repeat
+it after the end), so the last transition ``s_{T-1} -> s_T`` is predicted with its ``terminated`` flag (the
+termination head's positive examples). Every term is a mean over the predicted transitions that start on a recorded
+step (:attr:`Sequences.step_mask`); behaviour cloning and the value regression are means over recorded steps (a final
+row has no action); value targets bootstrap at final rows.
 """
 
 from __future__ import annotations
@@ -159,21 +160,24 @@ def joint_loss(model: JointWAM, batch: Sequences, history: int, cfg: LossCfg):
 def value_targets(model: JointWAM, batch: Sequences, values: torch.Tensor, gamma: float) -> torch.Tensor:
     """n-step returns to the window's end, in units of reward / the reward normalizer's std, (B, T).
 
-    ``G_t = r_t / sigma + gamma (1 - d_t) G_{t+1}`` with ``d_t`` = terminated at ``t``; at the window's last row
-    ``G = V`` (``values[:, -1]``, the bootstrap: after a time-out, on the final row ``s_T``, ``V(s_T)``), or
-    ``r / sigma`` if the episode terminated there (a window ending on its last step when the table has no final rows).
-    Final rows carry ``r = 0``, ``d = 0``; a termination at ``T - 1`` already cuts the bootstrap of ``V(s_T)``.
+    ``G_t = r_t / sigma + gamma (1 - d_t) G_{t+1}`` with ``d_t`` = terminated at ``t``; ``G = V`` (the bootstrap) on
+    a final row (``V(s_T)``: after a time-out it is what follows ``T - 1``; a termination at ``T - 1`` cuts it) and at
+    the window's last row, unless the episode terminated there (``G = r / sigma``: a window ending on its last step
+    when the table has no final rows).
 
     The rewards are scaled, not shifted: with ``(r - mu) / sigma`` the target of a step ``k`` steps before a termination
     would carry ``-mu / sigma * (1 - gamma^k) / (1 - gamma)``, a bias that depends on the time left, not on the state.
     """
     rewards = batch.rewards / model.normalizers.reward.std
+    final = torch.zeros_like(rewards, dtype=torch.bool) if batch.is_final is None else batch.is_final > 0
     last_terminated = batch.terminated[:, -1]
     target = values[:, -1] * (1.0 - last_terminated) + rewards[:, -1] * last_terminated
+    target = torch.where(final[:, -1], values[:, -1], target)
     targets = [target]
     for t in range(batch.rewards.shape[1] - 2, -1, -1):
-        # G_t = r_t + gamma * G_{t+1}, no bootstrap past a termination
+        # G_t = r_t + gamma * G_{t+1}, no bootstrap past a termination; V(s_T) on a final row
         target = rewards[:, t] + gamma * target * (1.0 - batch.terminated[:, t])
+        target = torch.where(final[:, t], values[:, t], target)
         targets.append(target)
     return torch.stack(targets[::-1], dim=1)
 

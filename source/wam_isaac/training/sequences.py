@@ -9,11 +9,18 @@ Windows never cross an episode boundary (hence never a shard or a block).
 Episode ends: when the dataset recorded every episode's final state ``s_T`` (the state after its last action, before
 Isaac Lab's reset: ``final/obs/world_model/<term>``), each episode's rows are its ``T`` steps followed by one *final
 row* holding ``s_T`` (instruction from ``final/`` too, else the last step's; action, reward and flags zero,
-:attr:`Sequences.is_final` 1). A window may end on that row, so the last transition ``s_{T-1} -> s_T`` is predicted
+:attr:`Sequences.is_final` 1). A window may reach that row, so the last transition ``s_{T-1} -> s_T`` is predicted
 like any other, with its ``terminated`` flag: the termination head sees its positive examples, the dynamics head the
 terminal step, and a value target bootstraps ``V(s_T)`` after a time-out (a termination cuts it). A window never
-starts on a final row, and a final row is only ever a window's last row. Datasets without final states keep the rows
-of their steps only (the last transition is then never predicted).
+starts on a final row.
+
+Padded windows (``pad_ends=True``, the default of :meth:`SequenceTable.batches`): a window may start on any step and
+run past its episode's final row, the rows after it repeating the final row (``is_final`` 1, masked out of every
+loss). Without padding the last transitions of an episode are in few windows (the terminal one in one window, at its
+last predicted position, deep in the autoregressive forecast); with it every transition is at every position of a
+window equally often, terminal ones included. Evaluation windows (:meth:`window_starts` by default) are not padded:
+k-step errors need true states ``k`` steps on. Datasets without final states keep the rows of their steps only (the
+last transition is then never predicted, and nothing is padded).
 """
 
 from __future__ import annotations
@@ -55,8 +62,8 @@ class Sequences:
     """Contact flags, (B, T, C) (C may be 0)."""
     is_final: torch.Tensor | None = None
     """1 where the row is an episode's final state ``s_T`` (the state after its last action; its action, reward,
-    flags and contacts are zero-filled, not data), 0 on recorded steps, (B, T); ``None``: every row is a step. A final
-    row is only ever the last row of a window: the target of the last predicted transition."""
+    flags and contacts are zero-filled, not data) or a padding copy of it after the end, 0 on recorded steps, (B, T);
+    ``None``: every row is a step. No predicted transition starts on such a row; a value target bootstraps there."""
 
     def to(self, device: torch.device | str) -> Sequences:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -255,12 +262,17 @@ class SequenceTable:
         """Number of steps (transitions) in the table, final rows not counted."""
         return int(self.lengths.sum())
 
-    def window_starts(self, span: int, stride: int = 1) -> torch.Tensor:
+    def window_starts(self, span: int, stride: int = 1, pad_ends: bool = False) -> torch.Tensor:
         """Rows where a window of ``span`` rows starts without crossing an episode's end, (N,) int64.
 
         A window's first ``span - 1`` rows are steps; its last may be the episode's final row (``s_T``) when the table
         has them (a window of one row is a step): an episode of ``T`` steps has ``T - span + 2`` windows of
-        ``span >= 2`` rows with final rows, ``T - span + 1`` without."""
+        ``span >= 2`` rows with final rows, ``T - span + 1`` without. With ``pad_ends`` (and final rows), a window
+        starts on every ``stride``-th step of every episode: :meth:`gather` repeats the final row past the end."""
+        if pad_ends and self.has_final:
+            pairs = zip(self.offsets, self.lengths, strict=True)
+            starts = [offset + np.arange(0, length, stride) for offset, length in pairs]
+            return torch.from_numpy(np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64))
         extra = int(self.has_final and span >= 2)
         starts = [
             offset + np.arange(0, length - span + 1 + extra, stride)
@@ -270,9 +282,14 @@ class SequenceTable:
         return torch.from_numpy(np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64))
 
     def gather(self, starts: torch.Tensor, span: int) -> Sequences:
-        """The windows of ``span`` steps beginning at rows ``starts`` (B,)."""
+        """The windows of ``span`` rows beginning at rows ``starts`` (B,); rows past an episode's final row repeat it
+        (padded windows, see :meth:`window_starts`)."""
         starts = torch.as_tensor(starts, dtype=torch.long)
         offsets = torch.arange(span)
+        if self.has_final:  # each window's own last row: its episode's final row
+            episode = np.searchsorted(self.offsets, starts.numpy(), side="right") - 1
+            last = torch.from_numpy(self.offsets[episode] + self.rows_per_episode[episode] - 1)
+            offsets = torch.minimum(offsets, (last - starts)[:, None])  # (B, span)
         if len(self._blocks) == 1:
             rows = starts[:, None] + offsets
             return Sequences(*(column[rows] for column in self._block(0)))
@@ -281,7 +298,8 @@ class SequenceTable:
         order = []
         for index in np.unique(which):
             positions = torch.from_numpy(np.flatnonzero(which == index))
-            rows = starts[positions, None] - int(self._block_starts[index]) + offsets
+            own = offsets[positions] if offsets.dim() == 2 else offsets
+            rows = starts[positions, None] - int(self._block_starts[index]) + own
             for part, column in zip(parts, self._block(int(index)), strict=True):
                 part.append(column[rows])
             order.append(positions)
@@ -295,10 +313,12 @@ class SequenceTable:
         generator: torch.Generator | None = None,
         stride: int = 1,
         drop_last: bool = True,
+        pad_ends: bool = True,
     ) -> Iterator[Sequences]:
         """Windows in batches: shuffled with ``generator`` if given, else in order. Over several blocks, the blocks
-        come in a shuffled order and the windows are shuffled within each block (so a batch loads at most two)."""
-        starts = self.window_starts(span, stride)
+        come in a shuffled order and the windows are shuffled within each block (so a batch loads at most two).
+        ``pad_ends``: padded windows (see :meth:`window_starts`; the training windows)."""
+        starts = self.window_starts(span, stride, pad_ends)
         if generator is not None and len(self._blocks) == 1:
             starts = starts[torch.randperm(len(starts), generator=generator)]
         elif generator is not None:

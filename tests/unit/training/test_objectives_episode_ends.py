@@ -61,6 +61,32 @@ def test_value_targets_are_closed_form_sums_cut_at_terminations_and_bootstrapped
     torch.testing.assert_close(targets[done, -2], torch.full((len(done),), REWARD / 2.0))
 
 
+def test_value_targets_of_padded_windows_bootstrap_at_the_final_row(walker_table):
+    """A padded window (past the end, the final row repeated): the targets of its steps are those of the unpadded
+    window that ends on the final row (V(s_T) after a time-out, nothing after a termination), whatever the values of
+    the padding rows."""
+    model = JointWAM(walker_table.schema, model_cfg("joint", trunk=TrunkCfg(hidden=8, layers=1), head_hidden=8))
+    model.normalizers.reward.std.fill_(2.0)
+    span, gamma = 6, 0.9
+    starts = walker_table.window_starts(span, pad_ends=True)
+    batch = walker_table.gather(starts, span)
+    values = torch.randn(batch.rewards.shape, generator=torch.Generator().manual_seed(0))
+    targets = value_targets(model, batch, values, gamma)
+    padded = torch.nonzero(batch.is_final[:, -2] == 1).flatten()  # the final row before the window's last
+    assert len(padded) > 0
+    for b in padded.tolist():
+        end = int(torch.nonzero(batch.is_final[b]).flatten()[0])  # the final row: s_T
+        steps = slice(0, end)
+        window = Sequences(
+            *(getattr(batch, name)[b : b + 1, : end + 1] for name in ("states", "instruction", "actions", "rewards")),
+            batch.terminated[b : b + 1, : end + 1],
+            batch.contacts[b : b + 1, : end + 1],
+            batch.is_final[b : b + 1, : end + 1],
+        )
+        expected = closed_form_returns(window, values[b : b + 1, : end + 1], REWARD / 2.0, gamma)
+        torch.testing.assert_close(targets[b, steps], expected[0, steps])
+
+
 def test_final_rows_zero_filled_fields_change_no_loss(walker_table):
     """The final row's action, reward and contacts are not data: garbage there leaves every loss term unchanged
     (behaviour cloning and the value regression skip the row; no predicted transition starts on it)."""

@@ -105,3 +105,36 @@ def test_sequences_without_final_flags_are_all_steps():
     assert batch.is_final is None and torch.equal(batch.step_mask, torch.ones(2, 3))
     moved = batch.to("cpu")
     assert moved.is_final is None and moved.states.device.type == "cpu"
+
+
+def test_padded_windows_repeat_the_final_row_and_put_terminal_steps_at_every_position(walker):
+    """Training windows (``batches``' default) start on every step; past the final row they repeat it, flagged
+    final; each terminal transition is then a target at every position of a window, teacher-forced ones included."""
+    schema = WamSchema.from_manifest(load_manifest(walker))
+    table = SequenceTable(walker, schema)
+    span = 6
+    starts = table.window_starts(span, pad_ends=True)
+    assert len(starts) == len(table)  # one window per step
+    batch = table.gather(starts, span)
+    episode = np.searchsorted(table.offsets, starts.numpy(), side="right") - 1
+    final_row = torch.from_numpy(table.offsets[episode] + table.lengths[episode])
+    rows = starts[:, None] + torch.arange(span)
+    past = rows >= final_row[:, None]
+    assert torch.equal(batch.is_final == 1, past)  # the final row and its copies, nothing else
+    assert torch.equal(batch.states[past], table.states[final_row[:, None].expand_as(rows)][past])
+    assert batch.is_final[:, 0].sum() == 0  # no window starts on a final row
+    # terminal transitions: targets at every predicted position 0..span-2
+    terminal_positions = torch.nonzero(batch.terminated[:, :-1] == 1)[:, 1]
+    assert set(terminal_positions.tolist()) == set(range(span - 1))
+    # blocks gather the same padded windows
+    row_bytes = 4 * (schema.state_dim + schema.instruction_dim + schema.action_dim + 3 + schema.contact_dim)
+    blocks = SequenceTable(walker, schema, max_resident_bytes=2 * 16 * 3 * row_bytes)
+    shuffled = starts[torch.randperm(len(starts), generator=torch.Generator().manual_seed(0))]
+    expected, actual = table.gather(shuffled, span), blocks.gather(shuffled, span)
+    for name in ("states", "instruction", "actions", "rewards", "terminated", "is_final"):
+        assert torch.equal(getattr(expected, name), getattr(actual, name)), name
+    # batches pads by default: every step starts exactly one window
+    seen = torch.cat(
+        [b.states[:, 0] for b in blocks.batches(span, 7, torch.Generator().manual_seed(1), drop_last=False)]
+    )
+    assert sorted(seen[:, 0].tolist()) == sorted(table.states[starts, 0].tolist())

@@ -7,12 +7,17 @@
     policy = Policy.load("exported/", DeployConfig(on_bad_input="hold", joint_names=robot_joint_names))
     policy.reset()
     targets = policy.step({"joint_pos": q - q_default, "joint_vel": dq})  # in policy.joint_names order
+
+    monitor = SurpriseMonitor.load("exported/")  # exports with a world model
+    monitor.reset()
+    surprise = monitor.step(state_terms, policy.last_action, instruction_terms)  # surprise.alarm: (1,) bool
 """
 
 from .config import DeployConfig
 from .errors import BadObservation, MetadataError
 from .policy import Policy
 from .schema import METADATA_FILE, METADATA_PROPS_KEY, POLICY_FILE, SCHEMA, SCHEMA_VERSION, load_metadata
+from .surprise import Surprise, SurpriseMonitor
 
 __all__ = [
     "BadObservation",
@@ -25,4 +30,6 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "load_metadata",
+    "Surprise",
+    "SurpriseMonitor",
 ]

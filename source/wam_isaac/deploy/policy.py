@@ -58,6 +58,8 @@ class Policy:
         if config.on_bad_input not in ("raise", "hold"):
             raise MetadataError(f"DeployConfig.on_bad_input must be 'raise' or 'hold', got {config.on_bad_input!r}")
         metadata = load_metadata(export_dir, config.verify_checksums)
+        if metadata.get("policy") is None:
+            raise MetadataError(f"{export_dir} holds a world model only (no policy.onnx); load it with SurpriseMonitor")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = config.num_threads
         options.inter_op_num_threads = 1
@@ -69,6 +71,12 @@ class Policy:
     def joint_names(self) -> list[str]:
         """Joint names of the targets :meth:`step` returns, in that order."""
         return self.actions.joint_names
+
+    @property
+    def last_action(self) -> np.ndarray:
+        """The last raw action (after ``clip_actions``, before scale and offset), shape (A,): what the env received
+        in simulation, and the world model's action input (:class:`~wam_isaac.deploy.SurpriseMonitor`)."""
+        return self._last_action.reshape(-1).copy()
 
     @property
     def term_names(self) -> list[str]:

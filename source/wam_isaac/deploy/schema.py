@@ -22,7 +22,13 @@ Top-level keys:
 - ``robot``: articulation joint names, ``default_joint_pos``, ``pd_gains`` (stiffness, damping per joint as the
   actuators apply them), effort and velocity limits, actuator groups;
 - ``domain_randomization``: event terms (mode, function, parameters) and action-pipeline randomization;
-- ``world_model``: ``null`` until a world model is exported beside the policy;
+- ``policy`` and ``observation`` are ``null`` in a world-model-only export;
+- ``world_model``: ``null``, or ``world_model.onnx``'s entry (see :mod:`wam_isaac.export.world_model_onnx`): inputs and
+  outputs with shapes, ``history`` (the window), ``trunk``, ``ensemble``, ``recurrent``; ``state`` (the
+  ``world_model`` group's terms in order, each with its slices of the state and change vectors, ``rotation`` (its
+  change is a rotation vector), ``quaternion`` (``"xyzw"``) and ``unit``; ``delta``: what the change means),
+  ``instruction`` and ``action`` (sizes, meaning), ``monitor`` (the surprise monitor's calibration: statistic,
+  per-term scales, threshold, target and measured false-alarm rates) and its own ``validation``;
 - ``versions``: package versions; ``files``: ``{name: {"sha256", "bytes"}}`` (``metadata.json`` excluded).
 """
 

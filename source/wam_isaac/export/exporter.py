@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as package_metadata
@@ -69,15 +70,54 @@ def export_checkpoint(
     num_envs: int = 8,
     samples: int = 1000,
     seed: int = 0,
+    world_model: str | Path | None = None,
+    world_model_only: bool = False,
+    task: str | None = None,
+    calibration_steps: int = 200,
 ) -> ExportResult:
     """Export ``checkpoint`` to ``out``; ``samples`` random and about as many recorded observations are checked.
 
+        ``checkpoint`` is an rsl-rl run checkpoint (``model_<i>.pt``; ``world_model`` may name a ``wam train-model``
+    checkpoint of the same task to export beside its policy) or a ``wam train-model`` checkpoint (its world model,
+    and its policy for joint and cascaded WAMs; ``world_model_only`` exports a world model without policy; ``task``
+    overrides the task read from its dataset's manifest). The monitor is calibrated on ``calibration_steps`` steps
+    of every env.
+
     Raises:
-        ExportError: bad input (checkpoint, out directory, a run whose config differs from the registered task) or a
-            failed validation; ``out`` is then untouched.
+            ExportError: bad input (checkpoint, out directory, a run whose config differs from the registered task) or a
+                failed validation; ``out`` is then untouched.
     """
+    from .wam_checkpoint import checkpoint_task, export_wam_env, is_wam_checkpoint, read_wam_checkpoint
+
     out = check_out(out, overwrite)
+    if is_wam_checkpoint(checkpoint):
+        if world_model is not None:
+            raise ExportError(
+                "--world-model adds a world model to an rsl-rl run checkpoint; --checkpoint is a "
+                "wam train-model checkpoint, whose own world model is exported"
+            )
+        wam = read_wam_checkpoint(checkpoint)
+        task = checkpoint_task(wam, task)
+        if not wam.has_policy and not world_model_only:
+            raise ExportError(
+                f"'{checkpoint}' is a {wam.cfg.model.kind} world model without a policy head; pass "
+                "--world-model-only to export its world model alone"
+            )
+        with task_env(task, "rsl_rl_cfg_entry_point", device, num_envs, seed) as (env, _):
+            return export_wam_env(env, wam, task, out, samples, world_model_only, calibration_steps=calibration_steps)
+    if world_model_only:
+        raise ExportError(f"--world-model-only takes a wam train-model checkpoint; '{checkpoint}' is not one")
     run = read_run(checkpoint)
+    wam = None if world_model is None else read_wam_checkpoint(world_model)
+    if wam is not None and task is not None and task != run.task:
+        raise ExportError(f"--task {task} but the run was trained on {run.task}")
+    with task_env(run.task, run.agent_entry_point, device, num_envs, seed) as (env, agent_cfg):
+        return export_env(env, run, agent_cfg, out, samples, world_model=wam, calibration_steps=calibration_steps)
+
+
+@contextmanager
+def task_env(task: str, agent_entry_point: str, device: str, num_envs: int, seed: int):
+    """A live env of ``task`` (``num_envs`` envs on ``device``) and the task's agent config, closed afterwards."""
     import gymnasium as gym
     import torch
 
@@ -87,30 +127,33 @@ def export_checkpoint(
 
     import wam_isaac_tasks  # noqa: F401  (registers the tasks)
 
-    if run.task not in gym.registry:
-        raise ExportError(f"'{checkpoint}' was trained on {run.task}, which is not registered here")
+    if task not in gym.registry:
+        raise ExportError(f"task {task} is not registered here; see `wam tasks`")
     presets = [] if torch.cuda.is_available() else ["presets=newton_mjwarp"]
-    env_cfg, agent_cfg = resolve_task_config(run.task, run.agent_entry_point, overrides=presets)
+    env_cfg, agent_cfg = resolve_task_config(task, agent_entry_point, overrides=presets)
     env_cfg.scene.num_envs = num_envs
     env_cfg.sim.device = device
     env_cfg.seed = seed
     with launch_simulation(env_cfg, {"device": device}):
-        env = gym.make(run.task, cfg=env_cfg).unwrapped
+        env = gym.make(task, cfg=env_cfg).unwrapped
         try:
-            return export_env(env, run, agent_cfg, out, samples)
+            yield env, agent_cfg
         finally:
             env.close()
 
 
-def export_env(env, run: RunInfo, agent_cfg, out: Path, samples: int = 1000) -> ExportResult:
+def export_env(
+    env, run: RunInfo, agent_cfg, out: Path, samples: int = 1000, world_model=None, calibration_steps: int = 200
+) -> ExportResult:
     """Export ``run``'s policy using a live ``env`` of its task (its config must equal ``params/env.yaml`` on
     :data:`CHECKED_ENV_FIELDS`); ``agent_cfg`` is the task's registered agent config, updated here from
-    ``params/agent.yaml``; ``out`` must have passed :func:`check_out`."""
+    ``params/agent.yaml``; ``out`` must have passed :func:`check_out`. ``world_model``: a
+    :class:`~wam_isaac.export.wam_checkpoint.WamCheckpoint` exported beside the policy (``world_model.onnx``, its
+    monitor calibrated on rollouts of this policy), or ``None``."""
     from . import validate
-    from .layout import action_layout, control_section, observation_layout
+    from .layout import action_layout, observation_layout
     from .onnx_policy import export_policy_onnx
     from .recording import record_rollout
-    from .robot import domain_randomization, robot_section
 
     check_trained_config(env.cfg, run.env_yaml)
     wrapped, actor, agent_cfg = load_policy(env, run, agent_cfg)
@@ -134,34 +177,23 @@ def export_env(env, run: RunInfo, agent_cfg, out: Path, samples: int = 1000) -> 
         parity_recorded = validate.parity_recorded(policy_path, policy_entry, recording)
         validate.require("random", parity_random)
         validate.require("recorded", parity_recorded)
-        assets = {term["asset"] for term in actions["terms"]}
-        if len(assets) != 1:
-            raise ExportError(f"action terms drive {sorted(assets)}; export supports one articulation")
-        metadata = {
-            "schema": SCHEMA,
-            "schema_version": SCHEMA_VERSION,
-            "task": run.task,
-            "created_at": datetime.now(UTC).isoformat(),
-            "source": {
-                "checkpoint": str(run.checkpoint),
-                "run_dir": str(run.run_dir),
-                "iteration": run.iteration,
-                "agent_entry_point": run.agent_entry_point,
-            },
-            "policy": policy_entry,
-            "observation": observation,
-            "action": actions,
-            "control": control_section(env),
-            "robot": robot_section(env, assets.pop()),
-            "domain_randomization": domain_randomization(env),
-            "world_model": None,
-            "validation": {
-                "tolerance": validate.TOLERANCE,
-                "random": {"count": samples, "max_abs_diff": parity_random},
-                "recorded": {"count": int(recording.dones.size), "max_abs_diff": parity_recorded},
-            },
-            "versions": package_versions(),
+        source = {
+            "checkpoint": str(run.checkpoint),
+            "run_dir": str(run.run_dir),
+            "iteration": run.iteration,
+            "agent_entry_point": run.agent_entry_point,
         }
+        metadata = base_metadata(env, run.task, source, actions)
+        metadata.update(policy=policy_entry, observation=observation)
+        metadata["validation"] = {
+            "tolerance": validate.TOLERANCE,
+            "random": {"count": samples, "max_abs_diff": parity_random},
+            "recorded": {"count": int(recording.dones.size), "max_abs_diff": parity_recorded},
+        }
+        if world_model is not None:
+            metadata["world_model"] = _world_model_beside(
+                env, actor, agent_cfg, tmp, world_model, samples, calibration_steps
+            )
         metadata = write_metadata(tmp, metadata)
         publish(tmp, out)
     except BaseException:
@@ -200,16 +232,72 @@ def load_policy(env, run: RunInfo, agent_cfg) -> tuple:
     return wrapped, actor, agent_cfg
 
 
+def base_metadata(env, task: str, source: dict, actions: dict) -> dict:
+    """The metadata every export shares (schema, task, action layout, control, robot, DR, versions); ``policy``,
+    ``observation``, ``world_model`` and ``validation`` are ``None`` until the caller sets them."""
+    from .layout import control_section
+    from .robot import domain_randomization, robot_section
+
+    assets = {term["asset"] for term in actions["terms"]}
+    if len(assets) != 1:
+        raise ExportError(f"action terms drive {sorted(assets)}; export supports one articulation")
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "task": task,
+        "created_at": datetime.now(UTC).isoformat(),
+        "source": source,
+        "policy": None,
+        "observation": None,
+        "action": actions,
+        "control": control_section(env),
+        "robot": robot_section(env, assets.pop()),
+        "domain_randomization": domain_randomization(env),
+        "world_model": None,
+        "validation": None,
+        "versions": package_versions(),
+    }
+
+
+def _world_model_beside(
+    env, actor, agent_cfg, export_dir: Path, checkpoint, samples: int, calibration_steps: int
+) -> dict:
+    """The ``world_model`` block of a world model exported beside an rsl-rl policy, its monitor calibrated on
+    rollouts of that policy (the actions the env receives: rsl-rl's clip applied)."""
+    import torch
+    from tensordict import TensorDict
+
+    from .monitor_calibration import FALSE_ALARM_RATE, record_world
+    from .wam_checkpoint import add_world_model
+
+    clip = agent_cfg.clip_actions
+
+    def behaviour(obs, window):
+        with torch.inference_mode():
+            actions = actor(TensorDict(dict(obs), batch_size=[env.num_envs]))
+        return actions if clip is None else actions.clamp(-clip, clip)
+
+    checkpoint.model.to(env.device)
+    steps = max(calibration_steps, -(-samples // env.num_envs))
+    recording = record_world(env, checkpoint.schema, checkpoint.history, behaviour, steps)
+    checkpoint.model.to("cpu")
+    block = add_world_model(env, export_dir, checkpoint, recording, samples, FALSE_ALARM_RATE)
+    block["monitor"]["behaviour"] = "policy"
+    return block
+
+
 def write_metadata(export_dir: Path, metadata: dict) -> dict:
-    """Embed ``metadata`` (without ``files``) in ``export_dir/policy.onnx``, then record the sha256 and size of the
-    final file under ``files`` and write ``metadata.json``; returns the completed metadata."""
+    """Embed ``metadata`` (without ``files``) in every ONNX file of ``export_dir``, then record the sha256 and size of
+    every final file under ``files`` and write ``metadata.json``; returns the completed metadata."""
     from .onnx_policy import attach_metadata
 
-    policy_path = Path(export_dir) / POLICY_FILE
-    attach_metadata(policy_path, embedded_metadata(metadata))
+    export_dir = Path(export_dir)
+    onnx_files = sorted(path for path in export_dir.iterdir() if path.suffix == ".onnx")
+    for path in onnx_files:
+        attach_metadata(path, embedded_metadata(metadata))
     metadata = {
         **metadata,
-        "files": {POLICY_FILE: {"sha256": sha256_file(policy_path), "bytes": policy_path.stat().st_size}},
+        "files": {path.name: {"sha256": sha256_file(path), "bytes": path.stat().st_size} for path in onnx_files},
     }
     _write_json(Path(export_dir) / METADATA_FILE, metadata)
     return metadata

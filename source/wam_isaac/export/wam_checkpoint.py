@@ -1,0 +1,300 @@
+"""Export of ``wam train-model`` checkpoints: ``world_model.onnx`` (any model), ``policy.onnx`` (joint and cascaded
+WAMs: the action head acting on its window), validated and published like an rsl-rl export; and the world-model
+block added to any export (:func:`add_world_model`), with the surprise monitor calibrated on simulated rollouts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..deploy.schema import POLICY_FILE
+from . import validate
+from .errors import ExportError
+from .monitor_calibration import FALSE_ALARM_RATE, WorldRecording, calibrate_monitor, record_world
+from .world_model_onnx import WORLD_MODEL_FILE, export_world_model_onnx, state_layout
+
+DELTA_MEANING = (
+    "the predicted change from the window's last state s_t to s_{t+1}: s_{t+1} - s_t for vector terms; for quaternion "
+    "terms (xyzw) the rotation vector log(q_{t+1} q_t^-1) [rad], world frame (rotation='rotvec'), or the difference "
+    "of the stored numbers (rotation='raw')"
+)
+
+
+@dataclass
+class WamCheckpoint:
+    """A loaded ``wam train-model`` checkpoint."""
+
+    path: Path
+    model: torch.nn.Module
+    cfg: object
+    """Its :class:`~wam_isaac.training.config.TrainModelCfg`."""
+    schema: object
+    """Its :class:`~wam_isaac.models.schema.WamSchema`."""
+    epoch: int
+
+    @property
+    def has_policy(self) -> bool:
+        return self.cfg.model.has_policy
+
+    @property
+    def history(self) -> int:
+        return int(self.cfg.train.history)
+
+
+def is_wam_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` holds a ``wam train-model`` checkpoint (format entry), without building its model."""
+    from ..training.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        load_checkpoint(path)
+    except CheckpointError:
+        return False
+    return True
+
+
+def read_wam_checkpoint(path: str | Path, device: str = "cpu") -> WamCheckpoint:
+    """Load a ``wam train-model`` checkpoint and rebuild its model (eval mode).
+
+    Raises:
+        ExportError: not a readable wam_isaac checkpoint.
+    """
+    from ..models.schema import WamSchema
+    from ..training.checkpoint import CheckpointError
+    from ..training.run import load_model
+
+    try:
+        model, cfg, payload = load_model(path, device)
+    except CheckpointError as error:
+        raise ExportError(str(error)) from None
+    except (RuntimeError, KeyError, ValueError) as error:
+        raise ExportError(f"'{path}': its model does not rebuild ({str(error).splitlines()[0][:120]})") from None
+    return WamCheckpoint(Path(path).resolve(), model, cfg, WamSchema.from_dict(payload["schema"]), payload["epoch"])
+
+
+def checkpoint_task(checkpoint: WamCheckpoint, task: str | None) -> str:
+    """The task a train-model checkpoint was trained on: ``task`` if given, else its dataset manifest's task id."""
+    if task is not None:
+        return task
+    from ..data.errors import ManifestError
+    from ..data.manifest import load_manifest
+
+    try:
+        return load_manifest(checkpoint.cfg.data)["task_id"]
+    except (ManifestError, OSError, KeyError):
+        raise ExportError(
+            f"the dataset '{checkpoint.cfg.data}' of {checkpoint.path.name} is not readable here, so its task is "
+            "unknown; pass --task"
+        ) from None
+
+
+def random_windows(schema, history: int, count: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random world-model inputs: states N(0, 3^2) with unit quaternions, instructions and actions N(0, 3^2)."""
+    rng = np.random.default_rng(seed)
+    states = 3.0 * rng.standard_normal((count, history, schema.state_dim))
+    for term in schema.quaternion_slices():
+        quat = states[..., term.start : term.stop]
+        states[..., term.start : term.stop] = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
+    return {
+        "states": states.astype(np.float32),
+        "instruction": (3.0 * rng.standard_normal((count, history, schema.instruction_dim))).astype(np.float32),
+        "prev_actions": (3.0 * rng.standard_normal((count, history, schema.action_dim))).astype(np.float32),
+        "action": (3.0 * rng.standard_normal((count, schema.action_dim))).astype(np.float32),
+    }
+
+
+def graph_parity(graph, path: Path, feed: dict[str, np.ndarray]) -> tuple[float, list[np.ndarray]]:
+    """Max |onnxruntime - torch| over every output of ``graph`` on ``feed``; returns it and the ORT outputs."""
+    outputs = validate.session(path).run(None, feed)
+    with torch.no_grad():
+        expected = graph(*[torch.from_numpy(feed[name]) for name in graph.input_names])
+    expected = (expected,) if isinstance(expected, torch.Tensor) else expected
+    worst = max(float(np.abs(got - want.numpy()).max(initial=0.0)) for got, want in zip(outputs, expected, strict=True))
+    return worst, outputs
+
+
+def add_world_model(
+    env, export_dir: Path, checkpoint: WamCheckpoint, recording: WorldRecording, samples: int, false_alarm_rate: float
+) -> dict:
+    """Write ``world_model.onnx`` into ``export_dir``, check it (``onnx.checker``, onnxruntime vs torch on random
+    and recorded windows, GRU memory included) and calibrate the monitor on ``recording``; returns the metadata's
+    ``world_model`` block."""
+    path = export_dir / WORLD_MODEL_FILE
+    graph, entry = export_world_model_onnx(checkpoint.model, path, checkpoint.history)
+    validate.check_model(path)
+    schema, history = checkpoint.schema, checkpoint.history
+    feed = random_windows(schema, history, samples)
+    if graph.recurrent:
+        rng = np.random.default_rng(1)
+        feed["memory_in"] = rng.standard_normal((entry["recurrent"]["num_layers"], samples, graph.hidden))
+        feed["memory_in"] = feed["memory_in"].astype(np.float32)
+    feed = {name: feed[name] for name in graph.input_names}
+    parity_random, _ = graph_parity(graph, path, feed)
+    recorded = recording.flat_inputs(graph.input_names)
+    if graph.recurrent:
+        recorded["memory_in"] = np.zeros((entry["recurrent"]["num_layers"], len(recorded["action"]), graph.hidden))
+        recorded["memory_in"] = recorded["memory_in"].astype(np.float32)
+    parity_recorded, outputs = graph_parity(graph, path, recorded)
+    validate.require("random world-model", parity_random)
+    validate.require("recorded world-model", parity_recorded)
+    named = dict(zip(graph.output_names, outputs, strict=True))
+    steps, envs = recording.dones.shape
+    terms = state_layout(graph)
+    units = _state_units(env, schema)
+    for term in terms:
+        term["unit"] = units.get(term["name"])
+    monitor = calibrate_monitor(
+        recording,
+        named["delta_mean"].reshape(steps, envs, -1),
+        named["delta_std"].reshape(steps, envs, -1),
+        terms,
+        false_alarm_rate,
+    )
+    return {
+        **entry,
+        "source": {"checkpoint": str(checkpoint.path), "kind": checkpoint.cfg.model.kind, "epoch": checkpoint.epoch},
+        "state": {
+            "group": "world_model",
+            "size": schema.state_dim,
+            "delta_size": graph.space.delta_dim,
+            "rotation": graph.cfg.rotation,
+            "quaternion_convention": "xyzw",
+            "delta": DELTA_MEANING,
+            "terms": terms,
+        },
+        "instruction": {
+            "group": "instruction",
+            "size": schema.instruction_dim,
+            "terms": [
+                {"name": key.rsplit("/", 1)[-1], "key": key, "size": int(np.prod(shape))}
+                for key, shape in schema.instruction_keys.items()
+            ],
+        },
+        "action": {
+            "size": schema.action_dim,
+            "meaning": "the action sent to the env at the window's last step (the raw policy action after "
+            "clip_actions, before scale and offset); prev_actions: the action before each window step, 0 before an "
+            "episode's first",
+        },
+        "window": "oldest step first; at an episode's start the window holds copies of the first step, previous "
+        "actions 0 (as trained); GRU memory_in zeros at the window's first step",
+        "contacts": list(schema.contact_keys),
+        "monitor": monitor,
+        "validation": {
+            "tolerance": validate.TOLERANCE,
+            "random": {"count": samples, "max_abs_diff": parity_random},
+            "recorded": {"count": int(recording.dones.size), "max_abs_diff": parity_recorded},
+        },
+    }
+
+
+def _state_units(env, schema) -> dict[str, str | None]:
+    from .layout import UNITS, _short_name
+
+    manager = env.observation_manager
+    names = manager.active_terms.get("world_model", [])
+    cfgs = dict(zip(names, manager._group_obs_term_cfgs.get("world_model", []), strict=True))
+    units = {name: UNITS.get(_short_name(cfg.func)) for name, cfg in cfgs.items()}
+    extra = {"root_quat_w": "1 (unit quaternion xyzw)", "joint_pos": "rad (revolute) or m (prismatic)"}
+    for name, cfg in cfgs.items():
+        units[name] = units[name] or extra.get(_short_name(cfg.func))
+    return units
+
+
+def behaviour_of(env, checkpoint: WamCheckpoint, task: str, world_model_only: bool):
+    """The policy driving the calibration rollouts: the WAM's own action head, else the task's scripted expert, else
+    uniform random actions."""
+    from ..rollout.policies import RandomPolicy, has_expert, load_expert
+
+    if checkpoint.has_policy and not world_model_only:
+        model = checkpoint.model
+        return (lambda obs, window: model.act(window.states, window.instruction, window.prev_actions)), "wam"
+    if has_expert(task):
+        expert = load_expert(task, env)
+        return (lambda obs, window: expert(obs)), "scripted"
+    random = RandomPolicy(env)
+    return (lambda obs, window: random(obs)), "random"
+
+
+def export_wam_env(
+    env,
+    checkpoint: WamCheckpoint,
+    task: str,
+    out: Path,
+    samples: int = 1000,
+    world_model_only: bool = False,
+    false_alarm_rate: float = FALSE_ALARM_RATE,
+    calibration_steps: int = 200,
+):
+    """Export ``checkpoint`` with a live ``env`` of ``task``; ``out`` must have passed ``check_out``."""
+    from .exporter import ExportResult, base_metadata, publish, write_metadata
+    from .layout import action_layout
+    from .wam_policy_onnx import export_wam_policy_onnx, wam_observation_layout
+
+    if not checkpoint.has_policy and not world_model_only:
+        raise ExportError(
+            f"'{checkpoint.path}' is a {checkpoint.cfg.model.kind} world model without a policy head; pass "
+            "--world-model-only to export its world model alone"
+        )
+    checkpoint.model.to(env.device)
+    actions = action_layout(env, None)
+    _check_schema(env, checkpoint.schema)
+    behaviour, behaviour_name = behaviour_of(env, checkpoint, task, world_model_only)
+    steps = max(calibration_steps, -(-samples // env.num_envs))
+    recording = record_world(env, checkpoint.schema, checkpoint.history, behaviour, steps)
+    checkpoint.model.to("cpu")
+    tmp = out.resolve().parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        policy_entry, observation, policy_validation = None, None, None
+        parity_random = parity_recorded = None
+        if not world_model_only:
+            graph, policy_entry = export_wam_policy_onnx(
+                checkpoint.model, checkpoint.schema, checkpoint.history, tmp / POLICY_FILE
+            )
+            validate.check_model(tmp / POLICY_FILE)
+            observation = wam_observation_layout(env, checkpoint.schema, checkpoint.history, actions["joint_names"])
+            rng = np.random.default_rng(0)
+            random_obs = (3.0 * rng.standard_normal((samples, observation["size"]))).astype(np.float32)
+            parity_random, _ = graph_parity(graph, tmp / POLICY_FILE, {"obs": random_obs})
+            arrays = (recording.states, recording.instruction, recording.prev_actions)
+            windows = graph.window(*(torch.from_numpy(array).flatten(0, 1) for array in arrays)).numpy()
+            (got,) = validate.session(tmp / POLICY_FILE).run(None, {"obs": windows})
+            parity_recorded = float(np.abs(got - recording.actions.reshape(len(windows), -1)).max())
+            validate.require("random", parity_random)
+            validate.require("recorded", parity_recorded)
+            policy_validation = {
+                "tolerance": validate.TOLERANCE,
+                "random": {"count": samples, "max_abs_diff": parity_random},
+                "recorded": {"count": int(recording.dones.size), "max_abs_diff": parity_recorded},
+            }
+        world_model = add_world_model(env, tmp, checkpoint, recording, samples, false_alarm_rate)
+        world_model["monitor"]["behaviour"] = behaviour_name
+        source = {"checkpoint": str(checkpoint.path), "kind": checkpoint.cfg.model.kind, "epoch": checkpoint.epoch}
+        metadata = base_metadata(env, task, source, actions)
+        metadata.update(policy=policy_entry, observation=observation, world_model=world_model)
+        metadata["validation"] = policy_validation
+        metadata = write_metadata(tmp, metadata)
+        publish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(out, metadata, parity_random, parity_recorded)
+
+
+def _check_schema(env, schema) -> None:
+    """Raise unless the env's ``world_model`` / ``instruction`` groups have the model's terms and shapes."""
+    obs = env.observation_manager.compute()
+    for group, keys in (("world_model", schema.state_keys), ("instruction", schema.instruction_keys)):
+        for key, shape in keys.items():
+            name = key.rsplit("/", 1)[-1]
+            value = obs.get(group, {}).get(name) if isinstance(obs.get(group), dict) else None
+            if value is None:
+                raise ExportError(f"the model reads {key}; the task's '{group}' group has no term '{name}'")
+            if int(value[0].numel()) != int(np.prod(shape)):
+                raise ExportError(f"{key}: the model expects shape {shape}, the task gives {list(value.shape[1:])}")

@@ -95,7 +95,8 @@ class TransitionReplay:
     def gather(self, starts: torch.Tensor, envs: torch.Tensor, transitions: int) -> Sequences:
         """Windows of ``transitions`` transitions at logical ``starts`` of ``envs`` (B,) as :class:`Sequences` of
         ``transitions + 1`` states: ``s_t .. s_{t+k-1}`` then ``s'_{t+k-1}``. The extra last row's instruction
-        repeats the one before; its action, reward and termination are 0 (no loss reads them)."""
+        repeats the one before; its action, reward and termination are 0 (no loss reads them); it is flagged
+        ``is_final`` where the last transition ended its episode (the row is then the final state ``s_T``)."""
         rows = self.rows(starts[:, None] + torch.arange(transitions, device=self.device))
         env = envs[:, None]
         last = (rows[:, -1], envs)
@@ -109,6 +110,7 @@ class TransitionReplay:
             rewards=torch.cat((self.rewards[rows, env], zero), dim=1),
             terminated=torch.cat((self.terminated[rows, env], zero), dim=1),
             contacts=states.new_zeros(*states.shape[:2], 0),
+            is_final=torch.cat((torch.zeros_like(self.rewards[rows, env]), self.dones[last][:, None].float()), dim=1),
         )
 
     def sample(

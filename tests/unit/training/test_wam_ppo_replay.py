@@ -38,8 +38,10 @@ def test_gathered_window_ends_on_the_final_state_after_wraparound():
     # env 1 from step 2: states 12, 13, 14 then the final state of the episode that ended at 4: 114
     assert window.states[0, :, 0].tolist() == [12.0, 13.0, 14.0, 114.0]
     assert window.terminated[0].tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert window.is_final[0].tolist() == [0.0, 0.0, 0.0, 1.0]  # the row after an episode's end is its final state
     # env 0 from step 4: 4, 5 (end) ... invalid as a window, but gather reads rows as asked: 4, 5, 6, next of 6
     assert window.states[1, :, 0].tolist() == [4.0, 5.0, 6.0, 7.0]
+    assert window.is_final[1].tolist() == [0.0, 0.0, 0.0, 0.0]
 
 
 def test_replay_state_dict_round_trip():

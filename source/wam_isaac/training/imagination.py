@@ -230,6 +230,23 @@ class ImaginedRollout:
         order = torch.randperm(len(alive), generator=generator, device="cpu").to(alive.device)
         return alive[order[:count]]
 
+    def transitions(self, indices: torch.Tensor) -> dict[str, torch.Tensor | dict[str, torch.Tensor]]:
+        """The transitions at flat ``indices`` (M,) (see :meth:`select`), each field (M, ·): ``observations`` (a dict
+        of groups), ``actions``, ``action_mean``, ``action_std``, ``log_probs``, ``values``, ``returns``,
+        ``advantages``, ``rewards``, ``dones``, and for a GRU trunk ``hidden_states`` (layers, M, E): the memory
+        before each transition, so a recurrent actor re-evaluates it as a one-step trajectory from that memory."""
+
+        def flat(value: torch.Tensor) -> torch.Tensor:
+            return value.reshape(-1, *value.shape[2:])[indices]
+
+        names = ("actions", "action_mean", "action_std", "log_probs", "values", "returns", "advantages")
+        fields: dict = {name: flat(getattr(self, name)) for name in (*names, "rewards", "dones")}
+        fields["observations"] = {group: flat(value) for group, value in self.observations.items()}
+        if self.hidden_states is not None:  # (T, layers, N, E) -> (layers, T * N, E)
+            hidden = self.hidden_states.transpose(0, 1)
+            fields["hidden_states"] = hidden.reshape(hidden.shape[0], -1, hidden.shape[-1])[:, indices]
+        return fields
+
 
 @contextlib.contextmanager
 def preserved_hidden_state(actor: nn.Module | None) -> Iterator[None]:

@@ -237,3 +237,26 @@ def test_schedule_and_batch_size():
     assert not imagination_active(cfg, 9) and imagination_active(cfg, 10)
     assert not imagination_active(ImaginationCfg(warmup_iterations=0), 100)  # off by default
     assert imagined_batch_size(cfg, 96) == 24
+
+
+def test_selected_transitions_are_alive_and_match_their_steps():
+    wam = make_wam()
+    ensemble = DynamicsEnsemble(wam, 2)
+    known_heads(ensemble, [[0.1, 0.0], [0.0, 0.2]], reward=0.0, termination=-20.0)  # no env terminates
+    start = histories(3)
+    rollout = imagine(wam, ensemble, start, ImaginationCfg(num_envs=5, horizon=4), 0.99, 0.95)
+    rollout.alive[2:, 1] = False  # as if env 1 had terminated at step 1
+    indices = rollout.select(100)
+    assert len(indices) == 5 * 4 - 2 and rollout.alive.flatten()[indices].all()
+    picked = rollout.select(6, generator=torch.Generator().manual_seed(0))
+    assert len(picked) == 6 and len(set(picked.tolist())) == 6
+    fields = rollout.transitions(picked)
+    steps, envs = picked // 5, picked % 5
+    torch.testing.assert_close(fields["log_probs"], rollout.log_probs[steps, envs])
+    torch.testing.assert_close(fields["observations"]["world_model"], rollout.observations["world_model"][steps, envs])
+    torch.testing.assert_close(fields["hidden_states"], rollout.hidden_states[steps, :, envs].transpose(0, 1))
+    with torch.no_grad():  # one GRU step from the stored memory reproduces the stored value
+        obs = fields["observations"]
+        tokens = wam.tokens(obs["world_model"], obs["instruction"], obs["previous_action"])
+        features = wam.encode(tokens[:, None], fields["hidden_states"])[0][:, 0]
+    torch.testing.assert_close(wam.value(features)[:, 0], fields["values"])

@@ -116,8 +116,9 @@ def export_checkpoint(
 
 
 @contextmanager
-def task_env(task: str, agent_entry_point: str, device: str, num_envs: int, seed: int):
-    """A live env of ``task`` (``num_envs`` envs on ``device``) and the task's agent config, closed afterwards."""
+def task_env(task: str, agent_entry_point: str, device: str, num_envs: int, seed: int, configure=None):
+    """A live env of ``task`` (``num_envs`` envs on ``device``) and the task's agent config, closed afterwards;
+    ``configure(env_cfg)`` edits the env config before the env is built."""
     import gymnasium as gym
     import torch
 
@@ -134,6 +135,8 @@ def task_env(task: str, agent_entry_point: str, device: str, num_envs: int, seed
     env_cfg.scene.num_envs = num_envs
     env_cfg.sim.device = device
     env_cfg.seed = seed
+    if configure is not None:
+        configure(env_cfg)
     with launch_simulation(env_cfg, {"device": device}):
         env = gym.make(task, cfg=env_cfg).unwrapped
         try:

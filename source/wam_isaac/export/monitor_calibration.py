@@ -57,7 +57,7 @@ Behaviour = Callable[[dict, object], torch.Tensor]
 """``behaviour(obs, window) -> actions (N, A)``: the actions sent to the env, from its observations or the window."""
 
 
-@torch.no_grad()
+@torch.inference_mode()  # as the env is stepped elsewhere (rsl-rl, the export's recording)
 def record_world(env, schema, history: int, behaviour: Behaviour, steps: int, seed: int = 0) -> WorldRecording:
     """Step ``env`` ``steps`` times under ``behaviour`` from a reset, recording windows as the closed loop does."""
     from ..evaluation.closed_loop import HistoryWindow, observed
@@ -89,6 +89,24 @@ def record_world(env, schema, history: int, behaviour: Behaviour, steps: int, se
     return WorldRecording(**arrays)
 
 
+def recording_scores(recording: WorldRecording, delta_mean, delta_std, terms: list[dict]) -> np.ndarray:
+    """Per-term scores (T, N, K) of the predictions made at every step (meaningless where the episode ended)."""
+    measured = state_difference(recording.states[:, :, -1], recording.next_states, terms)
+    return term_scores(measured, delta_mean, delta_std, terms)
+
+
+def alarm_statistic(recording: WorldRecording, scores: np.ndarray, scales: np.ndarray, window_steps: int) -> np.ndarray:
+    """The monitor's alarm statistic (T, N) at every step, as :class:`~wam_isaac.deploy.SurpriseMonitor` computes it
+    streaming: step ``t + 1`` judges the prediction made at ``t`` unless the episode ended at ``t``; NaN where nothing
+    was judged yet in the episode."""
+    envs = recording.dones.shape[1]
+    surprise = (scores / scales).max(-1)
+    judged_valid = np.concatenate((np.zeros((1, envs), bool), ~recording.dones[:-1]))
+    judged = np.concatenate((np.full((1, envs), np.nan), surprise[:-1]))
+    starts = np.concatenate((np.ones((1, envs), bool), recording.dones[:-1]))
+    return windowed_mean(judged, judged_valid, starts, window_steps)
+
+
 def calibrate_monitor(
     recording: WorldRecording,
     delta_mean: np.ndarray,
@@ -107,22 +125,13 @@ def calibrate_monitor(
     steps, envs = recording.dones.shape
     if envs < 2:
         raise ValueError("calibration needs at least 2 envs (half calibrate, half measure the false-alarm rate)")
-    measured = state_difference(recording.states[:, :, -1], recording.next_states, terms)
-    scores = term_scores(measured, delta_mean, delta_std, terms)  # (T, N, K): the prediction made at t
-    valid = ~recording.dones
+    scores = recording_scores(recording, delta_mean, delta_std, terms)
     half = envs // 2
-    calibration = valid[:, :half]
-    scales = np.median(scores[:, :half][calibration], axis=0)
-    scales = np.maximum(scales, 1.0e-6)
-    surprise = (scores / scales).max(-1)
-    # judged at t + 1: shift by one step; an episode starts after every done
-    judged_valid = np.concatenate((np.zeros((1, envs), bool), valid[:-1]))
-    judged = np.concatenate((np.full((1, envs), np.nan), surprise[:-1]))
-    starts = np.concatenate((np.ones((1, envs), bool), recording.dones[:-1]))
-    statistic = windowed_mean(judged, judged_valid, starts, window_steps)
+    scales = np.maximum(np.median(scores[:, :half][~recording.dones[:, :half]], axis=0), 1.0e-6)
+    statistic = alarm_statistic(recording, scores, scales, window_steps)
     mine, held_out = statistic[:, :half], statistic[:, half:]
     mine, held_out = mine[~np.isnan(mine)], held_out[~np.isnan(held_out)]
-    threshold = float(np.quantile(mine, 1.0 - false_alarm_rate))
+    threshold = float(np.quantile(mine, 1.0 - false_alarm_rate, method="higher"))  # rate <= target on these
     return {
         "statistic": "mean over the last window_steps steps of max_k(term score_k / term_scales_k); term score = "
         "sqrt(mean(((measured change - delta_mean) / delta_std)^2)) over the term's entries",

@@ -153,6 +153,7 @@ def export_world_model_onnx(model: nn.Module, path: str | Path, history: int) ->
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
+        warnings.filterwarnings("ignore", message="It is recommended that constant folding be turned off")
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
         warnings.filterwarnings("ignore", message=".*enable_nested_tensor.*")
         try:

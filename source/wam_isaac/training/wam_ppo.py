@@ -55,6 +55,15 @@ from ..models.rl_adapters import (
 )
 from ..models.schema import SchemaError, WamSchema
 from ..models.wam import JointWAM
+from .imagination import (
+    DynamicsEnsemble,
+    ImaginationCfg,
+    ImaginedRollout,
+    ensemble_loss,
+    imagination_active,
+    imagine,
+    imagined_batch_size,
+)
 from .metrics import error_magnitudes
 from .objectives import LossCfg, world_model_loss
 from .replay import TransitionReplay
@@ -84,6 +93,7 @@ class WamPPO(PPO):
         actor, critic, storage: as for :class:`~rsl_rl.algorithms.PPO`; ``actor`` is a :class:`WamActor`.
         world_model_weight, critic_warmup_iterations, replay_capacity: see :class:`WamPpoAlgorithmCfg`.
         world_model: the :class:`WorldModelStepsCfg` fields as a dict.
+        imagination: the :class:`~wam_isaac.training.imagination.ImaginationCfg` fields as a dict.
         normalizers_fitted: whether the WAM's normalizers hold statistics (a pretrained WAM) or must be fitted on
             the first rollout.
         **ppo_kwargs: PPO's own arguments.
@@ -101,6 +111,7 @@ class WamPPO(PPO):
         critic_warmup_iterations: int = 0,
         replay_capacity: int = 240,
         world_model: dict | None = None,
+        imagination: dict | None = None,
         normalizers_fitted: bool = False,
         **ppo_kwargs,
     ) -> None:
@@ -110,8 +121,21 @@ class WamPPO(PPO):
             warnings.filterwarnings("ignore", message=".*duplicate parameters.*")
             super().__init__(actor, critic, storage, **ppo_kwargs)
         self.wam: JointWAM = actor.wam
-        self.parameters_once = list(dict.fromkeys(chain(self.actor.parameters(), self.critic.parameters())))
-        """Every trainable parameter once: the actor's (the whole WAM), then the critic's own."""
+        self.imagination = ImaginationCfg(**(imagination or {}))
+        self.ensemble: DynamicsEnsemble | None = None
+        """The dynamics ensemble imagination rolls out (the WAM's head and ``ensemble_size - 1`` extra heads)."""
+        if self.imagination.enabled:
+            if not isinstance(critic, WamValue):
+                raise ValueError("imagination needs the shared critic (imagined steps have no 'critic' group)")
+            if self.imagination.reward_source != "head":
+                raise ValueError("WamPPO imagines with the reward head only: set imagination.reward_source=head")
+            self.ensemble = DynamicsEnsemble(actor.wam, self.imagination.ensemble_size)
+        extra_heads = list(self.ensemble.parameters()) if self.ensemble is not None else []
+        self.parameters_once = list(
+            dict.fromkeys(chain(self.actor.parameters(), self.critic.parameters(), extra_heads))
+        )
+        """Every trainable parameter once: the actor's (the whole WAM), the critic's own, the extra dynamics
+        heads."""
         actor_ids = {id(p) for p in self.actor.parameters()}
         self.critic_only = [p for p in self.critic.parameters() if id(p) not in actor_ids]
         """The critic's parameters that are not the actor's (an MLP critic's; none for the shared critic)."""
@@ -119,8 +143,8 @@ class WamPPO(PPO):
         wam = self.wam
         self.frozen_in_warmup = list(chain(wam.trunk.parameters(), wam.action_head.parameters()))
         """The policy's parameters, frozen during the critic warm-up."""
-        self.world_model_params = list(chain(wam.trunk.parameters(), wam.dynamics.parameters()))
-        """The parameters the world-model loss reaches."""
+        self.world_model_params = list(chain(wam.trunk.parameters(), wam.dynamics.parameters(), extra_heads))
+        """The parameters the world-model loss (and the extra heads' loss) reaches."""
         self.world_model_weight = float(world_model_weight)
         self.critic_warmup_iterations = int(critic_warmup_iterations)
         self.wm = dict(world_model or {})
@@ -183,7 +207,10 @@ class WamPPO(PPO):
     def update(self) -> dict[str, float]:
         """PPO's epochs (actor frozen during the critic warm-up), then the world-model steps; returns the mean
         losses (logged as ``Loss/<key>``)."""
-        loss_dict = self.ppo_epochs()
+        imagined = self.imagine() if imagination_active(self.imagination, self.iteration) else None
+        loss_dict = self.ppo_epochs(imagined)
+        if imagined is not None:
+            loss_dict.update(imagined_figures(imagined))
         if not self.normalizers_fitted:
             self.fit_normalizers()
         if self.world_model_weight > 0.0:
@@ -194,16 +221,19 @@ class WamPPO(PPO):
         self.iteration += 1
         return loss_dict
 
-    def ppo_epochs(self) -> dict[str, float]:
+    def ppo_epochs(self, imagined: ImaginedSamples | None = None) -> dict[str, float]:
         """rsl-rl's PPO update (same minibatches, losses and learning-rate schedule) with every parameter stepped
         and clipped once; during the critic warm-up the loss is the value loss alone and the policy's parameters
-        keep their values."""
+        keep their values. ``imagined`` transitions join each minibatch (their share of the loss is their share of
+        the samples)."""
         mean_value_loss = mean_surrogate_loss = mean_entropy = 0.0
         warmup = self.in_warmup
         if self.actor.is_recurrent or self.critic.is_recurrent:
             generator = self.storage.recurrent_mini_batch_generator(self.num_mini_batches, self.num_learning_epochs)
         else:
             generator = self.storage.mini_batch_generator(self.num_mini_batches, self.num_learning_epochs)
+        chunks = imagined.minibatches(self.num_mini_batches, self.num_learning_epochs) if imagined else None
+        real = self.storage.num_envs * self.storage.num_transitions_per_env / self.num_mini_batches
         for batch in generator:
             if self.normalize_advantage_per_mini_batch:
                 with torch.no_grad():
@@ -212,6 +242,12 @@ class WamPPO(PPO):
                 device_type=torch.device(self.device).type, enabled=self.use_mixed_precision, dtype=torch.bfloat16
             ):
                 surrogate_loss, value_loss, entropy = self.ppo_losses(batch, adapt_lr=not warmup)
+                if chunks is not None:
+                    index = next(chunks)
+                    share = len(index) / (len(index) + real)
+                    imagined_surrogate, imagined_value = self.imagined_losses(imagined, index)
+                    surrogate_loss = (1 - share) * surrogate_loss + share * imagined_surrogate
+                    value_loss = (1 - share) * value_loss + share * imagined_value
             if warmup:
                 loss = self.value_loss_coef * value_loss
             else:
@@ -284,6 +320,56 @@ class WamPPO(PPO):
                 nn.utils.clip_grad_norm_(group, self.max_grad_norm)
         self.optimizer.step()
 
+    # imagination --------------------------------------------------------------------------------------------------
+    def imagine(self) -> ImaginedSamples | None:
+        """Branched rollouts of the current policy (the one that collected the rollout) from replay histories of the
+        training envs; the transitions that join this update's PPO batch."""
+        cfg, history = self.imagination, self.wm.get("history", 8)
+        windows = self.replay.sample(cfg.num_envs, history, self.train_envs)
+        if windows is None:
+            return None
+        start = Sequences(  # the history's recorded steps, without the next state that closes the window
+            states=windows.states[:, :-1],
+            instruction=windows.instruction[:, :-1],
+            actions=windows.actions[:, :-1],
+            rewards=windows.rewards[:, :-1],
+            terminated=windows.terminated[:, :-1],
+            contacts=windows.contacts[:, :-1],
+        )
+        rollout = imagine(self.wam, self.ensemble, start, cfg, self.gamma, self.lam, actor=self.actor)
+        real = self.storage.num_envs * self.storage.num_transitions_per_env
+        return ImaginedSamples(rollout, rollout.select(imagined_batch_size(cfg, real)))
+
+    def imagined_losses(self, imagined: ImaginedSamples, index: torch.Tensor):
+        """PPO's surrogate and value losses on imagined transitions ``index`` (into :attr:`ImaginedSamples.index`),
+        with the log-probabilities, values, returns and advantages recorded when they were imagined."""
+        rollout, flat = imagined.rollout, imagined.index[index]
+        wam = self.wam
+
+        def pick(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor.flatten(0, 1)[flat]
+
+        observations = rollout.observations
+        instruction = observations.get(INSTRUCTION_GROUP, observations[STATE_GROUP][..., :0])
+        tokens = wam.tokens(pick(observations[STATE_GROUP]), pick(instruction), pick(observations["previous_action"]))
+        if rollout.hidden_states is not None:  # (T, layers, N, E) -> (layers, B, E)
+            hidden = pick(rollout.hidden_states.permute(0, 2, 1, 3)).transpose(0, 1).contiguous()
+            features = wam.encode(tokens[:, None], hidden)[0][:, 0]
+        else:
+            features = wam.encode(tokens)[0]
+        policy, values = wam.policy(features), wam.value(features)[:, 0]
+        advantages = imagined.advantages[index]
+        ratio = torch.exp(policy.log_prob(pick(rollout.actions)).sum(-1) - pick(rollout.log_probs))
+        clipped = torch.clamp(ratio, 1.0 - self.clip_param, 1.0 + self.clip_param)
+        surrogate = torch.max(-advantages * ratio, -advantages * clipped).mean()
+        old_values, returns = pick(rollout.values), pick(rollout.returns)
+        if self.use_clipped_value_loss:
+            value_clipped = old_values + (values - old_values).clamp(-self.clip_param, self.clip_param)
+            value = torch.max((values - returns).pow(2), (value_clipped - returns).pow(2)).mean()
+        else:
+            value = (returns - values).pow(2).mean()
+        return surrogate, value
+
     # world model --------------------------------------------------------------------------------------------------
     @property
     def window_transitions(self) -> int:
@@ -303,6 +389,10 @@ class WamPPO(PPO):
         for _ in range(steps):
             batch = self.replay.sample(batch_size, self.window_transitions, self.train_envs)
             loss, terms = world_model_loss(self.wam, batch, history, self.loss_cfg)
+            if self.ensemble is not None and len(self.ensemble.extra):
+                extra, extra_terms = ensemble_loss(self.wam, self.ensemble, batch, self.loss_cfg)
+                loss = loss + extra
+                terms = {**terms, **{f"ensemble_{name}": value for name, value in extra_terms.items()}}
             self.optimizer.zero_grad()
             (self.world_model_weight * loss).backward()
             self.step_optimizer(frozen=frozen, clip_groups=(self.world_model_params,))
@@ -383,6 +473,8 @@ class WamPPO(PPO):
             replay_state_dict=self.replay.state_dict(),
             wam_ppo_state={"iteration": self.iteration, "normalizers_fitted": self.normalizers_fitted},
         )
+        if self.ensemble is not None:
+            saved["ensemble_state_dict"] = self.ensemble.state_dict()
         return saved
 
     def load(self, loaded_dict: dict, load_cfg: dict | None, strict: bool) -> bool:
@@ -392,6 +484,8 @@ class WamPPO(PPO):
         load_cfg = load_cfg or {}
         if "wam_state_dict" in loaded_dict and load_cfg.get("actor", True):
             self.wam.load_state_dict(loaded_dict["wam_state_dict"], strict=strict)
+        if self.ensemble is not None and "ensemble_state_dict" in loaded_dict and load_cfg.get("actor", True):
+            self.ensemble.load_state_dict(loaded_dict["ensemble_state_dict"], strict=strict)
         if "replay_state_dict" in loaded_dict and load_cfg.get("replay", True):
             self.replay.load_state_dict(loaded_dict["replay_state_dict"])
         state = loaded_dict.get("wam_ppo_state", {})
@@ -418,10 +512,6 @@ class WamPPO(PPO):
         alg_class, alg_cfg = resolve_class(cfg["algorithm"])
         wam_cfg = {key: alg_cfg.pop(key) for key in WAM_KEYS if key in alg_cfg}
         alg_cfg.pop("share_cnn_encoders", None)
-        if (wam_cfg.get("imagination") or {}).get("enabled"):
-            raise NotImplementedError(
-                "imagination is not implemented in this build: set agent.algorithm.imagination.enabled=false"
-            )
         cfg["obs_groups"] = resolve_obs_groups(obs, cfg["obs_groups"], ["actor", "critic"])
         if PREVIOUS_ACTION_GROUP not in obs.keys():  # noqa: SIM118 (a TensorDict)
             raise ValueError(
@@ -449,6 +539,7 @@ class WamPPO(PPO):
             critic_warmup_iterations=wam_cfg.get("critic_warmup_iterations", 0),
             replay_capacity=wam_cfg.get("replay_capacity", 240),
             world_model=wam_cfg.get("world_model"),
+            imagination=wam_cfg.get("imagination"),
             normalizers_fitted=bool(wam_cfg.get("pretrained_checkpoint")),
             **alg_cfg,
             multi_gpu_cfg=cfg["multi_gpu"],
@@ -512,3 +603,30 @@ def build_joint_wam(env_schema: WamSchema, wam_cfg: dict, device) -> JointWAM:
     except SchemaError as error:
         raise PretrainedCheckpointError(f"pretrained checkpoint '{path}' does not fit this task: {error}") from None
     return model.train()
+
+
+class ImaginedSamples:
+    """The imagined transitions of one update: a rollout, the transitions selected for the PPO batch, and their
+    advantages normalized over the selection (as rsl-rl normalizes the real ones over the rollout)."""
+
+    def __init__(self, rollout: ImaginedRollout, index: torch.Tensor) -> None:
+        self.rollout, self.index = rollout, index
+        """Flat (step-major) indices of the selected alive transitions, (M,)."""
+        advantages = rollout.advantages.flatten()[index]
+        self.advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+    def minibatches(self, count: int, epochs: int):
+        """Positions into :attr:`index`: each epoch a fresh permutation cut into ``count`` chunks."""
+        for _ in range(epochs):
+            order = torch.randperm(len(self.index), device=self.index.device)
+            yield from order.chunk(count) if len(order) >= count else [order] * count
+
+
+def imagined_figures(imagined: ImaginedSamples) -> dict[str, float]:
+    """What the log says about the imagined batch: its size, mean model reward and ensemble disagreement."""
+    rollout, alive = imagined.rollout, imagined.rollout.alive
+    return {
+        "imagination_transitions": float(len(imagined.index)),
+        "imagination_reward": float(rollout.model_rewards[alive].mean()),
+        "imagination_disagreement": float(rollout.disagreement[alive].mean()),
+    }

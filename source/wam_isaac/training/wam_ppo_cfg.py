@@ -15,6 +15,8 @@ from isaaclab.utils import configclass
 
 from isaaclab_rl.rsl_rl import RslRlMLPModelCfg, RslRlPpoAlgorithmCfg
 
+from .imagination import ImaginationCfg
+
 WAM_PPO_CLASS = "wam_isaac.training.wam_ppo:WamPPO"
 """The ``class_name`` rsl-rl resolves to :class:`~wam_isaac.training.wam_ppo.WamPPO`."""
 
@@ -64,14 +66,6 @@ class WorldModelStepsCfg:
 
 
 @configclass
-class ImaginationCfg:
-    """MBPO-style branched rollouts through the learned model (``wam_isaac.training.imagination``)."""
-
-    enabled: bool = False
-    """Add imagined transitions to the PPO batch; off by default."""
-
-
-@configclass
 class WamPpoAlgorithmCfg(RslRlPpoAlgorithmCfg):
     """rsl-rl PPO on a joint WAM's shared trunk, plus world-model steps on the fresh rollouts and a replay buffer."""
 
@@ -95,7 +89,8 @@ class WamPpoAlgorithmCfg(RslRlPpoAlgorithmCfg):
     world_model: WorldModelStepsCfg = WorldModelStepsCfg()
     """The world-model steps."""
     imagination: ImaginationCfg = ImaginationCfg()
-    """Imagined rollouts (off by default)."""
+    """Imagined rollouts joining the PPO batch (off by default; needs the shared critic: imagined transitions have
+    no ``critic`` group)."""
 
 
 def wam_algorithm_cfg(ppo: RslRlPpoAlgorithmCfg, **fields) -> WamPpoAlgorithmCfg:

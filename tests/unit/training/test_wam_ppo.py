@@ -227,3 +227,28 @@ def test_on_policy_runner_learns_the_world_model_on_held_out_envs():
     assert alg.iteration == 8
     # the held-out envs' 4-step error, relative to copy-last, falls as the world model trains
     assert ratios[-1] < 0.7 * ratios[0], ratios
+
+
+def test_imagined_transitions_join_the_ppo_batch():
+    torch.manual_seed(0)
+    env = SyntheticPushEnv(num_envs=8, episode_length=10, seed=6)
+    imagination = {"enabled": True, "warmup_iterations": 1, "num_envs": 16, "horizon": 3, "ensemble_size": 2}
+    alg = build_algorithm(env, imagination=imagination)
+    extra = list(alg.ensemble.extra.parameters())
+    in_optimizer = {id(p) for group in alg.optimizer.param_groups for p in group["params"]}
+    assert extra and all(id(p) in in_optimizer for p in extra), "the extra dynamics heads must be trained"
+    collect(alg, env)
+    first = alg.update()
+    assert "imagination_transitions" not in first  # imagination waits for its warm-up iteration
+    collect(alg, env)
+    state = {k: v.clone() for k, v in alg.wam.normalizers.state_dict().items()}
+    losses = alg.update()
+    # batch_ratio 0.5 of the 8 x 8 real transitions, if that many imagined ones are alive (16 envs x 3 steps)
+    assert 0 < losses["imagination_transitions"] <= 32
+    assert losses["world_model_ensemble_dynamics_nll"] > 0
+    for name, value in alg.wam.normalizers.state_dict().items():
+        assert torch.equal(value, state[name]), f"imagination changed the normalizer {name}"
+    saved = alg.save()
+    assert "ensemble_state_dict" in saved
+    with pytest.raises(ValueError, match="shared critic"):
+        build_algorithm(env, imagination=imagination, shared_critic=False)

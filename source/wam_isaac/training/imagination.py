@@ -13,8 +13,9 @@ One imagined step ``k`` of env ``e`` (member ``m = e mod K``), from trunk featur
 
 - ``a_k ~ pi(. | h_k)`` (the policy, stochastic), its log-probability (summed over dimensions), ``V_k = V(h_k)``;
 - every member predicts the normalized change; ``s_{k+1}`` = ``s_k`` composed with member ``m``'s mean change;
-- disagreement ``u_k`` = sum over state-change dimensions of the members' standard deviation (population, over the
-  K means, normalized units); 0 with one member;
+- disagreement ``u_k`` = mean over the D state-change dimensions of the members' standard deviation (population,
+  over the K predicted means, in normalized change units: about the spread of a typical one-step change, whatever
+  the task's D); 0 with one member;
 - reward ``r_k`` in physical units: member ``m``'s reward head (``reward_source="head"``), or the task's reward
   function on ``(s_k, a_k, s_{k+1}, g)`` (``"task"``); the PPO reward is ``r_k - uncertainty_penalty * u_k``;
 - done ``d_k`` where member ``m``'s termination probability exceeds 0.5; the env then stops (its later steps are
@@ -56,8 +57,8 @@ class ImaginationCfg:
     batch_ratio: float = 0.5
     """Imagined transitions joining the PPO batch per real transition (fewer if fewer are alive)."""
     uncertainty_penalty: float = 1.0
-    """Weight of the ensemble disagreement subtracted from the imagined rewards [reward units per normalized
-    change]."""
+    """Weight of the ensemble disagreement (the members' std of the normalized change, mean over dimensions) subtracted
+    from the imagined rewards [reward units per normalized change]."""
     reward_source: str = "head"
     """``head``: the WAM's reward head (member of the env); ``task``: the task's reward function on the predicted
     states (a ``reward_fn`` given to :func:`imagine`)."""
@@ -202,7 +203,7 @@ class ImaginedRollout:
     model_rewards: torch.Tensor
     """Rewards before the penalty [physical units], (T, N)."""
     disagreement: torch.Tensor
-    """Ensemble disagreement ``u_k`` (normalized change units, summed over dimensions), (T, N)."""
+    """Ensemble disagreement ``u_k`` (members' std, normalized change units, mean over dimensions), (T, N)."""
     dones: torch.Tensor
     """1 where the termination head ended the episode at that step, (T, N)."""
     alive: torch.Tensor
@@ -335,7 +336,7 @@ def _rollout(wam, ensemble, start, valid, cfg, gamma, lam, generator, reward_fn)
         action = policy.mean + policy.stddev * noise
         predictions = ensemble.predict(feature, action)
         means = torch.stack([p.delta_mean for p in predictions])  # (K, N, D)
-        disagreement = means.std(dim=0, unbiased=False).sum(-1) if k > 1 else torch.zeros(n, device=device)
+        disagreement = means.std(dim=0, unbiased=False).mean(-1) if k > 1 else torch.zeros(n, device=device)
         own = members[None, :, None].expand(1, n, means.shape[-1])
         next_state = wam.next_state(state, means.gather(0, own)[0])
         pick = torch.arange(n, device=device)

@@ -109,8 +109,8 @@ def test_disagreement_penalty_and_members_on_known_heads():
     start = histories(4)
     cfg = ImaginationCfg(num_envs=6, horizon=2, uncertainty_penalty=0.5)
     rollout = imagine(wam, ensemble, start, cfg, gamma=0.9, lam=0.95)
-    # population std over the members: dim 0 of [0, 2, 1] -> sqrt(2/3); dim 1 of [0, 0, 3] -> sqrt(2); summed
-    expected_u = math.sqrt(2.0 / 3.0) + math.sqrt(2.0)
+    # population std over the members: dim 0 of [0, 2, 1] -> sqrt(2/3); dim 1 of [0, 0, 3] -> sqrt(2); their mean
+    expected_u = (math.sqrt(2.0 / 3.0) + math.sqrt(2.0)) / 2
     torch.testing.assert_close(rollout.disagreement, torch.full((2, 6), expected_u))
     torch.testing.assert_close(rollout.model_rewards, torch.full((2, 6), 2.0))
     torch.testing.assert_close(rollout.rewards, torch.full((2, 6), 2.0 - 0.5 * expected_u))

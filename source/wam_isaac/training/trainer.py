@@ -183,20 +183,20 @@ class Trainer:
         the epoch's steps and the ranks. Stops before a step when :attr:`stop` is requested (then :attr:`interrupted`
         is set, and the epoch is neither counted nor its scheduler stepped)."""
         self.model.train()
-        sums: dict[str, torch.Tensor] = {}
+        # float64 sums, started from the sums carried over a preemption (rank 0 holds them, times the ranks, as the
+        # global sum is the ranks' sum over their number): one process adds the steps in the same order either way
+        scale = self.context.world_size if self.context.is_main else 0
+        sums = {name: torch.tensor(value * scale, dtype=torch.float64) for name, value in self._carried.items()}
         count, start = 0, time.perf_counter()
         for batch in self.epoch_batches(skip=self.batch):
             if self.stop is not None and self.stop.requested():
                 self.interrupted = self.stop.name()
                 break
             for name, value in self.step(batch).items():
-                sums[name] = sums.get(name, 0.0) + value
+                sums[name] = sums.get(name, 0.0) + value.double()
             count += 1
             self.batch += 1
-        if not sums and self._carried:
-            sums = {name: torch.zeros(()) for name in self._carried}
         means = self._global_sums(sums)
-        means = {name: means[name] + self._carried.get(name, 0.0) for name in means}
         if self.interrupted is not None:
             self._carried = means  # sums so far of this epoch, carried into the checkpoint
             return {}

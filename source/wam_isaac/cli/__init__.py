@@ -17,6 +17,7 @@ SUBCOMMANDS = (
     "tasks",
     "train",
     "play",
+    "pipeline",
     "generate",
     "inspect",
     "export-dataset",

@@ -16,10 +16,10 @@ One imagined step ``k`` of env ``e`` (member ``m = e mod K``), from trunk featur
 - disagreement ``u_k`` = mean over the D state-change dimensions of the members' standard deviation (population,
   over the K predicted means, in normalized change units: about the spread of a typical one-step change, whatever
   the task's D); 0 with one member;
-- reward ``r_k`` in physical units: member ``m``'s reward head (``reward_source="head"``), or the task's reward
-  function on ``(s_k, a_k, s_{k+1}, g)`` (``"task"``); the PPO reward is ``r_k - uncertainty_penalty * u_k``;
 - done ``d_k`` where member ``m``'s termination probability exceeds 0.5; the env then stops (its later steps are
   not transitions: ``alive`` is False); at the horizon cap it is not done and its value bootstraps ``V(h_horizon)``;
+- reward ``r_k`` in physical units: member ``m``'s reward head (``reward_source="head"``), or the task's reward
+  function on ``(s_k, a_k, s_{k+1}, g, d_k)`` (``"task"``); the PPO reward is ``r_k - uncertainty_penalty * u_k``;
 - returns and advantages by GAE over the imagined horizon.
 
 Everything runs under ``torch.no_grad`` on the WAM's device. Nothing here updates a normalizer (the WAM's are fixed
@@ -261,9 +261,11 @@ def preserved_hidden_state(actor: nn.Module | None) -> Iterator[None]:
             actor.hidden_state = saved
 
 
-RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-"""``reward_fn(states, actions, next_states, instruction) -> rewards``: the task's reward [physical units] of a step
-from ``states`` (N, S) under ``actions`` (N, A) to ``next_states`` (N, S), with ``instruction`` (N, I), (N,)."""
+RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``reward_fn(states, actions, next_states, instruction, terminated) -> rewards``: the task's reward [physical units]
+of a step from ``states`` (N, S) under ``actions`` (N, A) to ``next_states`` (N, S), with ``instruction`` (N, I),
+``terminated`` (N,) 1 where the step ended the episode (terms such as Isaac Lab's ``is_alive``/``is_terminated``),
+(N,)."""
 
 
 @torch.no_grad()
@@ -340,12 +342,12 @@ def _rollout(wam, ensemble, start, valid, cfg, gamma, lam, generator, reward_fn)
         own = members[None, :, None].expand(1, n, means.shape[-1])
         next_state = wam.next_state(state, means.gather(0, own)[0])
         pick = torch.arange(n, device=device)
+        termination = torch.stack([p.termination_logit for p in predictions])[members, pick][..., 0]
+        done = (torch.sigmoid(termination) > 0.5).float()
         if cfg.reward_source == "head":
             reward = n_reward.inverse(torch.stack([p.reward for p in predictions])[members, pick])[..., 0]
         else:
-            reward = reward_fn(state, action, next_state, goal).reshape(n)
-        termination = torch.stack([p.termination_logit for p in predictions])[members, pick][..., 0]
-        done = (torch.sigmoid(termination) > 0.5).float()
+            reward = reward_fn(state, action, next_state, goal, done).reshape(n)
         record(
             states=state,
             instruction=goal,

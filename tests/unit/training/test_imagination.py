@@ -207,13 +207,17 @@ def test_task_rewards_and_bad_reward_sources():
     ensemble = DynamicsEnsemble(wam, 2)
     cfg = ImaginationCfg(num_envs=4, horizon=3, reward_source="task", uncertainty_penalty=0.0)
 
-    def reward_fn(states, actions, next_states, instruction):
-        return next_states[:, 0] - instruction[:, 0]  # the task's reward on the predicted next state
+    def reward_fn(states, actions, next_states, instruction, terminated):
+        return next_states[:, 0] - instruction[:, 0] - 5.0 * terminated  # on the predicted next state and done
 
     known_heads(ensemble, [[0.0, 0.0], [0.0, 0.0]], reward=0.0, termination=-20.0)
     rollout = imagine(wam, ensemble, histories(2), cfg, 0.99, 0.95, reward_fn=reward_fn)
     states, goal = rollout.observations["world_model"], rollout.observations["instruction"]
     torch.testing.assert_close(rollout.rewards[:-1], states[1:, :, 0] - goal[1:, :, 0])
+    known_heads(ensemble, [[0.5, 0.0], [0.5, 0.0]], reward=0.0, termination=20.0)  # every env ends at step 0
+    ended = imagine(wam, ensemble, histories(2), cfg, 0.99, 0.95, reward_fn=reward_fn)
+    first, goal = ended.observations["world_model"][0, :, 0], ended.observations["instruction"][0, :, 0]
+    torch.testing.assert_close(ended.rewards[0], first + 0.5 - goal - 5.0)  # s_1 = s_0 + 0.5, terminated
     with pytest.raises(ValueError, match="reward_fn"):
         imagine(wam, ensemble, histories(2), cfg, 0.99, 0.95)
     cfg.reward_source = "oracle"

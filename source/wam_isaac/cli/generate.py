@@ -4,8 +4,8 @@ Every transition is labeled by the Warp label kernels and streamed to crash-safe
 (``wam inspect DIR`` summarizes it). The behaviour policy is ``random``, ``scripted`` (the task's expert) or the
 path of an rsl-rl checkpoint; ``--noise`` adds Gaussian exploration noise to its actions.
 
-Preemption: SIGTERM makes the run stop stepping, write the episodes in progress (attribute ``budget_end``), publish
-the shard in progress and exit 0. ``--resume`` continues a killed or preempted run in the same ``--out`` (same task,
+Preemption: SIGTERM (or SIGUSR1) makes the run stop stepping, write the episodes in progress (attribute
+``budget_end``), publish the shard in progress and exit 0. ``--resume`` continues a killed or preempted run in the same ``--out`` (same task,
 ``--num_envs``, ``--seed`` and overrides, else a one-line error, exit 2, nothing changed): new shards, episode ids
 after the stored ones, the next seed of the dataset (segment ``k`` runs with ``--seed + k``), and ``--steps`` is the
 size of the whole dataset: ``steps * num_envs`` transitions, of which the stored ones are deducted (the run makes
@@ -108,8 +108,9 @@ def _rank_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
 def generate(args: argparse.Namespace, overrides: list[str], device: str, context=None) -> int:
     """Build the env (kit-less on the CPU), run the driver with a progress bar, print the summary. In a job of several
     ranks, this rank's share (see the module docstring)."""
-    stop_requested = []  # SIGTERM from here on ends the run cleanly (exit 0), even during start-up
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.append(signum))
+    stop_requested = []  # SIGTERM (or SIGUSR1) from here on ends the run cleanly (exit 0), even during start-up
+    for signum in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, lambda signum, frame: stop_requested.append(signum))
     import gymnasium as gym
     import torch
     from tqdm import tqdm
@@ -198,7 +199,7 @@ def generate(args: argparse.Namespace, overrides: list[str], device: str, contex
     if context.distributed and not _all_finished(args.out, context, stats):
         return 1
     if context.is_main:
-        _report(args.out, context, stats, bool(stop_requested), summarize)
+        _report(args.out, context, stats, stop_requested, summarize)
     return 0
 
 
@@ -257,13 +258,14 @@ def _all_finished(out: str, context, stats) -> bool:
     return True
 
 
-def _report(out: str, context, stats, stopped: bool, summarize) -> None:
+def _report(out: str, context, stats, stopped: list[int], summarize) -> None:
     summary = summarize(out)
     if stats is None:
         print(f"[wam] {out} already holds {summary['transitions']} transitions: nothing to generate")
         return
     if stopped:
-        print(f"[wam] SIGTERM: stopped after {stats.transitions} transitions; --resume continues {out}")
+        name = signal.Signals(stopped[0]).name
+        print(f"[wam] {name}: stopped after {stats.transitions} transitions; --resume continues {out}")
     rate = summary["success_rate"] or 0.0
     ranks = f" by {context.world_size} ranks" if context.distributed else ""
     print(

@@ -5,11 +5,11 @@ Every transition is labeled by the Warp label kernels and streamed to crash-safe
 path of an rsl-rl checkpoint; ``--noise`` adds Gaussian exploration noise to its actions.
 
 Preemption: SIGTERM (or SIGUSR1) makes the run stop stepping, write the episodes in progress (attribute
-``budget_end``), publish the shard in progress and exit 0. ``--resume`` continues a killed or preempted run in the same ``--out`` (same task,
-``--num_envs``, ``--seed`` and overrides, else a one-line error, exit 2, nothing changed): new shards, episode ids
-after the stored ones, the next seed of the dataset (segment ``k`` runs with ``--seed + k``), and ``--steps`` is the
-size of the whole dataset: ``steps * num_envs`` transitions, of which the stored ones are deducted (the run makes
-``ceil(missing / num_envs)`` steps; a complete dataset is left as it is).
+``budget_end``), publish the shard in progress and exit 0. ``--resume`` continues a killed or preempted run in the
+same ``--out`` (same task, ``--num_envs``, ``--seed`` and overrides, else a one-line error, exit 2, nothing changed):
+new shards, episode ids after the stored ones, the next seed of the dataset (segment ``k`` runs with ``--seed + k``),
+and ``--steps`` is the size of the whole dataset: ``steps * num_envs`` transitions, of which the stored ones are
+deducted (the run makes ``ceil(missing / num_envs)`` steps; a complete dataset is left as it is).
 
 Several processes: ``--num_procs P`` (or ``torchrun --nproc_per_node=P -m wam_isaac generate ...``, the same job) runs
 P ranks, each with its own ``--num_envs`` envs (on ``cuda:<LOCAL_RANK>`` on GPUs), seed ``segment seed + rank``, env

@@ -51,7 +51,8 @@ class JointWAM(WorldModel):
         return torch.distributions.Normal(self.normalizers.action.inverse(mean), log_std.exp() * scale)
 
     def value(self, features: torch.Tensor) -> torch.Tensor:
-        """State value (normalized-reward units), (..., 1)."""
+        """State value (offline: reward / the reward normalizer's std, see ``objectives.value_targets``; under WamPPO:
+        the env's reward units, PPO's returns), (..., 1)."""
         return self.value_head(features)
 
     def act_sequence(self, states, instruction, actions) -> torch.distributions.Normal:

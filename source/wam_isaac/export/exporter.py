@@ -97,12 +97,12 @@ def export_checkpoint(
                 "wam train-model checkpoint, whose own world model is exported"
             )
         wam = read_wam_checkpoint(checkpoint)
-        task = checkpoint_task(wam, task)
         if not wam.has_policy and not world_model_only:
             raise ExportError(
-                f"'{checkpoint}' is a {wam.cfg.model.kind} world model without a policy head; pass "
+                f"'{checkpoint}' is a {wam.kind} world model without a policy head; pass "
                 "--world-model-only to export its world model alone"
             )
+        task = checkpoint_task(wam, task)
         with task_env(task, "rsl_rl_cfg_entry_point", device, num_envs, seed) as (env, _):
             return export_wam_env(env, wam, task, out, samples, world_model_only, calibration_steps=calibration_steps)
     if world_model_only:
@@ -160,14 +160,23 @@ def export_env(
 
     check_trained_config(env.cfg, run.env_yaml)
     wrapped, actor, agent_cfg = load_policy(env, run, agent_cfg)
-    obs = wrapped.get_observations()
-    group_sizes = [(group, int(obs[group].shape[-1])) for group in actor.obs_groups]
-
     actions = action_layout(env, agent_cfg.clip_actions)
-    observation = observation_layout(env, list(actor.obs_groups), actions["joint_names"])
+    flatten = None
+    if hasattr(actor, "wam"):  # a joint-WAM PPO run: its actor reads the WAM's state, instruction, previous action
+        from .wam_checkpoint import joint_wam_of_run
+        from .wam_policy_onnx import wam_observation_layout
+
+        if world_model is not None:
+            raise ExportError("--world-model: a joint-WAM PPO run exports its own world model beside its policy")
+        world_model, group_sizes, flatten = joint_wam_of_run(actor, run)
+        observation = wam_observation_layout(env, actor.schema, 1, actions["joint_names"])
+    else:
+        obs = wrapped.get_observations()
+        group_sizes = [(group, int(obs[group].shape[-1])) for group in actor.obs_groups]
+        observation = observation_layout(env, list(actor.obs_groups), actions["joint_names"])
     if observation["size"] != sum(size for _, size in group_sizes):
         raise ExportError(f"observation layout has {observation['size']} values, the policy reads {group_sizes}")
-    recording = record_rollout(wrapped, actor, group_sizes, steps=-(-samples // env.num_envs))
+    recording = record_rollout(wrapped, actor, group_sizes, steps=-(-samples // env.num_envs), flatten=flatten)
 
     tmp = out.resolve().parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -282,7 +291,8 @@ def _world_model_beside(
 
     checkpoint.model.to(env.device)
     steps = max(calibration_steps, -(-samples // env.num_envs))
-    recording = record_world(env, checkpoint.schema, checkpoint.history, behaviour, steps)
+    actor.reset()
+    recording = record_world(env, checkpoint.schema, checkpoint.history, behaviour, steps, on_done=actor.reset)
     checkpoint.model.to("cpu")
     block = add_world_model(env, export_dir, checkpoint, recording, samples, FALSE_ALARM_RATE)
     block["monitor"]["behaviour"] = "policy"

@@ -58,8 +58,11 @@ Behaviour = Callable[[dict, object], torch.Tensor]
 
 
 @torch.inference_mode()  # as the env is stepped elsewhere (rsl-rl, the export's recording)
-def record_world(env, schema, history: int, behaviour: Behaviour, steps: int, seed: int = 0) -> WorldRecording:
-    """Step ``env`` ``steps`` times under ``behaviour`` from a reset, recording windows as the closed loop does."""
+def record_world(
+    env, schema, history: int, behaviour: Behaviour, steps: int, seed: int = 0, on_done=None
+) -> WorldRecording:
+    """Step ``env`` ``steps`` times under ``behaviour`` from a reset, recording windows as the closed loop does;
+    ``on_done(done)`` is called after every step (a recurrent behaviour resets its memory there)."""
     from ..evaluation.closed_loop import HistoryWindow, observed
 
     n, device = env.num_envs, env.device
@@ -71,6 +74,8 @@ def record_world(env, schema, history: int, behaviour: Behaviour, steps: int, se
         actions = behaviour(obs, window).clone()
         obs, _, terminated, truncated, _ = env.step(actions)
         done = terminated | truncated
+        if on_done is not None:
+            on_done(done)
         states, instruction = observed(obs, schema, n)
         for name, value in (
             ("states", window.states),

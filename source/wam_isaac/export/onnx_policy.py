@@ -58,10 +58,11 @@ def export_policy_onnx(actor: torch.nn.Module, path: str | Path) -> dict:
         raise ExportError(f"torch wrote ONNX IR version {proto.ir_version}; robots' onnxruntime reads <= 9")
     recurrent = None
     if getattr(model, "is_recurrent", False):
+        state = inputs[1]  # (layers, batch, hidden); rsl-rl's RNN copies also name it, a joint WAM's copy does not
         recurrent = {
-            "type": model.rnn_type,
-            "num_layers": int(model.num_layers),
-            "hidden_size": int(model.hidden_size),
+            "type": getattr(model, "rnn_type", "gru" if len(input_names) == 2 else "lstm"),
+            "num_layers": int(state.shape[0]),
+            "hidden_size": int(state.shape[-1]),
             "state_inputs": input_names[1:],
             "state_outputs": output_names[1:],
         }
@@ -73,7 +74,7 @@ def export_policy_onnx(actor: torch.nn.Module, path: str | Path) -> dict:
         "inputs": [_shape_entry(value) for value in proto.graph.input],
         "outputs": [_shape_entry(value) for value in proto.graph.output],
         "recurrent": recurrent,
-        "normalizer_in_graph": bool(getattr(actor, "obs_normalization", False)),
+        "normalizer_in_graph": bool(getattr(actor, "obs_normalization", False) or hasattr(actor, "wam")),
         "deterministic": True,
         "action_pipeline": "runtime",
         "model_class": type(actor).__name__,

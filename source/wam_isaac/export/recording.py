@@ -9,14 +9,16 @@ import torch
 from .validate import Recording
 
 
-def record_rollout(wrapped, actor, group_sizes: list[tuple[str, int]], steps: int) -> Recording:
-    """Step the rsl-rl-wrapped env ``steps`` times under ``actor``'s mean action; recurrent state reset at dones."""
+def record_rollout(wrapped, actor, group_sizes: list[tuple[str, int]], steps: int, flatten=None) -> Recording:
+    """Step the rsl-rl-wrapped env ``steps`` times under ``actor``'s mean action; recurrent state reset at dones.
+    ``flatten(obs)`` turns nested groups into flat ones first (a joint WAM's ``world_model`` group)."""
     observations, actions, dones = [], [], []
     obs = wrapped.get_observations()
     actor.reset()
     with torch.inference_mode():
         for _ in range(steps):
-            flat = torch.cat([obs[group] for group, _ in group_sizes], dim=-1)
+            flat_obs = obs if flatten is None else flatten(obs)
+            flat = torch.cat([flat_obs[group] for group, _ in group_sizes], dim=-1)
             action = actor(obs)
             observations.append(flat.cpu().numpy().astype(np.float32))
             actions.append(action.cpu().numpy().astype(np.float32))

@@ -61,8 +61,10 @@ def torch_actions(
         groups[name] = obs[:, start : start + size]
         start += size
     with torch.inference_mode():
-        if actor.is_recurrent:
+        if actor.is_recurrent and hasattr(actor, "rnn"):
             actor.rnn.hidden_state = hidden
+        elif actor.is_recurrent:  # a joint WAM's actor keeps its GRU memory itself
+            actor.hidden_state = hidden
         actions = actor(TensorDict(groups, batch_size=[batch], device=device))
         return actions, (actor.get_hidden_state() if actor.is_recurrent else None)
 

@@ -27,23 +27,43 @@ DELTA_MEANING = (
 
 @dataclass
 class WamCheckpoint:
-    """A loaded ``wam train-model`` checkpoint."""
+    """A trained WAM to export: a ``wam train-model`` checkpoint, or the joint WAM of a WamPPO run."""
 
     path: Path
     model: torch.nn.Module
-    cfg: object
-    """Its :class:`~wam_isaac.training.config.TrainModelCfg`."""
     schema: object
     """Its :class:`~wam_isaac.models.schema.WamSchema`."""
-    epoch: int
+    kind: str
+    """``ModelCfg.kind``: gru, mlp, transformer, joint or cascaded."""
+    history: int
+    """H: the steps of history its world model was trained to condition on."""
+    epoch: int | None = None
+    """Epochs (train-model) or iterations (WamPPO) trained."""
+    data: str | None = None
+    """The dataset it was trained on (train-model)."""
 
     @property
     def has_policy(self) -> bool:
-        return self.cfg.model.has_policy
+        return self.kind in ("joint", "cascaded")
 
-    @property
-    def history(self) -> int:
-        return int(self.cfg.train.history)
+
+def joint_wam_of_run(actor, run) -> tuple[WamCheckpoint, list[tuple[str, int]], object]:
+    """The joint WAM of a WamPPO run's actor (a copy on the CPU) as a :class:`WamCheckpoint`, the actor's flat input
+    groups ``(name, size)`` in order, and the function flattening the env's nested groups into them."""
+    import copy
+
+    from ..models.rl_adapters import INSTRUCTION_GROUP, PREVIOUS_ACTION_GROUP, STATE_GROUP, flatten_observations
+
+    schema = actor.schema
+    world_model = ((run.agent_yaml.get("algorithm") or {}).get("world_model")) or {}
+    checkpoint = WamCheckpoint(
+        run.checkpoint, copy.deepcopy(actor.wam).cpu().eval(), schema, "joint", int(world_model.get("history", 8)),
+        run.iteration,
+    )  # fmt: skip
+    groups = [(STATE_GROUP, schema.state_dim)]
+    groups += [(INSTRUCTION_GROUP, schema.instruction_dim)] if schema.instruction_dim else []
+    groups += [(PREVIOUS_ACTION_GROUP, schema.action_dim)]
+    return checkpoint, groups, lambda obs: flatten_observations(obs, schema)
 
 
 def is_wam_checkpoint(path: str | Path) -> bool:
@@ -73,7 +93,10 @@ def read_wam_checkpoint(path: str | Path, device: str = "cpu") -> WamCheckpoint:
         raise ExportError(str(error)) from None
     except (RuntimeError, KeyError, ValueError) as error:
         raise ExportError(f"'{path}': its model does not rebuild ({str(error).splitlines()[0][:120]})") from None
-    return WamCheckpoint(Path(path).resolve(), model, cfg, WamSchema.from_dict(payload["schema"]), payload["epoch"])
+    schema = WamSchema.from_dict(payload["schema"])
+    return WamCheckpoint(
+        Path(path).resolve(), model, schema, cfg.model.kind, int(cfg.train.history), payload["epoch"], cfg.data
+    )
 
 
 def checkpoint_task(checkpoint: WamCheckpoint, task: str | None) -> str:
@@ -84,10 +107,10 @@ def checkpoint_task(checkpoint: WamCheckpoint, task: str | None) -> str:
     from ..data.manifest import load_manifest
 
     try:
-        return load_manifest(checkpoint.cfg.data)["task_id"]
+        return load_manifest(checkpoint.data)["task_id"]
     except (ManifestError, OSError, KeyError):
         raise ExportError(
-            f"the dataset '{checkpoint.cfg.data}' of {checkpoint.path.name} is not readable here, so its task is "
+            f"the dataset '{checkpoint.data}' of {checkpoint.path.name} is not readable here, so its task is "
             "unknown; pass --task"
         ) from None
 
@@ -156,7 +179,7 @@ def add_world_model(
     )
     return {
         **entry,
-        "source": {"checkpoint": str(checkpoint.path), "kind": checkpoint.cfg.model.kind, "epoch": checkpoint.epoch},
+        "source": {"checkpoint": str(checkpoint.path), "kind": checkpoint.kind, "epoch": checkpoint.epoch},
         "state": {
             "group": "world_model",
             "size": schema.state_dim,
@@ -237,7 +260,7 @@ def export_wam_env(
 
     if not checkpoint.has_policy and not world_model_only:
         raise ExportError(
-            f"'{checkpoint.path}' is a {checkpoint.cfg.model.kind} world model without a policy head; pass "
+            f"'{checkpoint.path}' is a {checkpoint.kind} world model without a policy head; pass "
             "--world-model-only to export its world model alone"
         )
     checkpoint.model.to(env.device)
@@ -275,7 +298,7 @@ def export_wam_env(
             }
         world_model = add_world_model(env, tmp, checkpoint, recording, samples, false_alarm_rate)
         world_model["monitor"]["behaviour"] = behaviour_name
-        source = {"checkpoint": str(checkpoint.path), "kind": checkpoint.cfg.model.kind, "epoch": checkpoint.epoch}
+        source = {"checkpoint": str(checkpoint.path), "kind": checkpoint.kind, "epoch": checkpoint.epoch}
         metadata = base_metadata(env, task, source, actions)
         metadata.update(policy=policy_entry, observation=observation, world_model=world_model)
         metadata["validation"] = policy_validation

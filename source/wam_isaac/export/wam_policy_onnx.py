@@ -130,7 +130,7 @@ def wam_observation_layout(env, schema: WamSchema, history: int, action_joint_na
         terms[-1].update(clip=jsonable(cfg.clip), scale=jsonable(cfg.scale), params=jsonable(dict(cfg.params)))
         terms[-1]["joint_names"] = _joint_names(env, cfg, size)
         start += size * history
-    action = _term(LAST_ACTION_TERM, "runtime", start, schema.action_dim, history, None, "action units")
+    action = _term(LAST_ACTION_TERM, "previous_action", start, schema.action_dim, history, None, "action units")
     action.update(source="last_action", joint_names=list(action_joint_names))
     terms.append(action)
     names = [term["name"] for term in terms]
@@ -139,7 +139,7 @@ def wam_observation_layout(env, schema: WamSchema, history: int, action_joint_na
     return {
         "groups": ["world_model", "instruction"],
         "size": start + schema.action_dim * history,
-        "history_order": "time",
+        "history_order": "time" if history > 1 else "term",
         "terms": terms,
     }
 
@@ -152,7 +152,7 @@ def _term(name: str, group: str, start: int, size: int, history: int, func, unit
         "group": group,
         "slice": [start, start + size * history],
         "shape": [size],
-        "history_length": history,
+        "history_length": history if history > 1 else 0,
         "func": func,
         "unit": unit,
         "clip": None,

@@ -140,6 +140,11 @@ def test_termination_head_ends_envs_and_the_horizon_cap_bootstraps():
     known_heads(ensemble, [[0.1, 0.0], [0.1, 0.0]], reward=1.0, termination=-20.0)  # never terminates
     capped = imagine(wam, ensemble, start, cfg, gamma=gamma, lam=1.0)
     assert capped.alive.all() and capped.dones.sum() == 0
+    known_heads(ensemble, [[0.1, 0.0], [0.1, 0.0]], reward=1.0, termination=-1.0)  # p = 0.27 at every step
+    assert imagine(wam, ensemble, start, cfg, gamma=gamma, lam=1.0).dones.sum() == 0
+    cfg.done_threshold = 0.25
+    assert imagine(wam, ensemble, start, cfg, gamma=gamma, lam=1.0).dones[0].tolist() == [1.0] * 4
+    cfg.done_threshold = 0.5
     # lam = 1: G_t = sum_{i < 3 - t} gamma^i r + gamma^(3 - t) V(s_3), V = 4
     expected = [sum(gamma**i for i in range(3 - t)) + gamma ** (3 - t) * 4.0 for t in range(3)]
     torch.testing.assert_close(capped.returns, torch.tensor(expected)[:, None].expand(3, 4))

@@ -3,7 +3,7 @@
 
 VENV     ?= .venv
 PYTHON   ?= $(shell pyenv which python 2>/dev/null || command -v python3.12)
-TASK     ?= WAM-Cartpole
+TASK     ?= WAM-Push-Cube
 NUM_ENVS ?= 512
 ITERS    ?= 100
 STAMP    := $(VENV)/.installed
@@ -21,9 +21,18 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install -e ".[dev]"
 	touch $(STAMP)
 
-# The main job on the CPU default: PPO on WAM-Cartpole; prints where the run was logged.
+# The main job. On WAM-Push-Cube (the default) the WAM pipeline at a CPU budget: generate -> pretrain the joint WAM ->
+# joint-WAM PPO fine-tune -> evaluate, a progress line per stage, artifacts under runs/pipeline/<task> (PIPELINE_ARGS
+# adds flags, e.g. --max_iterations 50). On any other TASK plain rsl-rl PPO (NUM_ENVS, ITERS); PIPELINE=1 runs the
+# pipeline there too, PIPELINE=0 plain PPO on Push-Cube.
+PIPELINE ?= $(if $(filter WAM-Push-Cube,$(TASK)),1,0)
+PIPELINE_ARGS ?=
 train: $(STAMP)
+ifeq ($(PIPELINE),1)
+	$(VENV)/bin/wam pipeline --task $(TASK) $(PIPELINE_ARGS)
+else
 	$(VENV)/bin/wam train --task $(TASK) --num_envs $(NUM_ENVS) --max_iterations $(ITERS)
+endif
 
 # Unit tests (no simulator, seconds) and integration tests (real Isaac Lab envs on the CPU, a few envs).
 test: $(STAMP)

@@ -13,8 +13,9 @@ DEVICE=${DEVICE:-cuda}
 if [ -z "${NPROC:-}" ]; then
     if [ "$DEVICE" = cpu ]; then NPROC=1; else NPROC=${SLURM_GPUS_ON_NODE:-$(nvidia-smi -L 2>/dev/null | wc -l)}; fi
 fi
-# torchrun's agent forwards these signals to the ranks; SIGUSR1 (sbatch --signal) asks them to checkpoint and stop
-export TORCHELASTIC_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1
+# torchrun's agent forwards these signals to the ranks (torchrun --signals_to_handle); SIGUSR1 (sbatch --signal) asks
+# them to checkpoint and stop, as SIGTERM does
+SIGNALS=--signals_to_handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1
 
 # run_preemptible CMD...: run CMD in the background; on SIGUSR1/SIGTERM (the scheduler's warning) forward SIGUSR1 to
 # it, wait for it to checkpoint and exit, then requeue the job (which resumes from the checkpoint).
@@ -27,9 +28,12 @@ run_preemptible() {
         kill -0 "$pid" 2>/dev/null || break  # wait returned because a trapped signal arrived: keep waiting
     done
     trap - USR1 TERM
-    if [ "$preempted" = 1 ] && [ -n "${SLURM_JOB_ID:-}" ] && command -v scontrol >/dev/null; then
-        echo "[wam] preempted: requeueing job $SLURM_JOB_ID"
-        scontrol requeue "$SLURM_JOB_ID"
+    if [ "$preempted" = 1 ]; then  # the ranks checkpointed and exited 0; torchrun itself reports the signal
+        status=0
+        if [ -n "${SLURM_JOB_ID:-}" ] && command -v scontrol >/dev/null; then
+            echo "[wam] preempted: requeueing job $SLURM_JOB_ID"
+            scontrol requeue "$SLURM_JOB_ID"
+        fi
     fi
     return "$status"
 }

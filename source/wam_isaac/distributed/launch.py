@@ -4,7 +4,6 @@ turn a failed rank into one line that names it."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 
@@ -47,8 +46,8 @@ def launch(num_procs: int, module_args: list[str], consequence: str = "") -> int
     from torch.distributed.run import get_args_parser, run
 
     # SIGUSR1 (SLURM's --signal warning) stops the ranks as SIGTERM does: the agent forwards the signal it received
-    os.environ.setdefault("TORCHELASTIC_SIGNALS_TO_HANDLE", "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1")
-    argv = ["--standalone", f"--nproc_per_node={num_procs}", "--max_restarts=0", "--monitor_interval=0.2"]
+    argv = ["--signals_to_handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1", "--standalone"]
+    argv += [f"--nproc_per_node={num_procs}", "--max_restarts=0", "--monitor_interval=0.2"]
     args = get_args_parser().parse_args([*argv, "-m", "wam_isaac", *module_args])
     try:
         run(args)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-BUILDERS = ("cartpole", "pusher", "quadruped")
+BUILDERS = ("cartpole", "cube", "pusher", "quadruped")
 """Asset names, each a module of this package with a ``build()`` function."""
 
 

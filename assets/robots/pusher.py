@@ -1,6 +1,7 @@
 """The table-top pusher scene assets: the SCARA arm (``assets/usd/pusher.usda``), its table and the cube.
 
-The table and the cube are Isaac Lab procedural cuboids (no USD file): their dimensions come from the arm's builder
+The table is an Isaac Lab procedural cuboid (no USD file); the cube is authored by
+:mod:`wam_isaac_assets.builders.cube`; their dimensions come from the arm's builder
 (:mod:`wam_isaac_assets.builders.pusher`) so the three agree on one geometry. The table is a kinematic rigid body,
 so that its friction can be randomized per env like the cube's.
 """
@@ -78,24 +79,15 @@ TABLE_CFG = RigidObjectCfg(
 )
 """The table top: a kinematic slab whose top face is at ``TABLE_TOP_Z`` [m]."""
 
-CUBE_REST_DEPTH = 1e-4
-"""Depth [m] by which the cube's bottom face starts in the table: about where the contact holds it at rest. Cubes
-reset exactly onto the table (or above it) were kicked by MuJoCo's primitive box-box collider in 10 of 768 states
-(32 envs x 3 resets x 8 steps, random yaw, up to 8 degrees of tilt); started 0.1 mm deep, in none. Under the
-scripted expert a resting cube is still kicked a step or two after some resets (3 of 91 episodes, 64 envs x 150
-steps): the cause is not found."""
+CUBE_REST_DEPTH = 1e-5
+"""Depth [m] by which the cube's corner spheres start in the table: where the contact holds them at rest (8-10 um
+under the task's contact settings), so that a reset cube neither drops nor creeps up."""
 
 CUBE_CFG = RigidObjectCfg(
-    spawn=sim_utils.CuboidCfg(
-        size=(geometry.CUBE_SIZE,) * 3,
-        rigid_props=sim_utils.UsdPhysicsRigidBodyCfg(),
-        collision_props=sim_utils.UsdPhysicsCollisionCfg(),
-        mass_props=sim_utils.MassCfg(mass=geometry.CUBE_MASS),
-        physics_material=sim_utils.RigidBodyMaterialCfg(static_friction=0.5, dynamic_friction=0.5),
-        visual_material=sim_utils.PreviewSurfaceCfg(diffuse_color=(0.1, 0.4, 0.9)),
-    ),
+    spawn=sim_utils.UsdFileCfg(usd_path=usd_path("cube")),
     init_state=RigidObjectCfg.InitialStateCfg(
-        pos=(0.36, 0.0, geometry.TABLE_TOP_Z + geometry.CUBE_SIZE / 2 - CUBE_REST_DEPTH)
+        pos=(0.375, 0.0, geometry.TABLE_TOP_Z + geometry.CUBE_SIZE / 2 - CUBE_REST_DEPTH)
     ),
 )
-"""The pushed cube (0.05 m, 0.2 kg), resting on the table in front of the arm (reset to this height)."""
+"""The pushed cube (0.05 m, 0.2 kg; ``assets/usd/cube.usda``: a core box for the tip, corner spheres on the table),
+resting on the table in front of the arm (reset to this height)."""

@@ -35,13 +35,32 @@ class ObjectRecording:
     """Episodes that ended during the recording (any termination or time out)."""
     successes: int
     """Of those, episodes ended by the task's ``success`` termination (0 if the task has none)."""
+    tracked_pos: torch.Tensor | None = None
+    """Position of the tracked body (``track_body``) in the env frame [m], (N, T, 3); None when none was tracked."""
+
+    def steps_since_reset(self) -> torch.Tensor:
+        """(N, T) int: control steps since the state's episode began (0: the first state after a reset), counted
+        from the recording's first state for episodes that began before it."""
+        since = torch.zeros(self.continues.shape[0], self.continues.shape[1] + 1, dtype=torch.long)
+        for t in range(1, since.shape[1]):
+            since[:, t] = torch.where(self.continues[:, t - 1].cpu(), since[:, t - 1] + 1, 0)
+        return since.to(self.continues.device)
 
 
 def record_object(
-    env: ManagerBasedRLEnv, policy: Callable[[dict], torch.Tensor], steps: int, asset_name: str
+    env: ManagerBasedRLEnv,
+    policy: Callable[[dict], torch.Tensor],
+    steps: int,
+    asset_name: str,
+    track_body: tuple[str, str] | None = None,
 ) -> ObjectRecording:
-    """Step ``env`` ``steps`` times under ``policy(obs) -> actions`` and record ``asset_name``'s root states."""
+    """Step ``env`` ``steps`` times under ``policy(obs) -> actions`` and record ``asset_name``'s root states, and
+    the position of ``track_body = (articulation, body)`` if given (e.g. the pusher's tip)."""
     obj = env.scene[asset_name]
+    tracked = []
+    if track_body is not None:
+        articulation = env.scene[track_body[0]]
+        body = articulation.find_bodies([track_body[1]])[0][0]
     origins = env.scene.env_origins
     has_success = "success" in env.termination_manager.active_terms
     obs = env.observation_manager.compute()
@@ -59,6 +78,8 @@ def record_object(
             lin_vel.append(obj.data.root_com_lin_vel_w.torch.clone())
             ang_vel.append(obj.data.root_com_ang_vel_w.torch.clone())
             done.append(ended.clone())
+            if track_body is not None:
+                tracked.append(articulation.data.body_link_pos_w.torch[:, body] - origins)
     return ObjectRecording(
         pos=torch.stack(pos, 1),
         quat=torch.stack(quat, 1),
@@ -67,4 +88,5 @@ def record_object(
         continues=~torch.stack(done[1:], 1),
         episodes=episodes,
         successes=successes,
+        tracked_pos=torch.stack(tracked, 1) if tracked else None,
     )

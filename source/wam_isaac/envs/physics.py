@@ -9,10 +9,13 @@ MuJoCo-Warp then collides two boxes with GJK/EPA plus a contact polygon that is 
 parallel within 0.0016 rad (``FACE_TOL`` in ``mujoco_warp/_src/collision_gjk.py``). A cube tilted by more than that
 (0.09 degrees) touches the table on one edge (2 contacts) or one corner, rocks onto the opposite edge at the next
 step and chatters: pushed across the table it tilted at a median 7 rad/s and sank 1 cm. MuJoCo's primitive box-box
-collider (taken when ``NATIVECCD`` is disabled) keeps every penetrating corner as a contact (up to 8) and the cube
-slides flat. :class:`WamMJWarpSolverCfg` selects it (``native_ccd=False``); Newton exposes no such option, so
-:class:`NewtonWamMJWarpManager` sets MuJoCo's disable bit on the model once the solver is built, before the first step
-(and before any CUDA graph capture).
+collider (taken when ``NATIVECCD`` is disabled) keeps every penetrating corner as a contact (up to 8), but as ported
+to MuJoCo-Warp 3.12 it returns, for two faces exactly flush (a freshly reset cube), phantom contacts at the table's
+edge, 449 and 523 mm deep (measured; MuJoCo issue 3476): a resting cube is kicked into the air. The pushed cube
+therefore stands on corner spheres (sphere-box contacts, ``wam_isaac_assets.builders.cube``) and no box-box pair is
+left in contact; :class:`WamMJWarpSolverCfg` still selects the primitive collider (``native_ccd=False``) for any
+box-box pair. Newton exposes no such option, so :class:`NewtonWamMJWarpManager` sets MuJoCo's disable bit on the
+model once the solver is built, before the first step (and before any CUDA graph capture).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from isaaclab.utils.noise import UniformNoiseCfg as Unoise
 
 from wam_isaac.envs import observations as wam_obs
 from wam_isaac.envs.actions import ActuationRandomizedActionCfg
+from wam_isaac.envs.materials import randomize_asset_friction
 from wam_isaac.envs.physics import physics_presets
 from wam_isaac_assets.builders import pusher as geometry
 from wam_isaac_assets.robots.pusher import ARM_JOINTS, CUBE_CFG, PUSHER_CFG, TABLE_CFG
@@ -70,7 +71,7 @@ class CommandsCfg:
     """Where the cube must go."""
 
     goal = push_mdp.GoalOnTableCommandCfg(object_name="cube", x_range=(0.46, 0.56), y_range=(-0.15, 0.15))
-    """Goal (x, y) [m, env frame], drawn at each reset beyond the cube's start region (x 0.32-0.40 m) and within
+    """Goal (x, y) [m, env frame], drawn at each reset beyond the cube's start region (x 0.35-0.40 m) and within
     the arm's reach (0.61 m)."""
 
 
@@ -202,7 +203,7 @@ class EventCfg:
     )
     """Arm link masses x U(0.8, 1.2), once per env."""
     cube_friction = EventTerm(
-        func=mdp.randomize_rigid_body_material,
+        func=randomize_asset_friction,
         mode="startup",
         params={
             "asset_cfg": CUBE,
@@ -212,7 +213,7 @@ class EventCfg:
             "num_buckets": 64,
         },
     )
-    """Cube friction coefficient U(0.3, 0.6), once per env."""
+    """Cube friction coefficient U(0.3, 0.6), once per env, the same for all its collision shapes."""
     table_friction = EventTerm(
         func=mdp.randomize_rigid_body_material,
         mode="startup",
@@ -248,11 +249,12 @@ class EventCfg:
         mode="reset",
         params={
             "asset_cfg": CUBE,
-            "pose_range": {"x": (-0.04, 0.04), "y": (-0.1, 0.1), "yaw": (-math.pi, math.pi)},
+            "pose_range": {"x": (-0.025, 0.025), "y": (-0.1, 0.1), "yaw": (-math.pi, math.pi)},
             "velocity_range": {},
         },
     )
-    """Cube at (0.36, 0) + U(+-0.04, +-0.1) m, any yaw, at rest, each reset."""
+    """Cube at (0.375, 0) + U(+-0.025, +-0.1) m, any yaw, at rest, each reset: at least 8 mm from the tip wherever
+    ``reset_arm`` puts it (tip x <= 0.287 m; a cube from x 0.32 m, as before, could be reset 22 mm into the tip)."""
 
 
 @configclass

@@ -241,9 +241,11 @@ def condition_changes(env_cfg, condition: str) -> dict:
     return {}
 
 
-def transfer_eval(export_dir, task: str, conditions, num_envs: int, episodes: int, device: str, seed: int = 0):
+def transfer_eval(
+    export_dir, task: str, conditions, num_envs: int, episodes: int, device: str, seed: int = 0, log=print
+):
     """Every condition's :meth:`ConditionResult.to_dict`, in ``conditions`` order (``training`` and
-    ``obs_delay_noise`` share one env: they differ in the runtime's input only)."""
+    ``obs_delay_noise`` share one env: they differ in the runtime's input only); ``log`` gets a line per condition."""
     from .exporter import task_env
 
     results = {}
@@ -259,4 +261,9 @@ def transfer_eval(export_dir, task: str, conditions, num_envs: int, episodes: in
             for condition in group:
                 own = condition_changes(None, condition) if condition == "obs_delay_noise" else dict(changes)
                 results[condition] = run_condition(env, export_dir, condition, own, episodes, seed).to_dict()
+                if log is not None:
+                    figures = {
+                        k: results[condition][k] for k in ("episodes", "success_rate", "mean_return", "alarm_rate")
+                    }
+                    log(f"[wam] transfer-eval {condition}: {figures}")
     return {condition: results[condition] for condition in conditions}

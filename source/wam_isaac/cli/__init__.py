@@ -24,6 +24,7 @@ SUBCOMMANDS = (
     "train-model",
     "eval",
     "export",
+    "transfer-eval",
     "bench",
 )
 """Subcommand modules of this package, in the order ``wam --help`` lists them."""

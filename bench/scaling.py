@@ -6,8 +6,8 @@
   single-threaded). Each process builds its env and warms up, then all start their stepping loop together (a
   barrier on files); the aggregate rate is all transitions over the span from the first start to the last end.
 - ``ratio/train_model_2_ranks_vs_1``: training windows/s of ``torchrun --nproc_per_node=2 -m wam_isaac train-model``
-  over one rank, same global batch, on the dataset the 1-process generation run wrote (the second epoch's rate, which
-  the trainer prints; every rank one torch thread).
+  over one rank, same global batch, on the dataset the 1-process generation run wrote (windows every 8 steps; the
+  second epoch's rate, which the trainer prints; every rank one torch thread).
 
 The runs alternate (1, 2, 2, 1 processes; ``--quick``: 1, 2) so that a linear drift of a shared machine cancels. The
 machine's load average is printed with the figures: other work on the cores depresses the ratios.
@@ -101,7 +101,7 @@ def _training(ranks: int, data: Path, device: str, quick: bool) -> float:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
                    "-m", "wam_isaac", "train-model", "--data", str(data), "--model", "gru", "--history", "8",
                    "--forecast", "16", "--epochs", "2", "--out", f"{out}/run", "--device", device,
-                   f"train.batch_size={BATCH}", "train.save_every=100", "train.val_windows=64",
+                   f"train.batch_size={BATCH}", "train.save_every=100", "train.val_windows=64", "train.stride=8",
                    f"model.trunk.hidden={64 if quick else 128}"]  # fmt: skip
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         result = subprocess.run(command, capture_output=True, text=True, timeout=3600, env=env)

@@ -2,7 +2,8 @@
 control of the task's Isaac Lab env under (a) the training randomization, (b) held-out wider randomization ranges,
 (c) observation delay and noise beyond training, (d) another physics solver setting (substeps). Reports, per
 condition, the success rate, mean return and episode length, and the surprise monitor's alarm rate (exports with a
-world model): a table, and JSON with ``--json``.
+world model): a table, and JSON with ``--json``. Hydra overrides of the env (``env.<field>=...``, e.g.
+``env.episode_length_s=3``) follow the flags and apply to every condition.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from .common import positive_int, resolve_device
+from .common import check_override_paths, positive_int, resolve_device, split_overrides
 from .errors import UsageError
 
 
@@ -37,8 +38,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from ..deploy import MetadataError, load_metadata
     from ..export.transfer import transfer_eval
 
-    if extra:
-        raise UsageError(f"unexpected arguments: {' '.join(extra)}")
+    overrides = split_overrides(extra)
+    if any(not token.lstrip("+~").startswith("env.") for token in overrides):
+        raise UsageError(f"transfer-eval takes env.<field>=... overrides only, got {' '.join(overrides)}")
     try:
         metadata = load_metadata(args.exported)
     except MetadataError as error:
@@ -50,7 +52,16 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.json is not None and not Path(args.json).resolve().parent.is_dir():
         raise UsageError(f"--json {args.json}: directory {Path(args.json).resolve().parent} does not exist")
     device = resolve_device(args.device or "cpu")
-    results = transfer_eval(args.exported, args.task, args.conditions, args.num_envs, args.episodes, device, args.seed)
+    if overrides:
+        from isaaclab_tasks.utils import resolve_task_config
+
+        import wam_isaac_tasks  # noqa: F401  (registers the tasks)
+
+        env_cfg, agent_cfg = resolve_task_config(args.task, "rsl_rl_cfg_entry_point", overrides=[])
+        check_override_paths(overrides, env_cfg, agent_cfg)
+    results = transfer_eval(
+        args.exported, args.task, args.conditions, args.num_envs, args.episodes, device, args.seed, overrides=overrides
+    )
     report = {"exported": str(Path(args.exported).resolve()), "task": args.task, "conditions": results}
     print(table(results, metadata.get("world_model") is not None))
     if args.json is not None:

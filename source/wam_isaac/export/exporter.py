@@ -116,9 +116,10 @@ def export_checkpoint(
 
 
 @contextmanager
-def task_env(task: str, agent_entry_point: str, device: str, num_envs: int, seed: int, configure=None):
+def task_env(task: str, agent_entry_point: str, device: str, num_envs: int, seed: int, configure=None, overrides=()):
     """A live env of ``task`` (``num_envs`` envs on ``device``) and the task's agent config, closed afterwards;
-    ``configure(env_cfg)`` edits the env config before the env is built."""
+    ``overrides`` are Hydra overrides (``env.<field>=...``), then ``configure(env_cfg)`` edits the env config before
+    the env is built."""
     import gymnasium as gym
     import torch
 
@@ -131,7 +132,7 @@ def task_env(task: str, agent_entry_point: str, device: str, num_envs: int, seed
     if task not in gym.registry:
         raise ExportError(f"task {task} is not registered here; see `wam tasks`")
     presets = [] if torch.cuda.is_available() else ["presets=newton_mjwarp"]
-    env_cfg, agent_cfg = resolve_task_config(task, agent_entry_point, overrides=presets)
+    env_cfg, agent_cfg = resolve_task_config(task, agent_entry_point, overrides=presets + list(overrides))
     env_cfg.scene.num_envs = num_envs
     env_cfg.sim.device = device
     env_cfg.seed = seed

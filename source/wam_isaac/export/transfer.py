@@ -242,10 +242,19 @@ def condition_changes(env_cfg, condition: str) -> dict:
 
 
 def transfer_eval(
-    export_dir, task: str, conditions, num_envs: int, episodes: int, device: str, seed: int = 0, log=print
+    export_dir,
+    task: str,
+    conditions,
+    num_envs: int,
+    episodes: int,
+    device: str,
+    seed: int = 0,
+    log=print,
+    overrides: list[str] | tuple = (),
 ):
     """Every condition's :meth:`ConditionResult.to_dict`, in ``conditions`` order (``training`` and
-    ``obs_delay_noise`` share one env: they differ in the runtime's input only); ``log`` gets a line per condition."""
+    ``obs_delay_noise`` share one env: they differ in the runtime's input only); ``log`` gets a line per condition;
+    ``overrides`` (``env.<field>=...``) apply to every condition's env."""
     from .exporter import task_env
 
     results = {}
@@ -257,7 +266,7 @@ def transfer_eval(
         def configure(env_cfg, physics=group[0], changes=changes):
             changes.update(condition_changes(env_cfg, physics))
 
-        with task_env(task, "rsl_rl_cfg_entry_point", device, num_envs, seed, configure) as (env, _):
+        with task_env(task, "rsl_rl_cfg_entry_point", device, num_envs, seed, configure, overrides) as (env, _):
             for condition in group:
                 own = condition_changes(None, condition) if condition == "obs_delay_noise" else dict(changes)
                 results[condition] = run_condition(env, export_dir, condition, own, episodes, seed).to_dict()

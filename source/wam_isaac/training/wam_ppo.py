@@ -616,10 +616,11 @@ class ImaginedSamples:
         self.advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
     def minibatches(self, count: int, epochs: int):
-        """Positions into :attr:`index`: each epoch a fresh permutation cut into ``count`` chunks."""
+        """Positions into :attr:`index`: each epoch a fresh permutation cut into exactly ``count`` chunks (the whole
+        permutation each time if it has fewer than ``count`` transitions)."""
         for _ in range(epochs):
             order = torch.randperm(len(self.index), device=self.index.device)
-            yield from order.chunk(count) if len(order) >= count else [order] * count
+            yield from order.tensor_split(count) if len(order) >= count else [order] * count
 
 
 def imagined_figures(imagined: ImaginedSamples) -> dict[str, float]:

@@ -252,3 +252,16 @@ def test_imagined_transitions_join_the_ppo_batch():
     assert "ensemble_state_dict" in saved
     with pytest.raises(ValueError, match="shared critic"):
         build_algorithm(env, imagination=imagination, shared_critic=False)
+
+
+def test_imagined_minibatches_match_the_real_ones_in_number():
+    from types import SimpleNamespace
+
+    from wam_isaac.training.wam_ppo import ImaginedSamples
+
+    rollout = SimpleNamespace(advantages=torch.arange(12.0).reshape(3, 4))
+    samples = ImaginedSamples(rollout, torch.tensor([0, 3, 5, 7, 11]))
+    chunks = list(samples.minibatches(4, 2))  # 5 transitions into 4 minibatches, 2 epochs: 8 chunks, none empty
+    assert len(chunks) == 8 and all(len(c) for c in chunks)
+    assert sorted(torch.cat(chunks[:4]).tolist()) == [0, 1, 2, 3, 4]
+    torch.testing.assert_close(samples.advantages.mean(), torch.tensor(0.0), atol=1e-6, rtol=0)

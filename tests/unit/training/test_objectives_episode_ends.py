@@ -120,9 +120,9 @@ def test_final_rows_zero_filled_fields_change_no_loss(walker_table):
 
 def test_termination_head_learns_the_terminal_steps(walker_table):
     """A small GRU world model trained on windows that end on final rows predicts a termination probability above
-    0.5 at every terminal transition and below 0.5 at every other one. (Trained on the same windows less those that
-    end on a final row, the windows of a table without final rows, it never sees a positive example and predicts
-    below 0.001 at the terminal steps.)"""
+    0.5 at every terminal transition and below 0.5 at every other one. (Trained on the windows of a table without
+    final rows, those that do not reach a final row, it never sees a positive example and predicts below 0.001 at the
+    terminal steps.)"""
     torch.manual_seed(0)
     # the walker's moves are exact: a floor on the predicted std keeps the dynamics NLL from dwarfing the other heads
     cfg = model_cfg("gru", trunk=TrunkCfg(kind="gru", hidden=32, layers=1), head_hidden=32, min_log_std=-1.0)
@@ -132,7 +132,7 @@ def test_termination_head_learns_the_terminal_steps(walker_table):
         walker_table.gather(walker_table.window_starts(1), 1), walker_table.gather(walker_table.window_starts(2), 2)
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    starts = walker_table.window_starts(span)
+    starts = walker_table.window_starts(span, pad_ends=True)  # the trainer's windows (SequenceTable.batches)
     generator = torch.Generator().manual_seed(0)
     for _ in range(200):
         batch = walker_table.gather(starts[torch.randint(len(starts), (64,), generator=generator)], span)
@@ -140,7 +140,7 @@ def test_termination_head_learns_the_terminal_steps(walker_table):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    batch = walker_table.gather(starts, span)
+    batch = walker_table.gather(walker_table.window_starts(span), span)
     with torch.no_grad():
         _, prediction, _ = model.teacher_forced(batch.states[:, :-1], batch.instruction[:, :-1], batch.actions[:, :-1])
     probability = torch.sigmoid(prediction.termination_logit[..., 0])

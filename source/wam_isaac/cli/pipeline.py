@@ -61,7 +61,7 @@ def add_parser(subparsers) -> None:
     stage = parser.add_argument_group("3. finetune")
     stage.add_argument("--agent", default=WAM_AGENT, help=f"agent entry point of the fine-tune (default {WAM_AGENT})")
     stage.add_argument("--num_envs", type=positive_int, default=64, help="parallel envs of the PPO fine-tune")
-    stage.add_argument("--max_iterations", type=positive_int, default=20, help="PPO iterations of the fine-tune")
+    stage.add_argument("--max_iterations", type=positive_int, default=40, help="PPO iterations of the fine-tune")
     stage = parser.add_argument_group("4. evaluate")
     stage.add_argument("--episodes", type=positive_int, default=64, help="closed-loop episodes per policy")
     stage.add_argument("--eval_envs", type=positive_int, default=64, help="parallel envs of the closed loop")
@@ -82,6 +82,8 @@ class Pipeline:
         self.finetune_dir = self.out / "finetune"
         self.eval_dir = self.out / "eval"
         self.summary: dict = {"task": args.task, "out": str(self.out), "device": device, "stages": {}}
+        self.cpu_seconds = 0.0
+        """CPU time [s] (user + system) of the stages' processes since the last :meth:`record`."""
 
     # running ------------------------------------------------------------------------------------------------------
     def wam(self, *arguments: str) -> list[str]:
@@ -96,11 +98,12 @@ class Pipeline:
         """
         log = self.out / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        start = time.monotonic()
+        start, cpu = time.monotonic(), children_cpu_seconds()
         with log.open("a") as file:
             file.write(f"$ {' '.join(command)}\n")
             file.flush()
             code = subprocess.run(command, cwd=cwd, stdout=file, stderr=subprocess.STDOUT).returncode
+        self.cpu_seconds += children_cpu_seconds() - cpu
         if code != 0:
             error = UsageError(f"stage {name} failed (exit {code}): {last_line(log)} (full output: {log})")
             error.exit_code = 1
@@ -229,8 +232,13 @@ class Pipeline:
 
     def record(self, index: int, name: str, seconds: float | None, **entry) -> None:
         """Keep a stage's artifacts and figures, print its progress line, rewrite ``pipeline.json``."""
-        self.summary["stages"][name] = {"seconds": None if seconds is None else round(seconds, 1), **entry}
-        took = "skipped" if seconds is None else f"done in {seconds:.0f} s"
+        cpu, self.cpu_seconds = self.cpu_seconds, 0.0
+        self.summary["stages"][name] = {
+            "seconds": None if seconds is None else round(seconds, 1),
+            "cpu_seconds": None if seconds is None else round(cpu, 1),
+            **entry,
+        }
+        took = "skipped" if seconds is None else f"done in {seconds:.0f} s (CPU {cpu:.0f} s)"
         self.progress(index, name, f"{took}; {stage_line(name, self.summary['stages'][name])}")
         self.write_summary()
 
@@ -254,15 +262,17 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         raise UsageError(f"--out '{args.out}' exists and is not a directory")
     pipeline = Pipeline(args, overrides, device)
     pipeline.out.mkdir(parents=True, exist_ok=True)
-    start = time.monotonic()
+    start, cpu = time.monotonic(), children_cpu_seconds()
     stages = [pipeline.generate, pipeline.pretrain, pipeline.finetune, pipeline.evaluate]
     if args.agent != WAM_AGENT:  # plain PPO: no dataset, no pretrained WAM
         stages = [pipeline.finetune, pipeline.evaluate]
     for index, stage in enumerate(stages, start=1):
         stage(index + len(STAGES) - len(stages))
     pipeline.summary["wall_seconds"] = round(time.monotonic() - start, 1)
+    pipeline.summary["cpu_seconds"] = round(children_cpu_seconds() - cpu, 1)
     pipeline.write_summary()
-    print(f"[wam pipeline] finished in {pipeline.summary['wall_seconds']:.0f} s; summary {pipeline.out / SUMMARY_NAME}")
+    wall, cpu = pipeline.summary["wall_seconds"], pipeline.summary["cpu_seconds"]
+    print(f"[wam pipeline] finished in {wall:.0f} s (CPU {cpu:.0f} s); summary {pipeline.out / SUMMARY_NAME}")
     return 0
 
 
@@ -284,6 +294,14 @@ def stage_overrides(extra: list[str]) -> list[str]:
                 "agent.<field>=... (fine-tune)"
             )
     return list(extra)
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU time [s] of this process's finished child processes (the stages), all cores summed."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def default_policy(task: str) -> str:

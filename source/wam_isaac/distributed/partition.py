@@ -80,16 +80,17 @@ class Parts:
         return batch_size // self.num_parts
 
     def steps_per_epoch(self, span: int, batch_size: int, stride: int = 1) -> int:
-        """Global batches in an epoch of this process's parts: the fewest any part can fill (the job's is the
-        minimum over the ranks)."""
+        """Global batches in an epoch of this process's parts: the fewest any part can fill with its training windows
+        (padded at episode ends, as :meth:`SequenceTable.batches` serves them); the job's is the minimum over the
+        ranks."""
         local = self.local_batch(batch_size)
-        return min(len(t.window_starts(span, stride)) // local for t in self.tables)
+        return min(len(t.window_starts(span, stride, pad_ends=True)) // local for t in self.tables)
 
     def batches(self, span: int, batch_size: int, seed: int, epoch: int, steps: int, stride: int = 1, skip: int = 0):
         """``steps`` global batches of epoch ``epoch`` (this process's share of each), from batch ``skip`` on."""
         local = self.local_batch(batch_size)
         streams: list[Iterator[Sequences]] = [
-            table.batches(span, local, part_generator(seed, epoch, index), stride)
+            table.batches(span, local, part_generator(seed, epoch, index), stride, pad_ends=True)
             for table, index in zip(self.tables, self.indices, strict=True)
         ]
         for number in range(steps):

@@ -147,7 +147,7 @@ class Trainer:
                     f"no training window of {self.span} steps (history {cfg.history} + forecast {cfg.forecast}): "
                     f"the longest episode has {longest} steps"
                 )
-            windows = min(len(t.window_starts(self.span, cfg.stride)) for t in self.parts.tables)
+            windows = min(len(t.window_starts(self.span, cfg.stride, pad_ends=True)) for t in self.parts.tables)
             if self.parts.num_parts == 1:
                 raise ValueError(
                     f"{windows} training windows, fewer than one batch of {cfg.batch_size}: lower train.batch_size"

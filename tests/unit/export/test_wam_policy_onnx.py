@@ -95,3 +95,65 @@ def test_runtime_reproduces_the_closed_loop_actions(kind, tmp_path):
     assert worst < 1e-5
     with pytest.raises(BadObservation, match="missing \\['goal'\\]"):
         policy.step({"joint_pos": np.zeros(2), "cube_quat": np.array([0, 0, 0, 1.0])})
+
+
+def test_joint_wam_ppo_actor_through_the_runtime(tmp_path):
+    """A WamPPO run's actor (rsl-rl adapter over a GRU joint WAM) exported by rsl-rl's ``as_onnx`` path: the runtime
+    carries its GRU memory and resets it with the episode, as the actor does in rollouts."""
+    from tensordict import TensorDict
+
+    from wam_isaac.export.onnx_policy import export_policy_onnx
+    from wam_isaac.models.rl_adapters import WamActor
+
+    torch.manual_seed(1)
+    cfg = model_cfg("joint", head_hidden=16)
+    cfg.trunk.hidden = 16
+    actor = WamActor(build_model(SCHEMA, cfg)).eval()
+    (tmp_path / "ppo").mkdir()
+    entry = export_policy_onnx(actor, tmp_path / "ppo" / "policy.onnx")
+    assert entry["recurrent"] == {
+        "type": "gru", "num_layers": 1, "hidden_size": 16, "state_inputs": ["h_in"], "state_outputs": ["h_out"],
+    }  # fmt: skip
+    assert entry["normalizer_in_graph"]
+    observation = wam_observation_layout(stand_in_env(), SCHEMA, 1, JOINTS)
+    assert observation["history_order"] == "term" and {t["history_length"] for t in observation["terms"]} == {0}
+    metadata = {
+        "schema": "wam_isaac.export", "schema_version": 1, "task": "synthetic", "policy": entry,
+        "observation": observation, "action": {
+            "dim": 2, "pipeline": "runtime", "clip_actions": None, "joint_names": JOINTS,
+            "terms": [{"name": "arm", "kind": "joint_position", "slice": [0, 2], "joint_names": JOINTS,
+                       "scale": [1.0, 1.0], "offset": [0.0, 0.0], "clip": None}],
+            "limits": {"lower": [-10.0, -10.0], "upper": [10.0, 10.0]},
+        }, "control": {}, "robot": {}, "world_model": None,
+    }  # fmt: skip
+    write_metadata(tmp_path / "ppo", metadata)
+    policy = Policy.load(tmp_path / "ppo")
+    rng = np.random.default_rng(2)
+    actor.reset()
+    previous, worst = torch.zeros(1, 2), 0.0
+    for t in range(8):
+        if t == 5:  # episode end: both forget their memory and the previous action
+            policy.reset()
+            actor.reset(torch.ones(1))
+            previous = torch.zeros(1, 2)
+        quat = rng.standard_normal(4)
+        terms = {
+            "joint_pos": rng.normal(0, 0.5, 2),
+            "cube_quat": quat / np.linalg.norm(quat),
+            "goal": rng.normal(0, 1, 2),
+        }
+        policy.step(terms)
+        obs = TensorDict(
+            {
+                "world_model": {
+                    k: torch.tensor(terms[k], dtype=torch.float32)[None] for k in ("joint_pos", "cube_quat")
+                },
+                "instruction": {"goal": torch.tensor(terms["goal"], dtype=torch.float32)[None]},
+                "previous_action": previous,
+            },
+            batch_size=[1],
+        )
+        with torch.no_grad():
+            previous = actor(obs)
+        worst = max(worst, float(np.abs(policy.last_action - previous[0].numpy()).max()))
+    assert worst < 1e-5

@@ -52,7 +52,10 @@ def launch(num_procs: int, module_args: list[str], consequence: str = "") -> int
     try:
         run(args)
     except ChildFailedError as error:
-        raise RankFailed(describe_failure(error.failures, num_procs) + consequence) from None
+        failed = RankFailed(describe_failure(error.failures, num_procs) + consequence)
+        if _first(error.failures)[1].exitcode == UsageError.exit_code:
+            failed.exit_code = UsageError.exit_code  # bad input the ranks found (each printed it): exit 2 as usual
+        raise failed from None
     except SignalException as error:  # the launcher itself was signalled: the ranks got the signal too
         print(f"[wam] {signal.Signals(error.sigval).name}: the {num_procs} ranks were stopped", file=sys.stderr)
         return 0 if error.sigval in (signal.SIGTERM, signal.SIGUSR1) else EXIT_RANK_FAILED
@@ -61,9 +64,15 @@ def launch(num_procs: int, module_args: list[str], consequence: str = "") -> int
 
 def describe_failure(failures: dict, num_procs: int) -> str:
     """One line naming the rank that failed first (and how many failed), from torch elastic's failures."""
-    rank, failure = min(failures.items(), key=lambda item: (item[1].timestamp, item[0]))
+    rank, failure = _first(failures)
     code = failure.exitcode
     how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code} (its error is above)"
     others = sorted(set(failures) - {rank})
     also = f", then rank(s) {', '.join(map(str, others))} stopped" if others else ""
     return f"rank {rank} of {num_procs} {how}{also}"
+
+
+def _first(failures: dict):
+    """The failure that caused the others: not one the agent's own SIGTERM (its shutdown of the other ranks) ended,
+    then the earliest, then the lowest rank."""
+    return min(failures.items(), key=lambda item: (item[1].exitcode == -signal.SIGTERM, item[1].timestamp, item[0]))

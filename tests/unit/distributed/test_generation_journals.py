@@ -97,4 +97,7 @@ def test_torchrun_environment_and_failure_line(monkeypatch):
     line = describe_failure({0: Failure(1, 20), 1: Failure(-9, 10)}, 2)
     assert line == "rank 1 of 2 was killed by SIGKILL, then rank(s) 0 stopped"
     assert describe_failure({1: Failure(3, 5)}, 2) == "rank 1 of 2 exited with code 3 (its error is above)"
+    # the agent's own SIGTERM to the other ranks is not the cause, even when it is recorded first
+    line = describe_failure({0: Failure(-15, 5), 1: Failure(2, 6)}, 2)
+    assert line == "rank 1 of 2 exited with code 2 (its error is above), then rank(s) 0 stopped"
     assert strip_option(["--a", "1", "--num_procs", "2", "--num_procs=3", "x"], "--num_procs") == ["--a", "1", "x"]

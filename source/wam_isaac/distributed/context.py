@@ -71,11 +71,17 @@ class DistContext:
             torch.distributed.barrier()
 
     def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
-        """``tensor`` reduced over the ranks (``sum``, ``max`` or ``min``), in place; returned for chaining."""
+        """``tensor`` reduced over the ranks (``sum``, ``max`` or ``min``), in place; returned for chaining. A host
+        tensor goes through this rank's GPU under NCCL (which reduces only CUDA tensors)."""
         if self.distributed:
             reduce_op = {"sum": torch.distributed.ReduceOp.SUM, "max": torch.distributed.ReduceOp.MAX}
             reduce_op["min"] = torch.distributed.ReduceOp.MIN
-            torch.distributed.all_reduce(tensor, op=reduce_op[op])
+            target = tensor
+            if torch.distributed.get_backend() == "nccl" and tensor.device.type != "cuda":
+                target = tensor.to(f"cuda:{self.local_rank}")
+            torch.distributed.all_reduce(target, op=reduce_op[op])
+            if target is not tensor:
+                tensor.copy_(target)
         return tensor
 
     def all_gather_object(self, value):

@@ -58,8 +58,6 @@ class StopRequest:
         if not self.context.distributed:
             return self.local
         flag = torch.tensor([1.0 if self.local else 0.0])
-        if torch.distributed.get_backend() == "nccl":
-            flag = flag.to(f"cuda:{self.context.local_rank}")
         return bool(self.context.all_reduce(flag, op="max").item())
 
     def name(self) -> str:

@@ -213,10 +213,7 @@ class Trainer:
             return {}
         names = sorted(sums)
         values = torch.stack([torch.as_tensor(sums[name], dtype=torch.float64).cpu() for name in names])
-        if self.context.distributed and torch.distributed.get_backend() == "nccl":
-            values = self.context.all_reduce(values.to(self.device)).cpu()
-        else:
-            values = self.context.all_reduce(values)
+        values = self.context.all_reduce(values)
         return {name: float(value) / self.context.world_size for name, value in zip(names, values, strict=True)}
 
     @torch.no_grad()

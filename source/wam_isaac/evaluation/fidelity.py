@@ -78,7 +78,7 @@ def validation_windows(
     starts = table.window_starts(span, stride)
     if max_windows is not None and len(starts) > max_windows:
         starts = starts[torch.linspace(0, len(starts) - 1, max_windows).round().long()]
-    long_enough = int((table.lengths >= span).sum())
+    long_enough = int((table.rows_per_episode >= span).sum())  # a window may end on the final row (s_T)
     return starts, long_enough, len(table.lengths) - long_enough
 
 

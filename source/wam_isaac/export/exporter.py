@@ -236,7 +236,8 @@ def load_policy(env, run: RunInfo, agent_cfg) -> tuple:
     wrapped = RslRlVecEnvWrapper(env, clip_actions=agent_cfg.clip_actions)
     runner = create_rsl_rl_runner(wrapped, agent_cfg)
     try:
-        runner.alg.load(run.state, load_cfg={"actor": True}, strict=True)
+        # the policy only: a joint-WAM PPO run's replay holds its training envs, not the export's
+        runner.alg.load(run.state, load_cfg={"actor": True, "replay": False}, strict=True)
     except (RuntimeError, KeyError) as error:
         first = str(error).strip().splitlines()[0]
         raise ExportError(f"checkpoint '{run.checkpoint}' does not fit {run.task}'s policy: {first[:160]}") from None

@@ -312,11 +312,13 @@ class PushCubeEnvCfg(ManagerBasedRLEnvCfg):
         self.episode_length_s = 6.0
         self.sim.dt = 1 / 50
         self.sim.render_interval = self.decimation
-        # contacts: cube-table (up to 8 box-box points) and tip-cube (1); 3 joint limits; pyramidal rows 4/contact.
-        # A pushed cube slides flat (tilt rate, wobble, penetration: evaluation/contact_quality.py) with: MuJoCo's
-        # primitive box-box collider (physics.py: the native-CCD one chatters between edge contacts), a 5 ms solver
-        # step (4 substeps: contacts respond within the impacts of the tip), near-rigid impedance (solimp 0.99: a
-        # resting cube sinks 0.1 mm instead of 0.2-1 mm) and overdamped contacts (damping ratio 2: no bounce)
+        # contacts: cube-table (4 corner spheres on a face, 2 on an edge), tip-cube (core box, up to 2 corner spheres
+        # near an edge), tip-table (detected, never active); 3 joint limits; pyramidal rows 4/contact. A pushed cube
+        # slides flat (tilt rate, wobble, penetration: evaluation/contact_quality.py) with: sphere-box contacts (the
+        # cube's corner spheres; physics.py: both box-box colliders fail a cube on a table), a 5 ms solver step (4
+        # substeps: an unloaded corner free-falls for a whole solver step; 2 substeps double tilt rate and
+        # penetration), near-rigid impedance (solimp 0.99: a resting cube sinks 6-10 um) and overdamped contacts
+        # (damping ratio 2: no bounce)
         self.sim.physics = physics_presets(
             njmax=64,
             nconmax=16,

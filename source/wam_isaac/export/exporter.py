@@ -226,6 +226,7 @@ def load_policy(env, run: RunInfo, agent_cfg) -> tuple:
     )
 
     try:
+        _fill_unset_fields(agent_cfg, run.agent_yaml)
         agent_cfg.from_dict(run.agent_yaml)
     except (ValueError, KeyError, TypeError) as error:
         raise ExportError(
@@ -299,6 +300,20 @@ def _world_model_beside(
     block = add_world_model(env, export_dir, checkpoint, recording, samples, FALSE_ALARM_RATE)
     block["monitor"]["behaviour"] = "policy"
     return block
+
+
+def _fill_unset_fields(cfg, trained: dict) -> None:
+    """Set the fields of ``cfg`` that are ``None`` to the run's values (recursively, in place): Isaac Lab's
+    ``from_dict`` refuses a value whose type differs from the field's current one, and a ``None`` default (a
+    joint-WAM PPO run's ``algorithm.pretrained_checkpoint``) has type ``NoneType``."""
+    for key, value in trained.items():
+        if not hasattr(cfg, key) or value is None:
+            continue
+        current = getattr(cfg, key)
+        if current is None:
+            setattr(cfg, key, value)
+        elif isinstance(value, dict) and hasattr(current, "__dataclass_fields__"):
+            _fill_unset_fields(current, value)
 
 
 def write_metadata(export_dir: Path, metadata: dict) -> dict:

@@ -38,6 +38,10 @@ class TrainCfg:
     """How episodes are held out: ``env`` (every episode of an env on one side, so validation envs have DR draws
     (masses, frictions, gains) no training episode saw: held-out physics) or ``episode`` (episodes at random: the
     validation episodes share their envs' DR draws with training episodes)."""
+    ensemble_split: str = "none"
+    """How an ensemble's members share the training windows: ``none`` (every member on every window; they differ by
+    their initialization only) or ``env`` (the training envs dealt to the members, disjoint: each member sees other DR
+    draws, so their spread rises where the physics differs; one process only)."""
     val_horizons: list[int] = field(default_factory=lambda: [1, 8, 32])
     """Horizons [steps] of the validation k-step rollout errors logged every epoch."""
     val_windows: int = 512

@@ -39,6 +39,7 @@ from ..distributed.preemption import StopRequest
 from ..models.wam import world_model_of
 from .checkpoint import rng_state, save_checkpoint, set_rng_state
 from .config import TrainModelCfg
+from .ensemble_split import split_loss, split_parts
 from .metrics import baseline_forecasts, fidelity_table, forecast
 from .objectives import model_loss
 from .sequences import Sequences, SequenceTable
@@ -105,6 +106,7 @@ class Trainer:
         self.schema = world_model_of(model).schema
         self.train_table, self.val_table = train_table, val_table
         self.parts = train_table if isinstance(train_table, Parts) else Parts([train_table], [0], 1)
+        self.parts = split_parts(cfg, model, self.parts, self.context.distributed)  # train.ensemble_split
         if self.parts.num_parts != self.context.world_size and self.context.distributed:
             raise ValueError(f"{self.parts.num_parts} data parts for {self.context.world_size} ranks")
         self.run_dir = Path(run_dir) if run_dir is not None and self.context.is_main else None
@@ -116,7 +118,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.optimizer, T_max=max(1, cfg.train.epochs), eta_min=cfg.train.lr * cfg.train.min_lr_ratio
         )
-        self.loss = _Loss(model, cfg.train.history, cfg.train.loss)
+        self.loss = split_loss(cfg, model, _Loss(model, cfg.train.history, cfg.train.loss))
         if self.context.distributed:
             from torch.nn.parallel import DistributedDataParallel
 

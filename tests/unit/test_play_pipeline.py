@@ -1,6 +1,5 @@
-"""Pieces of ``wam play`` and ``wam pipeline`` that need no simulator: a joint-WAM PPO run's agent config loads into
-the registered one, the fine-tuned WAM is exported for ``wam eval`` with its own weights and the pretraining's
-split, and the pipeline's overrides and reports are checked."""
+"""Pieces of ``wam pipeline`` that need no simulator: the fine-tuned WAM is exported for ``wam eval`` with its own
+weights and the pretraining's split, and the pipeline's overrides and reports are checked."""
 
 from __future__ import annotations
 
@@ -12,24 +11,6 @@ from omegaconf import OmegaConf
 
 from wam_isaac.cli.errors import UsageError
 from wam_isaac.cli.pipeline import export_finetuned_wam, is_report_of, last_line, stage_overrides
-from wam_isaac.cli.play import fill_unset_fields
-
-
-def test_a_run_with_a_pretrained_checkpoint_loads_into_the_registered_agent_config():
-    from isaaclab.utils.dict import class_to_dict
-
-    from wam_isaac_tasks.push_cube.agents.rsl_rl_wam_cfg import PushCubeWamPPORunnerCfg
-
-    trained = class_to_dict(PushCubeWamPPORunnerCfg())
-    trained["algorithm"]["pretrained_checkpoint"] = "/runs/push/pretrain/checkpoints/last.pt"
-    trained["algorithm"]["world_model_weight"] = 0.25
-    with pytest.raises(ValueError, match="pretrained_checkpoint"):  # Isaac Lab's from_dict: None-typed default
-        PushCubeWamPPORunnerCfg().from_dict(trained)
-    cfg = PushCubeWamPPORunnerCfg()
-    fill_unset_fields(cfg, trained)
-    cfg.from_dict(trained)
-    assert cfg.algorithm.pretrained_checkpoint == "/runs/push/pretrain/checkpoints/last.pt"
-    assert cfg.algorithm.world_model_weight == 0.25
 
 
 def tiny_joint(hidden: int):

@@ -25,9 +25,6 @@ from .errors import UsageError
 
 REPORT_NAME = "play.json"
 """Name of the report under ``--out``."""
-TRAINING_ONLY_KEYS = ("replay_state_dict",)
-"""Checkpoint entries of a training run's state that playing its policy does not load (WamPPO's replay buffer,
-per env of the training run)."""
 
 
 def add_parser(subparsers) -> None:
@@ -236,9 +233,6 @@ def rsl_rl_policy(env, run, agent_cfg):
 
     from ..export import ExportError, load_policy
 
-    fill_unset_fields(agent_cfg, run.agent_yaml)
-    # the policy only: a training state sized for the run's envs (WamPPO's replay buffer) does not fit this env
-    run.state = {key: value for key, value in run.state.items() if key not in TRAINING_ONLY_KEYS}
     try:
         _, actor, _ = load_policy(env, run, agent_cfg)
     except ExportError as error:
@@ -253,20 +247,6 @@ def rsl_rl_policy(env, run, agent_cfg):
             actor.reset(dones)
 
     return policy, reset if hasattr(actor, "reset") else None
-
-
-def fill_unset_fields(cfg, trained: dict) -> None:
-    """Set the fields of ``cfg`` that are ``None`` to the run's values in ``trained`` (its ``params/agent.yaml``), in
-    place, recursively: Isaac Lab's ``from_dict`` refuses a value whose type differs from the field's current one,
-    and a ``None`` default (e.g. ``algorithm.pretrained_checkpoint``) has type ``NoneType``."""
-    for key, value in trained.items():
-        if not hasattr(cfg, key) or value is None:
-            continue
-        current = getattr(cfg, key)
-        if current is None:
-            setattr(cfg, key, value)
-        elif isinstance(value, dict) and hasattr(current, "__dataclass_fields__"):
-            fill_unset_fields(current, value)
 
 
 def check_wam_observations(env, schema) -> None:

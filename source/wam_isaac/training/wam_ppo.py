@@ -495,8 +495,10 @@ class WamPPO(PPO):
         return load_iteration
 
     def broadcast_parameters(self) -> None:
-        """Broadcast every unique parameter and buffer tensor from rank 0."""
-        tensors = chain(self._raw_actor.state_dict().values(), self._raw_critic.state_dict().values())
+        """Broadcast every unique parameter and buffer tensor (the WAM, an MLP critic, the extra dynamics heads) from
+        rank 0."""
+        extra = self.ensemble.state_dict().values() if self.ensemble is not None else ()
+        tensors = chain(self._raw_actor.state_dict().values(), self._raw_critic.state_dict().values(), extra)
         for tensor in {t.data_ptr(): t for t in tensors}.values():
             torch.distributed.broadcast(tensor, src=0)
 

@@ -265,3 +265,17 @@ def test_imagined_minibatches_match_the_real_ones_in_number():
     assert len(chunks) == 8 and all(len(c) for c in chunks)
     assert sorted(torch.cat(chunks[:4]).tolist()) == [0, 1, 2, 3, 4]
     torch.testing.assert_close(samples.advantages.mean(), torch.tensor(0.0), atol=1e-6, rtol=0)
+
+
+def test_multi_gpu_broadcast_and_reduce_touch_each_shared_tensor_once(monkeypatch):
+    import wam_isaac.training.wam_ppo as wam_ppo
+
+    alg = build_algorithm(SyntheticPushEnv(num_envs=4), shared_critic=True)
+    broadcast, reduced = [], []
+    monkeypatch.setattr(torch.distributed, "broadcast", lambda tensor, src: broadcast.append(tensor))
+    monkeypatch.setattr(wam_ppo, "reduce_gradients_in_buckets", lambda params, *_: reduced.extend(params))
+    alg.broadcast_parameters()
+    alg.reduce_parameters()
+    # the value head is in the actor's (the WAM's) state dict and the shared critic's: sent once
+    assert len(broadcast) == len({t.data_ptr() for t in broadcast}) == len(alg.wam.state_dict())
+    assert len(reduced) == len({id(p) for p in reduced}) == len(list(alg.wam.parameters()))

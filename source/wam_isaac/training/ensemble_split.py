@@ -77,7 +77,7 @@ def split_parts(cfg, model: nn.Module, parts: Parts, distributed: bool) -> Parts
         return parts
     if not isinstance(model, EnsembleWorldModel):
         raise ValueError(
-            "train.ensemble_split=env needs an ensemble world model (model.kind=world_model, --ensemble K >= 2)"
+            "train.ensemble_split=env needs an ensemble world model: --model mlp, gru or transformer, --ensemble K >= 2"
         )
     if distributed or len(parts.tables) != 1:
         raise ValueError("train.ensemble_split=env runs in one process: launch without torchrun")

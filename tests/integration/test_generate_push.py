@@ -119,12 +119,16 @@ def test_tip_to_cube_labels_match_forward_kinematics_of_the_stored_joints(datase
             [np.cos(yaw) * rel[:, 0] + np.sin(yaw) * rel[:, 1], -np.sin(yaw) * rel[:, 0] + np.cos(yaw) * rel[:, 1]], -1
         )
         np.testing.assert_allclose(d["labels/manipulation/object_pos_in_ee"][:, :2], expected, atol=1e-3)
-        # the cube's penetration into the table top, from its stored pose: lowest corner of a box of half size h
-        rotation = Rotation.from_quat(cube[:, 3:]).as_matrix()
-        half = geometry.CUBE_SIZE / 2
-        lowest = cube[:, 2] - half * np.abs(rotation[:, 2, :]).sum(-1)
+        # the cube's penetration into the table top, from its stored pose: the lowest of its corner spheres
+        from wam_isaac_assets.builders import cube as cube_geometry
+
+        centers = np.array(cube_geometry.corner_centers())
+        lowest = (
+            np.array([(c[2] + Rotation.from_quat(c[3:]).apply(centers)[:, 2]).min() for c in cube])
+            - cube_geometry.CORNER_RADIUS
+        )
         depth = np.maximum(geometry.TABLE_TOP_Z - lowest, 0.0)
-        np.testing.assert_allclose(d["labels/penetration/cube"][:, 0], depth, atol=1e-4)
+        np.testing.assert_allclose(d["labels/penetration/cube"].max(-1), depth, atol=1e-4)
 
 
 def test_world_model_and_instruction_groups_hold_the_simulator_state_and_the_goal(dataset):

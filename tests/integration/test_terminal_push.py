@@ -104,8 +104,9 @@ def test_penetration_manipulation_and_success_of_the_last_step_from_the_final_st
 
 def check_penetration_manipulation_success(env, writer, spy) -> int:
     """From s_T and the episode's own goal (``obs/instruction/goal`` of s_T): the cube's depth below the table top
-    (lowest corner of the box), its pose in the pusher's frame, the goal in the cube's frame, their horizontal
+    (lowest corner sphere), its pose in the pusher's frame, the goal in the cube's frame, their horizontal
     distance, and the success flag (distance < 2 cm)."""
+    from wam_isaac_assets.builders import cube as cube_geometry
     from wam_isaac_assets.builders import pusher as geometry
 
     pusher = env.scene["robot"].find_bodies(["pusher"])[0][0]
@@ -113,9 +114,10 @@ def check_penetration_manipulation_success(env, writer, spy) -> int:
         d, final = episode.data, episode.final
         cube = final["states/cube/root_pose"].astype(np.float64)  # env frame, xyzw
         r_cube = Rotation.from_quat(cube[3:])
-        lowest = cube[2] - geometry.CUBE_SIZE / 2 * np.abs(r_cube.as_matrix()[2]).sum()
-        depth = max(geometry.TABLE_TOP_Z - lowest, 0.0)
-        np.testing.assert_allclose(d["labels/penetration/cube"][-1, 0], depth, atol=1e-5)
+        # the cube stands on corner spheres: its deepest shape is the lowest sphere
+        lowest = (cube[2] + r_cube.apply(np.array(cube_geometry.corner_centers()))[:, 2]).min()
+        depth = max(geometry.TABLE_TOP_Z - (lowest - cube_geometry.CORNER_RADIUS), 0.0)
+        np.testing.assert_allclose(d["labels/penetration/cube"][-1].max(), depth, atol=1e-5)
         ee = truth["robot/body_link_pose_w"][pusher].astype(np.float64)
         ee_pos, r_ee = ee[:3] - truth["origin"], Rotation.from_quat(ee[3:])
         np.testing.assert_allclose(

@@ -35,27 +35,7 @@ def export_policy_onnx(actor: torch.nn.Module, path: str | Path) -> dict:
     dynamic_axes = {"obs": {0: "batch"}, "actions": {0: "batch"}}
     for name in input_names[1:] + output_names[1:]:
         dynamic_axes[name] = {1: "batch"}  # hidden states are (layers, batch, hidden)
-    with torch.no_grad(), warnings.catch_warnings():
-        # tracing chatter: the RNN size checks become constants, and the RNN batch warning does not apply since the
-        # initial states are graph inputs
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
-        # the TorchScript exporter is chosen on purpose: IR 8 and a named dynamic batch (see the module docstring)
-        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
-        torch.onnx.export(
-            model,
-            inputs,
-            str(path),
-            export_params=True,
-            opset_version=OPSET,
-            input_names=input_names,
-            output_names=output_names,
-            dynamic_axes=dynamic_axes,
-            dynamo=False,
-        )
-    proto = onnx.load(str(path))
-    if proto.ir_version > MAX_IR_VERSION:
-        raise ExportError(f"torch wrote ONNX IR version {proto.ir_version}; robots' onnxruntime reads <= 9")
+    proto = write_onnx(model, inputs, path, input_names, output_names, dynamic_axes, what="the policy")
     recurrent = None
     if getattr(model, "is_recurrent", False):
         state = inputs[1]  # (layers, batch, hidden); rsl-rl's RNN copies also name it, a joint WAM's copy does not
@@ -67,17 +47,66 @@ def export_policy_onnx(actor: torch.nn.Module, path: str | Path) -> dict:
             "state_outputs": output_names[1:],
         }
     return {
+        **graph_entry(path, proto),
+        "recurrent": recurrent,
+        "normalizer_in_graph": bool(getattr(actor, "obs_normalization", False) or hasattr(actor, "wam")),
+        "deterministic": True,
+        "action_pipeline": "runtime",
+        "model_class": type(actor).__name__,
+    }
+
+
+def write_onnx(
+    graph: torch.nn.Module,
+    inputs: tuple,
+    path: str | Path,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict,
+    what: str,
+    training=torch.onnx.TrainingMode.EVAL,
+) -> onnx.ModelProto:
+    """Export ``graph`` with the TorchScript exporter at :data:`OPSET` (IR <= :data:`MAX_IR_VERSION`), its tracing
+    chatter silenced, and return the written model. Raises a one-line :class:`ExportError` naming ``what`` when
+    torch cannot export it or writes a newer IR version."""
+    with torch.no_grad(), warnings.catch_warnings():
+        # tracing chatter: size checks become constants; the RNN batch warning does not apply since initial states
+        # are graph inputs; the TorchScript exporter is chosen on purpose (IR 8, named dynamic axes)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
+        warnings.filterwarnings("ignore", message="It is recommended that constant folding be turned off")
+        warnings.filterwarnings("ignore", message=".*enable_nested_tensor.*")
+        try:
+            torch.onnx.export(
+                graph,
+                inputs,
+                str(path),
+                export_params=True,
+                opset_version=OPSET,
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=dynamic_axes,
+                training=training,
+                dynamo=False,
+            )
+        except Exception as error:  # torch's exporter raises many types; one line names the model that failed
+            raise ExportError(f"{what} does not export to ONNX: {str(error).splitlines()[0][:160]}") from None
+    proto = onnx.load(str(path))
+    if proto.ir_version > MAX_IR_VERSION:
+        raise ExportError(f"torch wrote ONNX IR version {proto.ir_version}; robots' onnxruntime reads <= 9")
+    return proto
+
+
+def graph_entry(path: str | Path, proto: onnx.ModelProto) -> dict:
+    """The metadata fields every exported graph has: file, format, opset, IR version, input and output shapes."""
+    return {
         "file": Path(path).name,
         "format": "onnx",
         "opset": OPSET,
         "ir_version": int(proto.ir_version),
         "inputs": [_shape_entry(value) for value in proto.graph.input],
         "outputs": [_shape_entry(value) for value in proto.graph.output],
-        "recurrent": recurrent,
-        "normalizer_in_graph": bool(getattr(actor, "obs_normalization", False) or hasattr(actor, "wam")),
-        "deterministic": True,
-        "action_pipeline": "runtime",
-        "model_class": type(actor).__name__,
     }
 
 

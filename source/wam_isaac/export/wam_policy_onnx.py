@@ -11,16 +11,14 @@ previous output). The output ``actions`` is the mean action in the env's action 
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-import onnx
 import torch
 from torch import nn
 
 from ..models.schema import WamSchema
 from .errors import ExportError
-from .onnx_policy import MAX_IR_VERSION, OPSET
+from .onnx_policy import graph_entry, write_onnx
 
 LAST_ACTION_TERM = "last_action"
 """Name of the previous-action term of a WAM policy's observation."""
@@ -54,40 +52,21 @@ def export_wam_policy_onnx(model: nn.Module, schema: WamSchema, history: int, pa
     mode = torch.onnx.TrainingMode.PRESERVE if transformer else torch.onnx.TrainingMode.EVAL
     graph.train(transformer)  # see world_model_onnx: the fused transformer kernel has no ONNX form
     dummy = torch.zeros(2, history * sum(graph.sizes))
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
-        warnings.filterwarnings("ignore", message="It is recommended that constant folding be turned off")
-        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
-        try:
-            torch.onnx.export(
-                graph,
-                (dummy,),
-                str(path),
-                export_params=True,
-                opset_version=OPSET,
-                input_names=graph.input_names,
-                output_names=graph.output_names,
-                dynamic_axes={"obs": {0: "batch"}, "actions": {0: "batch"}},
-                training=mode,
-                dynamo=False,
-            )
-        except Exception as error:  # torch's exporter raises many types; one line names the model that failed
-            raise ExportError(
-                f"the {model.cfg.kind} WAM's policy does not export: {str(error).splitlines()[0][:160]}"
-            ) from None
-        finally:
-            graph.eval()
-    proto = onnx.load(str(path))
-    if proto.ir_version > MAX_IR_VERSION:
-        raise ExportError(f"torch wrote ONNX IR version {proto.ir_version}; robots' onnxruntime reads <= 9")
+    try:
+        proto = write_onnx(
+            graph,
+            (dummy,),
+            path,
+            graph.input_names,
+            graph.output_names,
+            {"obs": {0: "batch"}, "actions": {0: "batch"}},
+            what=f"the {model.cfg.kind} WAM's policy",
+            training=mode,
+        )
+    finally:
+        graph.eval()
     entry = {
-        "file": Path(path).name,
-        "format": "onnx",
-        "opset": OPSET,
-        "ir_version": int(proto.ir_version),
-        "inputs": [_shape_entry(value) for value in proto.graph.input],
-        "outputs": [_shape_entry(value) for value in proto.graph.output],
+        **graph_entry(path, proto),
         "recurrent": None,
         "window": {"history": int(history), "frame": ["state", "instruction", LAST_ACTION_TERM]},
         "normalizer_in_graph": True,
@@ -173,8 +152,3 @@ def _joint_names(env, cfg, size: int) -> list[str] | None:
     ids = asset_cfg.joint_ids
     names = list(asset.joint_names) if isinstance(ids, slice) else [asset.joint_names[int(i)] for i in ids]
     return names if len(names) == size else None
-
-
-def _shape_entry(value) -> dict:
-    dims = [d.dim_param if d.dim_param else int(d.dim_value) for d in value.type.tensor_type.shape.dim]
-    return {"name": value.name, "shape": dims, "dtype": "float32"}

@@ -22,15 +22,12 @@ without contact labels); ``memory_out`` (GRU only). The normalizers are inside t
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-import onnx
 import torch
 from torch import nn
 
-from .errors import ExportError
-from .onnx_policy import MAX_IR_VERSION, OPSET
+from .onnx_policy import graph_entry, write_onnx
 
 WORLD_MODEL_FILE = "world_model.onnx"
 
@@ -150,41 +147,21 @@ def export_world_model_onnx(model: nn.Module, path: str | Path, history: int) ->
     # mode, which is the same computation here (no dropout, no batch statistics anywhere in the model)
     mode = torch.onnx.TrainingMode.PRESERVE if transformer else torch.onnx.TrainingMode.EVAL
     graph.train(transformer)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
-        warnings.filterwarnings("ignore", message="It is recommended that constant folding be turned off")
-        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
-        warnings.filterwarnings("ignore", message=".*enable_nested_tensor.*")
-        try:
-            torch.onnx.export(
-                graph,
-                dummy,
-                str(path),
-                export_params=True,
-                opset_version=OPSET,
-                input_names=graph.input_names,
-                output_names=graph.output_names,
-                dynamic_axes=dynamic,
-                training=mode,
-                dynamo=False,
-            )
-        except Exception as error:  # torch's exporter raises many types; one line names the model that failed
-            raise ExportError(
-                f"the {graph.cfg.trunk.kind} world model does not export to ONNX: {str(error).splitlines()[0][:160]}"
-            ) from None
-        finally:
-            graph.eval()
-    proto = onnx.load(str(path))
-    if proto.ir_version > MAX_IR_VERSION:
-        raise ExportError(f"torch wrote ONNX IR version {proto.ir_version}; robots' onnxruntime reads <= 9")
+    try:
+        proto = write_onnx(
+            graph,
+            dummy,
+            path,
+            graph.input_names,
+            graph.output_names,
+            dynamic,
+            what=f"the {graph.cfg.trunk.kind} world model",
+            training=mode,
+        )
+    finally:
+        graph.eval()
     entry = {
-        "file": Path(path).name,
-        "format": "onnx",
-        "opset": OPSET,
-        "ir_version": int(proto.ir_version),
-        "inputs": [_shape_entry(value) for value in proto.graph.input],
-        "outputs": [_shape_entry(value) for value in proto.graph.output],
+        **graph_entry(path, proto),
         "history": int(history),
         "window_fixed": transformer,
         "ensemble": len(graph.members),
@@ -197,8 +174,3 @@ def export_world_model_onnx(model: nn.Module, path: str | Path, history: int) ->
         "normalizer_in_graph": True,
     }
     return graph, entry
-
-
-def _shape_entry(value) -> dict:
-    dims = [d.dim_param if d.dim_param else int(d.dim_value) for d in value.type.tensor_type.shape.dim]
-    return {"name": value.name, "shape": dims, "dtype": "float32"}

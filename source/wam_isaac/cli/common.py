@@ -82,8 +82,15 @@ def check_task(task: str, agent_entry_point: str = "rsl_rl_cfg_entry_point") -> 
         raise UsageError(f"task '{task}' has no '{agent_entry_point}' agent configuration")
 
 
-def split_overrides(extra: list[str]) -> list[str]:
-    """Check that every leftover argument is a Hydra override ``env.x=...``, ``agent.x=...`` or a preset selector.
+def split_overrides(
+    extra: list[str], roots: tuple[str, ...] = ("env", "agent"), presets=PRESET_KEYS, hint: str | None = None
+) -> list[str]:
+    """Check that every leftover argument is a Hydra override ``<root>.x=...`` (``env.`` / ``agent.`` unless
+    ``roots`` says otherwise) or a preset selector.
+
+    Args:
+        hint: if given, what a right override looks like for this command, said in every error instead of the
+            default messages.
 
     Raises:
         UsageError: naming the first argument that is not one.
@@ -92,13 +99,14 @@ def split_overrides(extra: list[str]) -> list[str]:
         if token.startswith("-"):
             raise UsageError(f"unknown option '{token}'")
         match = OVERRIDE_RE.match(token)
-        if match is None:
+        key = match.group("key") if match else None
+        if hint is not None and (key is None or (key.split(".")[0] not in roots and key not in presets)):
+            raise UsageError(f"bad override '{token}': {hint}")
+        if key is None:
             raise UsageError(
                 f"malformed override '{token}'; expected key=value, e.g. env.scene.num_envs=64 or agent.seed=1"
             )
-        key = match.group("key")
-        root = key.split(".")[0]
-        if root not in ("env", "agent") and key not in PRESET_KEYS:
+        if key.split(".")[0] not in roots and key not in presets:
             raise UsageError(
                 f"override '{token}' must start with env. or agent. (or be one of {', '.join(PRESET_KEYS)}=...)"
             )

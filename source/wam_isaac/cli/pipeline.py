@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import OVERRIDE_RE, check_task, positive_int, resolve_device
+from .common import check_task, positive_int, resolve_device, split_overrides
 from .errors import UsageError
 
 STAGES = ("generate", "pretrain", "finetune", "evaluate")
@@ -284,16 +284,8 @@ def stage_overrides(extra: list[str]) -> list[str]:
     Raises:
         UsageError: naming the first argument that is not one.
     """
-    for token in extra:
-        if token.startswith("-"):
-            raise UsageError(f"unknown option '{token}'")
-        match = OVERRIDE_RE.match(token)
-        if match is None or match.group("key").split(".")[0] not in ("train", "model", "agent"):
-            raise UsageError(
-                f"bad override '{token}': wam pipeline takes train.<field>=... / model.<field>=... (pretrain) and "
-                "agent.<field>=... (fine-tune)"
-            )
-    return list(extra)
+    hint = "wam pipeline takes train.<field>=... / model.<field>=... (pretrain) and agent.<field>=... (fine-tune)"
+    return split_overrides(extra, roots=("train", "model", "agent"), presets=(), hint=hint)
 
 
 def children_cpu_seconds() -> float:

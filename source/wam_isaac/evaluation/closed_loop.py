@@ -115,8 +115,6 @@ def run_closed_loop(
     """Control ``env`` (an Isaac Lab ``ManagerBasedRLEnv``) with ``model.act`` until ``episodes`` episodes ended
     (or ``max_steps`` steps ran; default: enough for every env to finish ``ceil(episodes / num_envs) + 1``
     episodes)."""
-    from ..rollout.driver import episode_success
-
     n, device = env.num_envs, env.device
     if max_steps is None:
         max_steps = (-(-episodes // n) + 1) * int(env.max_episode_length + 1)
@@ -137,13 +135,7 @@ def run_closed_loop(
         returns += rewards
         lengths += 1
         if done.any():
-            success = episode_success(env, terminated, truncated)
-            for i in done.nonzero()[:, 0].tolist():
-                if finished[i] < quota:  # each env contributes its first `quota` episodes: no bias to short ones
-                    stats.success.append(bool(success[i]))
-                    stats.returns.append(float(returns[i]))
-                    stats.lengths.append(int(lengths[i]))
-                finished[i] += 1
+            record_episodes(stats, env, terminated, truncated, returns, lengths, finished, quota)
         if on_step is not None:
             on_step(stats.steps - 1, window, actions, obs, done)
         states, instruction = observed(obs, schema, n)
@@ -170,6 +162,20 @@ def record_actions(stats: ClosedLoopStats, actions: torch.Tensor, previous: torc
     stats.action_entries += actions.numel()
 
 
+def record_episodes(stats: ClosedLoopStats, env, terminated, truncated, returns, lengths, finished, quota: int) -> None:
+    """Add the episodes that ended at this step (``terminated | truncated``) to ``stats``: each env contributes its
+    first ``quota`` episodes only, so short episodes are not over-represented; ``finished`` counts every env's."""
+    from ..rollout.driver import episode_success
+
+    success = episode_success(env, terminated, truncated)
+    for i in (terminated | truncated).nonzero()[:, 0].tolist():
+        if finished[i] < quota:
+            stats.success.append(bool(success[i]))
+            stats.returns.append(float(returns[i]))
+            stats.lengths.append(int(lengths[i]))
+        finished[i] += 1
+
+
 def not_applicable(reason: str) -> dict:
     """The closed-loop section of a report that was not run."""
     return {"applicable": False, "reason": reason}
@@ -192,8 +198,6 @@ def run_policy_closed_loop(
     ``policy(obs)`` until ``episodes`` episodes ended, with the same per-env quota and the same figures.
     ``on_reset(done)`` (done flags (num_envs,)) is called after every step in which an env ended, e.g. to reset a
     recurrent policy's hidden state."""
-    from ..rollout.driver import episode_success
-
     n, device = env.num_envs, env.device
     if max_steps is None:
         max_steps = (-(-episodes // n) + 1) * int(env.max_episode_length + 1)
@@ -214,13 +218,7 @@ def run_policy_closed_loop(
         lengths += 1
         previous = actions.clone()
         if done.any():
-            success = episode_success(env, terminated, truncated)
-            for i in done.nonzero()[:, 0].tolist():
-                if finished[i] < quota:  # each env contributes its first `quota` episodes: no bias to short ones
-                    stats.success.append(bool(success[i]))
-                    stats.returns.append(float(returns[i]))
-                    stats.lengths.append(int(lengths[i]))
-                finished[i] += 1
+            record_episodes(stats, env, terminated, truncated, returns, lengths, finished, quota)
             returns[done], lengths[done] = 0.0, 0
             if on_reset is not None:
                 on_reset(done)

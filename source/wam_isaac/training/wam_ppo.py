@@ -24,16 +24,17 @@ What differs from :class:`rsl_rl.algorithms.PPO`:
 - during ``critic_warmup_iterations`` the actor (trunk and action head) is frozen: only the critic (and the dynamics
   head) learn;
 - a run from scratch fits the WAM's normalizers on its first rollout, after the first PPO epochs, then keeps them.
+
+The class is split by concept: PPO's epochs in :mod:`.wam_ppo_epochs`, the world-model steps in
+:mod:`.wam_ppo_world_model`, imagination in :mod:`.wam_ppo_imagination`, the joint WAM's construction in
+:mod:`.wam_ppo_build`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import warnings
-from dataclasses import asdict
 from itertools import chain
-from typing import Any
 
 import torch
 from rsl_rl.algorithms import PPO
@@ -42,8 +43,6 @@ from rsl_rl.utils import reduce_gradients_in_buckets, resolve_class, resolve_obs
 from tensordict import TensorDict
 from torch import nn
 
-from ..cli.errors import UsageError
-from ..models.config import ModelCfg, TrunkCfg
 from ..models.rl_adapters import (
     INSTRUCTION_GROUP,
     PREVIOUS_ACTION_GROUP,
@@ -53,40 +52,37 @@ from ..models.rl_adapters import (
     flatten_observations,
     group_vector,
 )
-from ..models.schema import SchemaError, WamSchema
+from ..models.schema import WamSchema
 from ..models.wam import JointWAM
-from .imagination import (
-    DynamicsEnsemble,
-    ImaginationCfg,
-    ImaginedRollout,
-    ensemble_loss,
-    imagination_active,
-    imagine,
-    imagined_batch_size,
-)
-from .metrics import error_magnitudes
-from .objectives import LossCfg, world_model_loss
+from .imagination import DynamicsEnsemble, ImaginationCfg, imagination_active
+from .objectives import LossCfg
 from .replay import TransitionReplay
-from .sequences import Sequences
-
-WAM_KEYS = (
-    "world_model_weight",
-    "pretrained_checkpoint",
-    "shared_critic",
-    "critic_warmup_iterations",
-    "replay_capacity",
-    "wam_model",
-    "world_model",
-    "imagination",
+from .wam_ppo_build import (
+    WAM_KEYS,
+    PretrainedCheckpointError,
+    build_joint_wam,
+    enable_final_observations,
+    model_cfg_dict,
+    scratch_model_cfg,
 )
-"""Algorithm-config fields that are WamPPO's own (the rest are PPO's)."""
+from .wam_ppo_epochs import PpoEpochs
+from .wam_ppo_imagination import ImaginationSteps, ImaginedSamples, imagined_figures
+from .wam_ppo_world_model import WorldModelSteps
+
+__all__ = [
+    "WAM_KEYS",
+    "ImaginedSamples",
+    "PretrainedCheckpointError",
+    "WamPPO",
+    "build_joint_wam",
+    "enable_final_observations",
+    "imagined_figures",
+    "model_cfg_dict",
+    "scratch_model_cfg",
+]
 
 
-class PretrainedCheckpointError(UsageError, SchemaError):
-    """The pretrained checkpoint cannot be fine-tuned on this task (missing, not a joint WAM, other observations)."""
-
-
-class WamPPO(PPO):
+class WamPPO(PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
     """PPO on a joint WAM (see the module docstring).
 
     Args:
@@ -200,10 +196,6 @@ class WamPPO(PPO):
         super().compute_returns(self.flat(obs))
 
     # update -----------------------------------------------------------------------------------------------------------
-    @property
-    def in_warmup(self) -> bool:
-        return self.iteration < self.critic_warmup_iterations
-
     def update(self) -> dict[str, float]:
         """PPO's epochs (actor frozen during the critic warm-up), then the world-model steps; returns the mean
         losses (logged as ``Loss/<key>``)."""
@@ -220,247 +212,6 @@ class WamPPO(PPO):
         self.actor.clear_cache()
         self.iteration += 1
         return loss_dict
-
-    def ppo_epochs(self, imagined: ImaginedSamples | None = None) -> dict[str, float]:
-        """rsl-rl's PPO update (same minibatches, losses and learning-rate schedule) with every parameter stepped
-        and clipped once; during the critic warm-up the loss is the value loss alone and the policy's parameters
-        keep their values. ``imagined`` transitions join each minibatch (their share of the loss is their share of
-        the samples)."""
-        mean_value_loss = mean_surrogate_loss = mean_entropy = 0.0
-        warmup = self.in_warmup
-        if self.actor.is_recurrent or self.critic.is_recurrent:
-            generator = self.storage.recurrent_mini_batch_generator(self.num_mini_batches, self.num_learning_epochs)
-        else:
-            generator = self.storage.mini_batch_generator(self.num_mini_batches, self.num_learning_epochs)
-        chunks = imagined.minibatches(self.num_mini_batches, self.num_learning_epochs) if imagined else None
-        real = self.storage.num_envs * self.storage.num_transitions_per_env / self.num_mini_batches
-        for batch in generator:
-            if self.normalize_advantage_per_mini_batch:
-                with torch.no_grad():
-                    batch.advantages = (batch.advantages - batch.advantages.mean()) / (batch.advantages.std() + 1e-8)
-            with torch.amp.autocast(
-                device_type=torch.device(self.device).type, enabled=self.use_mixed_precision, dtype=torch.bfloat16
-            ):
-                surrogate_loss, value_loss, entropy = self.ppo_losses(batch, adapt_lr=not warmup)
-                if chunks is not None:
-                    index = next(chunks)
-                    share = len(index) / (len(index) + real)
-                    imagined_surrogate, imagined_value = self.imagined_losses(imagined, index)
-                    surrogate_loss = (1 - share) * surrogate_loss + share * imagined_surrogate
-                    value_loss = (1 - share) * value_loss + share * imagined_value
-            if warmup:
-                loss = self.value_loss_coef * value_loss
-            else:
-                loss = surrogate_loss + self.value_loss_coef * value_loss - self.entropy_coef * entropy.mean()
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.step_optimizer(frozen=self.frozen_in_warmup if warmup else ())
-            mean_value_loss += value_loss.item()
-            mean_surrogate_loss += surrogate_loss.item()
-            mean_entropy += entropy.mean().item()
-        obs = self.storage.observations.flatten(0, 1)
-        self.actor.update_normalization(obs)
-        self.critic.update_normalization(obs)
-        updates = self.num_learning_epochs * self.num_mini_batches
-        self.storage.clear()
-        return {
-            "value": mean_value_loss / updates,
-            "surrogate": mean_surrogate_loss / updates,
-            "entropy": mean_entropy / updates,
-        }
-
-    def ppo_losses(self, batch, adapt_lr: bool):
-        """PPO's clipped surrogate loss, value loss and entropy (per sample) on one minibatch; adapts the learning
-        rate to the minibatch's KL first (rsl-rl's order)."""
-        self.actor(batch.observations, masks=batch.masks, hidden_state=batch.hidden_states[0], stochastic_output=True)
-        actions_log_prob = self.actor.get_output_log_prob(batch.actions)
-        values = self.critic(batch.observations, masks=batch.masks, hidden_state=batch.hidden_states[1])
-        if self.desired_kl is not None and self.schedule == "adaptive" and adapt_lr:
-            self.adapt_learning_rate(batch.old_distribution_params, self.actor.output_distribution_params)
-        # surrogate: max(-A * r, -A * clip(r, 1 - eps, 1 + eps)) with r = pi(a|s) / pi_old(a|s)
-        advantages = torch.squeeze(batch.advantages)
-        ratio = torch.exp(actions_log_prob - torch.squeeze(batch.old_actions_log_prob))
-        clipped = torch.clamp(ratio, 1.0 - self.clip_param, 1.0 + self.clip_param)
-        surrogate_loss = torch.max(-advantages * ratio, -advantages * clipped).mean()
-        if self.use_clipped_value_loss:
-            value_clipped = batch.values + (values - batch.values).clamp(-self.clip_param, self.clip_param)
-            value_loss = torch.max((values - batch.returns).pow(2), (value_clipped - batch.returns).pow(2)).mean()
-        else:
-            value_loss = (batch.returns - values).pow(2).mean()
-        return surrogate_loss, value_loss, self.actor.output_entropy
-
-    def adapt_learning_rate(self, old_params, new_params) -> None:
-        """PPO's adaptive schedule: lr / 1.5 when KL > 2 desired, x 1.5 when KL < desired / 2 (within 1e-5..1e-2)."""
-        with torch.inference_mode():
-            kl_mean = torch.mean(self.actor.get_kl_divergence(old_params, new_params))
-            if self.is_multi_gpu:
-                torch.distributed.all_reduce(kl_mean, op=torch.distributed.ReduceOp.SUM)
-                kl_mean /= self.gpu_world_size
-            if self.gpu_global_rank == 0:
-                if kl_mean > self.desired_kl * 2.0:
-                    self.learning_rate = max(1e-5, self.learning_rate / 1.5)
-                elif self.desired_kl / 2.0 > kl_mean > 0.0:
-                    self.learning_rate = min(1e-2, self.learning_rate * 1.5)
-            if self.is_multi_gpu:
-                lr_tensor = torch.tensor(self.learning_rate, device=self.device)
-                torch.distributed.broadcast(lr_tensor, src=0)
-                self.learning_rate = lr_tensor.item()
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.learning_rate
-
-    def step_optimizer(self, frozen=(), clip_groups=None) -> None:
-        """Reduce the gradients across GPUs, drop those of ``frozen`` parameters, clip each parameter once (the
-        actor's together, then the critic's own, as PPO clips per model) and step."""
-        if self.is_multi_gpu:
-            self.reduce_parameters()
-        for parameter in frozen:
-            parameter.grad = None
-        for group in clip_groups or (list(self.actor.parameters()), self.critic_only):
-            if group:
-                nn.utils.clip_grad_norm_(group, self.max_grad_norm)
-        self.optimizer.step()
-
-    # imagination --------------------------------------------------------------------------------------------------
-    def imagine(self) -> ImaginedSamples | None:
-        """Branched rollouts of the current policy (the one that collected the rollout) from replay histories of the
-        training envs; the transitions that join this update's PPO batch."""
-        cfg, history = self.imagination, self.wm.get("history", 8)
-        windows = self.replay.sample(cfg.num_envs, history, self.train_envs)
-        if windows is None:
-            return None
-        start = Sequences(  # the history's recorded steps, without the next state that closes the window
-            states=windows.states[:, :-1],
-            instruction=windows.instruction[:, :-1],
-            actions=windows.actions[:, :-1],
-            rewards=windows.rewards[:, :-1],
-            terminated=windows.terminated[:, :-1],
-            contacts=windows.contacts[:, :-1],
-        )
-        rollout = imagine(self.wam, self.ensemble, start, cfg, self.gamma, self.lam, actor=self.actor)
-        real = self.storage.num_envs * self.storage.num_transitions_per_env
-        return ImaginedSamples(rollout, rollout.select(imagined_batch_size(cfg, real)))
-
-    def imagined_losses(self, imagined: ImaginedSamples, index: torch.Tensor):
-        """PPO's surrogate and value losses on imagined transitions ``index`` (into :attr:`ImaginedSamples.index`),
-        with the log-probabilities, values, returns and advantages recorded when they were imagined."""
-        rollout, flat = imagined.rollout, imagined.index[index]
-        wam = self.wam
-
-        def pick(tensor: torch.Tensor) -> torch.Tensor:
-            return tensor.flatten(0, 1)[flat]
-
-        observations = rollout.observations
-        instruction = observations.get(INSTRUCTION_GROUP, observations[STATE_GROUP][..., :0])
-        tokens = wam.tokens(pick(observations[STATE_GROUP]), pick(instruction), pick(observations["previous_action"]))
-        if rollout.hidden_states is not None:  # (T, layers, N, E) -> (layers, B, E)
-            hidden = pick(rollout.hidden_states.permute(0, 2, 1, 3)).transpose(0, 1).contiguous()
-            features = wam.encode(tokens[:, None], hidden)[0][:, 0]
-        else:
-            features = wam.encode(tokens)[0]
-        policy, values = wam.policy(features), wam.value(features)[:, 0]
-        advantages = imagined.advantages[index]
-        ratio = torch.exp(policy.log_prob(pick(rollout.actions)).sum(-1) - pick(rollout.log_probs))
-        clipped = torch.clamp(ratio, 1.0 - self.clip_param, 1.0 + self.clip_param)
-        surrogate = torch.max(-advantages * ratio, -advantages * clipped).mean()
-        old_values, returns = pick(rollout.values), pick(rollout.returns)
-        if self.use_clipped_value_loss:
-            value_clipped = old_values + (values - old_values).clamp(-self.clip_param, self.clip_param)
-            value = torch.max((values - returns).pow(2), (value_clipped - returns).pow(2)).mean()
-        else:
-            value = (returns - values).pow(2).mean()
-        return surrogate, value
-
-    # world model --------------------------------------------------------------------------------------------------
-    @property
-    def window_transitions(self) -> int:
-        """Transitions per training window: H + F states = H + F - 1 transitions, then the next state."""
-        return self.wm.get("history", 8) + self.wm.get("forecast", 8) - 1
-
-    def world_model_steps(self) -> dict[str, float]:
-        """``world_model.steps`` gradient steps of ``world_model_weight`` x the world-model loss on replay windows of
-        the training envs; the terms' means and the policy's KL across the steps (on a fixed batch of them)."""
-        steps, batch_size, history = self.wm.get("steps", 4), self.wm.get("batch_size", 64), self.wm.get("history", 8)
-        probe = self.replay.sample(batch_size, self.window_transitions, self.train_envs)
-        if probe is None or steps <= 0:
-            return {}
-        before = self.policy_on(probe)
-        sums: dict[str, torch.Tensor] = {}
-        frozen = self.frozen_in_warmup if self.in_warmup else ()
-        for _ in range(steps):
-            batch = self.replay.sample(batch_size, self.window_transitions, self.train_envs)
-            loss, terms = world_model_loss(self.wam, batch, history, self.loss_cfg)
-            if self.ensemble is not None and len(self.ensemble.extra):
-                extra, extra_terms = ensemble_loss(self.wam, self.ensemble, batch, self.loss_cfg)
-                loss = loss + extra
-                terms = {**terms, **{f"ensemble_{name}": value for name, value in extra_terms.items()}}
-            self.optimizer.zero_grad()
-            (self.world_model_weight * loss).backward()
-            self.step_optimizer(frozen=frozen, clip_groups=(self.world_model_params,))
-            for name, value in {"total": loss, **terms}.items():
-                sums[name] = sums.get(name, 0.0) + value.detach()
-        after = self.policy_on(probe)
-        kl = torch.distributions.kl_divergence(before, after).sum(-1).mean()
-        means = {f"world_model_{name}": float(value) / steps for name, value in sums.items()}
-        return {**means, "world_model_kl": float(kl)}
-
-    @torch.no_grad()
-    def policy_on(self, batch: Sequences) -> torch.distributions.Normal:
-        """The policy at every step of true windows (trunk from zero memory at the window's first step)."""
-        return self.wam.act_sequence(batch.states, batch.instruction, batch.actions)
-
-    @torch.no_grad()
-    def heldout_errors(self) -> dict[str, float]:
-        """k-step prediction error of the held-out envs' most recent windows: per state term in physical units
-        (``WorldModel/error@k/<term>``, RMS over windows), and the mean over terms of model / copy-last
-        (``WorldModel/ratio@k``)."""
-        history, k = self.wm.get("history", 8), self.wm.get("eval_horizon", 8)
-        batch = self.replay.latest(self.wm.get("eval_windows", 128), history + k - 1, ~self.train_envs)
-        if batch is None:
-            return {}
-        was_training = self.wam.training
-        self.wam.eval()
-        predicted = self.wam.rollout(batch.states, batch.instruction, batch.actions, history).states[:, -1]
-        self.wam.train(was_training)
-        true, last = batch.states[:, -1], batch.states[:, history - 1]
-        schema = self.wam.schema
-        model = error_magnitudes(predicted, true, schema)
-        copy_last = error_magnitudes(last, true, schema)
-        figures, ratios = {}, []
-        for name, error in model.items():
-            rms, baseline = error.square().mean().sqrt(), copy_last[name].square().mean().sqrt()
-            figures[f"WorldModel/error@{k}/{name}"] = float(rms)
-            ratios.append(float(rms / baseline.clamp_min(1e-9)))
-        figures[f"WorldModel/ratio@{k}"] = sum(ratios) / len(ratios)
-        figures["WorldModel/heldout_windows"] = float(batch.batch_size)
-        return figures
-
-    @torch.no_grad()
-    def fit_normalizers(self) -> None:
-        """Fit the WAM's normalizers on the replay (a run from scratch, after its first rollout's PPO epochs)."""
-        replay, size = self.replay, self.replay.size
-        rows = replay.rows(torch.arange(size, device=self.device))
-
-        def flat(tensor):
-            return tensor[rows].flatten(0, 1)
-
-        steps = Sequences(
-            states=flat(replay.states)[:, None],
-            instruction=flat(replay.instruction)[:, None],
-            actions=flat(replay.actions)[:, None],
-            rewards=flat(replay.rewards)[:, None],
-            terminated=flat(replay.terminated)[:, None],
-            contacts=flat(replay.states)[:, None, :0],
-        )
-        pairs = Sequences(
-            states=torch.stack((flat(replay.states), flat(replay.next_states)), dim=1),
-            instruction=flat(replay.instruction)[:, None].expand(-1, 2, -1),
-            actions=flat(replay.actions)[:, None].expand(-1, 2, -1),
-            rewards=flat(replay.rewards)[:, None].expand(-1, 2),
-            terminated=flat(replay.terminated)[:, None].expand(-1, 2),
-            contacts=flat(replay.states)[:, None, :0].expand(-1, 2, -1),
-        )
-        self.wam.fit_normalizers(steps, pairs)
-        self.normalizers_fitted = True
 
     # modes, checkpoints, multi-GPU -----------------------------------------------------------------------------------
     def save(self) -> dict:
@@ -548,88 +299,3 @@ class WamPPO(PPO):
         )
         alg.compile(cfg.get("torch_compile_mode"))
         return alg
-
-
-def enable_final_observations(env) -> None:
-    """Make the env put its observations before a reset in ``extras["final_obs"]`` (Isaac Lab's
-    ``compute_final_obs``; read at every step, so turning it on at construction takes effect at once)."""
-    unwrapped = getattr(env, "unwrapped", env)
-    if not hasattr(unwrapped.cfg, "compute_final_obs"):
-        raise ValueError(f"{type(unwrapped).__name__} has no compute_final_obs: WamPPO needs Isaac Lab >= 3.0 envs")
-    unwrapped.cfg.compute_final_obs = True
-
-
-def model_cfg_dict(cfg: ModelCfg) -> dict[str, Any]:
-    return asdict(cfg)
-
-
-def scratch_model_cfg(settings: dict | None) -> ModelCfg:
-    """The :class:`ModelCfg` of a joint WAM from scratch, from :class:`WamModelCfg` fields."""
-    s = dict(settings or {})
-    trunk = TrunkCfg(kind=s.get("trunk", "gru"), hidden=s.get("hidden", 128), layers=s.get("layers", 2))
-    return ModelCfg(
-        kind="joint",
-        trunk=trunk,
-        head_hidden=s.get("head_hidden", 128),
-        rotation=s.get("rotation", "rotvec"),
-        delta_scale=s.get("delta_scale", "term"),
-    )
-
-
-def build_joint_wam(env_schema: WamSchema, wam_cfg: dict, device) -> JointWAM:
-    """The joint WAM: loaded from ``pretrained_checkpoint`` (checked against the env's observation groups) or new.
-
-    Raises:
-        PretrainedCheckpointError: the checkpoint is missing, unreadable, not a joint WAM, or made for other
-            observation groups (the message names the first differing key).
-    """
-    path = wam_cfg.get("pretrained_checkpoint")
-    if not path:
-        return JointWAM(env_schema, scratch_model_cfg(wam_cfg.get("wam_model"))).to(device)
-    from .checkpoint import CheckpointError
-    from .run import load_model
-
-    if not os.path.isfile(path):
-        raise PretrainedCheckpointError(f"pretrained checkpoint '{path}' does not exist (a wam train-model checkpoint)")
-    try:
-        model, train_cfg, _ = load_model(path, device=device)
-    except CheckpointError as error:
-        raise PretrainedCheckpointError(str(error)) from None
-    if not isinstance(model, JointWAM):
-        raise PretrainedCheckpointError(
-            f"pretrained checkpoint '{path}' holds a '{train_cfg.model.kind}' model; WamPPO fine-tunes a joint WAM"
-            " (wam train-model --model joint)"
-        )
-    try:
-        model.schema.check_observations_compatible(env_schema)
-    except SchemaError as error:
-        raise PretrainedCheckpointError(f"pretrained checkpoint '{path}' does not fit this task: {error}") from None
-    return model.train()
-
-
-class ImaginedSamples:
-    """The imagined transitions of one update: a rollout, the transitions selected for the PPO batch, and their
-    advantages normalized over the selection (as rsl-rl normalizes the real ones over the rollout)."""
-
-    def __init__(self, rollout: ImaginedRollout, index: torch.Tensor) -> None:
-        self.rollout, self.index = rollout, index
-        """Flat (step-major) indices of the selected alive transitions, (M,)."""
-        advantages = rollout.advantages.flatten()[index]
-        self.advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-
-    def minibatches(self, count: int, epochs: int):
-        """Positions into :attr:`index`: each epoch a fresh permutation cut into exactly ``count`` chunks (the whole
-        permutation each time if it has fewer than ``count`` transitions)."""
-        for _ in range(epochs):
-            order = torch.randperm(len(self.index), device=self.index.device)
-            yield from order.tensor_split(count) if len(order) >= count else [order] * count
-
-
-def imagined_figures(imagined: ImaginedSamples) -> dict[str, float]:
-    """What the log says about the imagined batch: its size, mean model reward and ensemble disagreement."""
-    rollout, alive = imagined.rollout, imagined.rollout.alive
-    return {
-        "imagination_transitions": float(len(imagined.index)),
-        "imagination_reward": float(rollout.model_rewards[alive].mean()),
-        "imagination_disagreement": float(rollout.disagreement[alive].mean()),
-    }

@@ -1,0 +1,86 @@
+"""Building WamPPO's joint WAM: from a pretrained ``wam train-model`` checkpoint (checked against the task's
+observation groups) or from scratch, and the env setting WamPPO needs (``compute_final_obs``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from typing import Any
+
+from ..cli.errors import UsageError
+from ..models.config import ModelCfg, TrunkCfg
+from ..models.schema import SchemaError, WamSchema
+from ..models.wam import JointWAM
+
+WAM_KEYS = (
+    "world_model_weight",
+    "pretrained_checkpoint",
+    "shared_critic",
+    "critic_warmup_iterations",
+    "replay_capacity",
+    "wam_model",
+    "world_model",
+    "imagination",
+)
+"""Algorithm-config fields that are WamPPO's own (the rest are PPO's)."""
+
+
+class PretrainedCheckpointError(UsageError, SchemaError):
+    """The pretrained checkpoint cannot be fine-tuned on this task (missing, not a joint WAM, other observations)."""
+
+
+def enable_final_observations(env) -> None:
+    """Make the env put its observations before a reset in ``extras["final_obs"]`` (Isaac Lab's
+    ``compute_final_obs``; read at every step, so turning it on at construction takes effect at once)."""
+    unwrapped = getattr(env, "unwrapped", env)
+    if not hasattr(unwrapped.cfg, "compute_final_obs"):
+        raise ValueError(f"{type(unwrapped).__name__} has no compute_final_obs: WamPPO needs Isaac Lab >= 3.0 envs")
+    unwrapped.cfg.compute_final_obs = True
+
+
+def model_cfg_dict(cfg: ModelCfg) -> dict[str, Any]:
+    return asdict(cfg)
+
+
+def scratch_model_cfg(settings: dict | None) -> ModelCfg:
+    """The :class:`ModelCfg` of a joint WAM from scratch, from :class:`WamModelCfg` fields."""
+    s = dict(settings or {})
+    trunk = TrunkCfg(kind=s.get("trunk", "gru"), hidden=s.get("hidden", 128), layers=s.get("layers", 2))
+    return ModelCfg(
+        kind="joint",
+        trunk=trunk,
+        head_hidden=s.get("head_hidden", 128),
+        rotation=s.get("rotation", "rotvec"),
+        delta_scale=s.get("delta_scale", "term"),
+    )
+
+
+def build_joint_wam(env_schema: WamSchema, wam_cfg: dict, device) -> JointWAM:
+    """The joint WAM: loaded from ``pretrained_checkpoint`` (checked against the env's observation groups) or new.
+
+    Raises:
+        PretrainedCheckpointError: the checkpoint is missing, unreadable, not a joint WAM, or made for other
+            observation groups (the message names the first differing key).
+    """
+    path = wam_cfg.get("pretrained_checkpoint")
+    if not path:
+        return JointWAM(env_schema, scratch_model_cfg(wam_cfg.get("wam_model"))).to(device)
+    from .checkpoint import CheckpointError
+    from .run import load_model
+
+    if not os.path.isfile(path):
+        raise PretrainedCheckpointError(f"pretrained checkpoint '{path}' does not exist (a wam train-model checkpoint)")
+    try:
+        model, train_cfg, _ = load_model(path, device=device)
+    except CheckpointError as error:
+        raise PretrainedCheckpointError(str(error)) from None
+    if not isinstance(model, JointWAM):
+        raise PretrainedCheckpointError(
+            f"pretrained checkpoint '{path}' holds a '{train_cfg.model.kind}' model; WamPPO fine-tunes a joint WAM"
+            " (wam train-model --model joint)"
+        )
+    try:
+        model.schema.check_observations_compatible(env_schema)
+    except SchemaError as error:
+        raise PretrainedCheckpointError(f"pretrained checkpoint '{path}' does not fit this task: {error}") from None
+    return model.train()

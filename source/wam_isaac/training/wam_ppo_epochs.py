@@ -1,0 +1,123 @@
+"""PPO's epochs on a joint WAM's shared trunk (a mixin of :class:`~wam_isaac.training.wam_ppo.WamPPO`).
+
+rsl-rl's PPO update (same minibatches, losses and learning-rate schedule) with every parameter stepped and clipped
+once (the actor and the shared critic hold the same trunk), the actor frozen during the critic warm-up, and imagined
+transitions joining each minibatch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from .wam_ppo_imagination import ImaginedSamples
+
+
+class PpoEpochs:
+    """WamPPO's PPO epochs, learning-rate schedule and optimizer step (uses PPO's and WamPPO's attributes)."""
+
+    @property
+    def in_warmup(self) -> bool:
+        return self.iteration < self.critic_warmup_iterations
+
+    def ppo_epochs(self, imagined: ImaginedSamples | None = None) -> dict[str, float]:
+        """rsl-rl's PPO update (same minibatches, losses and learning-rate schedule) with every parameter stepped
+        and clipped once; during the critic warm-up the loss is the value loss alone and the policy's parameters
+        keep their values. ``imagined`` transitions join each minibatch (their share of the loss is their share of
+        the samples)."""
+        mean_value_loss = mean_surrogate_loss = mean_entropy = 0.0
+        warmup = self.in_warmup
+        if self.actor.is_recurrent or self.critic.is_recurrent:
+            generator = self.storage.recurrent_mini_batch_generator(self.num_mini_batches, self.num_learning_epochs)
+        else:
+            generator = self.storage.mini_batch_generator(self.num_mini_batches, self.num_learning_epochs)
+        chunks = imagined.minibatches(self.num_mini_batches, self.num_learning_epochs) if imagined else None
+        real = self.storage.num_envs * self.storage.num_transitions_per_env / self.num_mini_batches
+        for batch in generator:
+            if self.normalize_advantage_per_mini_batch:
+                with torch.no_grad():
+                    batch.advantages = (batch.advantages - batch.advantages.mean()) / (batch.advantages.std() + 1e-8)
+            with torch.amp.autocast(
+                device_type=torch.device(self.device).type, enabled=self.use_mixed_precision, dtype=torch.bfloat16
+            ):
+                surrogate_loss, value_loss, entropy = self.ppo_losses(batch, adapt_lr=not warmup)
+                if chunks is not None:
+                    index = next(chunks)
+                    share = len(index) / (len(index) + real)
+                    imagined_surrogate, imagined_value = self.imagined_losses(imagined, index)
+                    surrogate_loss = (1 - share) * surrogate_loss + share * imagined_surrogate
+                    value_loss = (1 - share) * value_loss + share * imagined_value
+            if warmup:
+                loss = self.value_loss_coef * value_loss
+            else:
+                loss = surrogate_loss + self.value_loss_coef * value_loss - self.entropy_coef * entropy.mean()
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.step_optimizer(frozen=self.frozen_in_warmup if warmup else ())
+            mean_value_loss += value_loss.item()
+            mean_surrogate_loss += surrogate_loss.item()
+            mean_entropy += entropy.mean().item()
+        obs = self.storage.observations.flatten(0, 1)
+        self.actor.update_normalization(obs)
+        self.critic.update_normalization(obs)
+        updates = self.num_learning_epochs * self.num_mini_batches
+        self.storage.clear()
+        return {
+            "value": mean_value_loss / updates,
+            "surrogate": mean_surrogate_loss / updates,
+            "entropy": mean_entropy / updates,
+        }
+
+    def ppo_losses(self, batch, adapt_lr: bool):
+        """PPO's clipped surrogate loss, value loss and entropy (per sample) on one minibatch; adapts the learning
+        rate to the minibatch's KL first (rsl-rl's order)."""
+        self.actor(batch.observations, masks=batch.masks, hidden_state=batch.hidden_states[0], stochastic_output=True)
+        actions_log_prob = self.actor.get_output_log_prob(batch.actions)
+        values = self.critic(batch.observations, masks=batch.masks, hidden_state=batch.hidden_states[1])
+        if self.desired_kl is not None and self.schedule == "adaptive" and adapt_lr:
+            self.adapt_learning_rate(batch.old_distribution_params, self.actor.output_distribution_params)
+        # surrogate: max(-A * r, -A * clip(r, 1 - eps, 1 + eps)) with r = pi(a|s) / pi_old(a|s)
+        advantages = torch.squeeze(batch.advantages)
+        ratio = torch.exp(actions_log_prob - torch.squeeze(batch.old_actions_log_prob))
+        clipped = torch.clamp(ratio, 1.0 - self.clip_param, 1.0 + self.clip_param)
+        surrogate_loss = torch.max(-advantages * ratio, -advantages * clipped).mean()
+        if self.use_clipped_value_loss:
+            value_clipped = batch.values + (values - batch.values).clamp(-self.clip_param, self.clip_param)
+            value_loss = torch.max((values - batch.returns).pow(2), (value_clipped - batch.returns).pow(2)).mean()
+        else:
+            value_loss = (batch.returns - values).pow(2).mean()
+        return surrogate_loss, value_loss, self.actor.output_entropy
+
+    def adapt_learning_rate(self, old_params, new_params) -> None:
+        """PPO's adaptive schedule: lr / 1.5 when KL > 2 desired, x 1.5 when KL < desired / 2 (within 1e-5..1e-2)."""
+        with torch.inference_mode():
+            kl_mean = torch.mean(self.actor.get_kl_divergence(old_params, new_params))
+            if self.is_multi_gpu:
+                torch.distributed.all_reduce(kl_mean, op=torch.distributed.ReduceOp.SUM)
+                kl_mean /= self.gpu_world_size
+            if self.gpu_global_rank == 0:
+                if kl_mean > self.desired_kl * 2.0:
+                    self.learning_rate = max(1e-5, self.learning_rate / 1.5)
+                elif self.desired_kl / 2.0 > kl_mean > 0.0:
+                    self.learning_rate = min(1e-2, self.learning_rate * 1.5)
+            if self.is_multi_gpu:
+                lr_tensor = torch.tensor(self.learning_rate, device=self.device)
+                torch.distributed.broadcast(lr_tensor, src=0)
+                self.learning_rate = lr_tensor.item()
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.learning_rate
+
+    def step_optimizer(self, frozen=(), clip_groups=None) -> None:
+        """Reduce the gradients across GPUs, drop those of ``frozen`` parameters, clip each parameter once (the
+        actor's together, then the critic's own, as PPO clips per model) and step."""
+        if self.is_multi_gpu:
+            self.reduce_parameters()
+        for parameter in frozen:
+            parameter.grad = None
+        for group in clip_groups or (list(self.actor.parameters()), self.critic_only):
+            if group:
+                nn.utils.clip_grad_norm_(group, self.max_grad_norm)
+        self.optimizer.step()

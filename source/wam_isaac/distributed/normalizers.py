@@ -12,6 +12,7 @@ The result equals a one-process fit on the union of the ranks' samples up to flo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -43,18 +44,31 @@ def fit_normalizers_over(model: nn.Module, tables: Sequence, context: DistContex
         sample: ``sample(table) -> (steps, pairs)``, the windows a one-process fit would use.
     """
     world_model = world_model_of(model)
-    normalizers = [module for module in model.modules() if isinstance(module, Normalizer)]
-    recorders = {id(n): _Recorder() for n in normalizers}
-    try:
-        for normalizer in normalizers:
-            normalizer.fit = recorders[id(normalizer)]  # instance attribute: shadows the method
+    with recorded_fits(model) as recorders:
         for table in tables:
             world_model.fit_normalizers(*sample(table))
+    fit_recorded(recorders, context)
+
+
+@contextmanager
+def recorded_fits(model: nn.Module):
+    """Within the block, every :class:`Normalizer` of ``model`` records what its ``fit`` is given instead of fitting;
+    yields ``{normalizer: recorder}`` (module order) for :func:`fit_recorded`."""
+    normalizers = [module for module in model.modules() if isinstance(module, Normalizer)]
+    recorders = {normalizer: _Recorder() for normalizer in normalizers}
+    try:
+        for normalizer, recorder in recorders.items():
+            normalizer.fit = recorder  # instance attribute: shadows the method
+        yield recorders
     finally:
         for normalizer in normalizers:
             del normalizer.fit
-    for normalizer in normalizers:  # same order on every rank: the module order of one architecture
-        recorder = recorders[id(normalizer)]
+
+
+def fit_recorded(recorders: dict, context: DistContext) -> None:
+    """Fit each normalizer on every rank's recorded inputs (all-reduced moments; identical on every rank). A
+    collective: every rank calls it with the normalizers of one architecture, in the same order."""
+    for normalizer, recorder in recorders.items():
         dim = normalizer.mean.numel()
         fitted = torch.tensor([1.0 if recorder.values else 0.0], dtype=torch.float64)
         if not context.all_reduce(fitted, op="min").item() or dim == 0:

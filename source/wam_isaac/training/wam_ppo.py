@@ -43,6 +43,7 @@ from rsl_rl.utils import reduce_gradients_in_buckets, resolve_class, resolve_obs
 from tensordict import TensorDict
 from torch import nn
 
+from ..distributed.wam_ppo_sync import RankSync  # cross-rank agreement (several ranks)
 from ..models.rl_adapters import (
     INSTRUCTION_GROUP,
     PREVIOUS_ACTION_GROUP,
@@ -82,7 +83,7 @@ __all__ = [
 ]
 
 
-class WamPPO(PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
+class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
     """PPO on a joint WAM (see the module docstring).
 
     Args:

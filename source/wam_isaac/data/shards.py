@@ -42,6 +42,7 @@ import h5py
 import numpy as np
 
 from .episode import Episode
+from .frames import is_frame
 from .specs import KeySpec
 
 try:  # Intel ISA-L: the same zlib streams as zlib's, much faster at its levels 1-3
@@ -64,7 +65,10 @@ INDEX_COLUMNS = ("episode_id", "start", "num_samples", "env_id", "seed", "succes
 
 
 def chunk_rows(spec: KeySpec) -> int:
-    """Rows per chunk of a key: about :data:`CHUNK_BYTES`, a power of two in [1, :data:`MAX_CHUNK_ROWS`]."""
+    """Rows per chunk of a key: about :data:`CHUNK_BYTES`, a power of two in [1, :data:`MAX_CHUNK_ROWS`]; one for a
+    camera frame key (:func:`~wam_isaac.data.frames.is_frame`: random access to single frames stays cheap)."""
+    if is_frame(spec):
+        return 1
     row_bytes = max(1, int(np.prod(spec.shape, dtype=np.int64)) * np.dtype(spec.dtype).itemsize)
     rows = max(1, min(MAX_CHUNK_ROWS, CHUNK_BYTES // row_bytes))
     return 1 << (rows.bit_length() - 1)
@@ -97,6 +101,8 @@ class ShardWriter:
             _Column(self.file, key, spec, compression, compression_level) for key, spec in key_specs.items()
         ]
         self._keys = list(key_specs)
+        self._specs = dict(key_specs)
+        self._compression = compression
         self.index: list[tuple[int, int, Episode]] = []
         """``(episode id, steps, episode)`` of every appended episode; the episode without its per-step data."""
         self.rows = 0
@@ -137,7 +143,11 @@ class ShardWriter:
             kind = h5py.string_dtype() if values.dtype == object else None
             self.file.create_dataset(f"episodes/{name}", data=values, dtype=kind)
         for key in episodes[0].final:
-            self.file.create_dataset(f"final/{key}", data=np.stack([episode.final[key] for episode in episodes]))
+            values = np.stack([episode.final[key] for episode in episodes])
+            frames = key in self._specs and is_frame(self._specs[key]) and self._compression is not None
+            compression = {"chunks": (1, *values.shape[1:]), "compression": self._compression}
+            compression["compression_opts"] = self.level
+            self.file.create_dataset(f"final/{key}", data=values, **(compression if frames else {}))
         self.file.attrs["total"] = self.rows
         self.file.close()
 

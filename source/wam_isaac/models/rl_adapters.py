@@ -153,7 +153,9 @@ class WamActor(nn.Module):
         if dones is None:
             self.hidden_state = hidden_state
         elif self.hidden_state is not None:
-            self.hidden_state[..., dones == 1, :] = 0.0
+            # out of place: a memory made under inference mode cannot be written to outside it
+            ended = (dones.reshape(-1) == 1).to(self.hidden_state.device)
+            self.hidden_state = self.hidden_state.masked_fill(ended[:, None], 0.0)
 
     def get_hidden_state(self):
         return self.hidden_state

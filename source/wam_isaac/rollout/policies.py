@@ -60,8 +60,10 @@ class ExplorationNoise:
 
 class CheckpointPolicy:
     """The actor of an rsl-rl checkpoint (``model_<i>.pt`` written by ``wam train`` / ``isaaclab train``), built from
-    its run's ``params/agent.yaml`` (the architecture it was trained with) as ``wam export`` loads it; it acts with
-    the mean action."""
+    its run's ``params/agent.yaml`` over the agent config the run was trained with (``run.json``'s entry point: plain
+    PPO, joint-WAM PPO...) as ``wam export`` loads it; it acts with the mean action. A recurrent actor's memory is
+    zeroed for the envs whose episode has just begun (``env.episode_length_buf == 0``), as rsl-rl resets it at
+    episode ends."""
 
     def __init__(self, env: ManagerBasedRLEnv, task: str, checkpoint: str | Path):
         from tensordict import TensorDict
@@ -74,14 +76,19 @@ class CheckpointPolicy:
             run = read_run(checkpoint)
             if run.task != task:
                 raise PolicyError(f"checkpoint '{checkpoint}' was trained on {run.task}, not on --task {task}")
-            _, agent_cfg = resolve_task_config(task, "rsl_rl_cfg_entry_point", overrides=[])
+            _, agent_cfg = resolve_task_config(task, run.agent_entry_point, overrides=[])
             _, self._policy, _ = load_policy(env, run, agent_cfg)
         except ExportError as error:
             raise PolicyError(str(error)) from None
         self._tensordict = TensorDict
+        self._env = env
+        self.recurrent = bool(getattr(self._policy, "is_recurrent", False))
+        """Whether the actor carries a memory over the episode (reset where an episode begins)."""
 
     def __call__(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         with torch.inference_mode():
+            if self.recurrent:
+                self._policy.reset((self._env.episode_length_buf == 0).long())
             batch = self._tensordict(obs, batch_size=[next(iter(obs.values())).shape[0]])
             return self._policy(batch).clone()
 

@@ -112,3 +112,18 @@ def test_onnx_policy_acts_as_the_actor_over_an_episode(tmp_path, trunk):
         if trunk == "gru":
             feeds["h_in"] = outputs[1]
         obs = env.step(expected)[0]
+
+
+def test_reset_outside_inference_mode_zeroes_only_the_ended_envs_memory():
+    """A rollout's memory is made under inference mode; ``wam play`` resets it at episode ends outside it."""
+    torch.manual_seed(0)
+    env = SyntheticPushEnv(num_envs=4)
+    alg = build_algorithm(env)
+    actor = alg.actor
+    with torch.inference_mode():
+        actor(alg.flat(env.get_observations()))
+    memory = actor.hidden_state.clone()
+    assert memory.abs().amin(dim=-1).gt(0).all(), "every env's memory must be nonzero before the reset"
+    actor.reset(torch.tensor([0, 1, 0, 1]))
+    assert torch.equal(actor.hidden_state[:, [1, 3]], torch.zeros_like(memory[:, [1, 3]]))
+    assert torch.equal(actor.hidden_state[:, [0, 2]], memory[:, [0, 2]])

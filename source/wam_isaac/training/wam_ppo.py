@@ -93,6 +93,9 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
         imagination: the :class:`~wam_isaac.training.imagination.ImaginationCfg` fields as a dict.
         normalizers_fitted: whether the WAM's normalizers hold statistics (a pretrained WAM) or must be fitted on
             the first rollout.
+        policy_learning_rate: the learning rate from the end of the critic warm-up on, and the adaptive schedule's
+            ceiling (``None``: ``learning_rate`` and rsl-rl's ceiling 1e-2); see
+            :attr:`WamPpoAlgorithmCfg.fine_tune_learning_rate`.
         **ppo_kwargs: PPO's own arguments.
     """
 
@@ -110,6 +113,7 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
         world_model: dict | None = None,
         imagination: dict | None = None,
         normalizers_fitted: bool = False,
+        policy_learning_rate: float | None = None,
         **ppo_kwargs,
     ) -> None:
         if ppo_kwargs.get("rnd_cfg") or ppo_kwargs.get("symmetry_cfg"):
@@ -159,6 +163,10 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
         self.normalizers_fitted = bool(normalizers_fitted)
         self.iteration = 0
         """Updates done (the critic warm-up counts them)."""
+        self.policy_learning_rate = None if policy_learning_rate is None else float(policy_learning_rate)
+        self.max_learning_rate = 1.0e-2
+        """Ceiling of the adaptive schedule (rsl-rl's; :attr:`policy_learning_rate` once the policy learns)."""
+        self.start_policy_learning_rate()
         self.world_model_metrics: dict[str, float] = {}
         """The last update's held-out prediction errors (``WorldModel/...`` tags)."""
         self._pending_log: dict[str, float] = {}
@@ -212,7 +220,17 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
             self._pending_log = dict(self.world_model_metrics)
         self.actor.clear_cache()
         self.iteration += 1
+        self.start_policy_learning_rate()
         return loss_dict
+
+    def start_policy_learning_rate(self) -> None:
+        """From the end of the critic warm-up on (at once without one), the learning rate is
+        :attr:`policy_learning_rate` and the adaptive schedule never raises it above it."""
+        if self.policy_learning_rate is None or self.iteration != self.critic_warmup_iterations:
+            return
+        self.learning_rate = self.max_learning_rate = self.policy_learning_rate
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate
 
     # modes, checkpoints, multi-GPU -----------------------------------------------------------------------------------
     def save(self) -> dict:
@@ -244,6 +262,11 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
         self.normalizers_fitted = bool(state.get("normalizers_fitted", self.normalizers_fitted))
         if load_iteration and "iteration" in state:
             self.iteration = int(state["iteration"])
+            if self.policy_learning_rate is not None and self.iteration >= self.critic_warmup_iterations:
+                self.max_learning_rate = self.policy_learning_rate  # a resumed fine-tune keeps its ceiling
+                self.learning_rate = min(self.learning_rate, self.max_learning_rate)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.learning_rate
         return load_iteration
 
     def broadcast_parameters(self) -> None:
@@ -283,6 +306,7 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
             critic = critic_class(obs, cfg["obs_groups"], "critic", 1, **critic_cfg).to(device)
         print(f"Critic Model: {critic}")
         flat = flatten_observations(obs, wam.schema)
+        pretrained = bool(wam_cfg.get("pretrained_checkpoint"))
         storage = RolloutStorage("rl", env.num_envs, cfg["num_steps_per_env"], flat, [env.num_actions], device)
         alg = alg_class(
             actor,
@@ -294,7 +318,8 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
             replay_capacity=wam_cfg.get("replay_capacity", 240),
             world_model=wam_cfg.get("world_model"),
             imagination=wam_cfg.get("imagination"),
-            normalizers_fitted=bool(wam_cfg.get("pretrained_checkpoint")),
+            normalizers_fitted=pretrained,
+            policy_learning_rate=wam_cfg.get("fine_tune_learning_rate") if pretrained else None,
             **alg_cfg,
             multi_gpu_cfg=cfg["multi_gpu"],
         )

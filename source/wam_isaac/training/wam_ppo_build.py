@@ -7,6 +7,8 @@ import os
 from dataclasses import asdict
 from typing import Any
 
+import torch
+
 from ..cli.errors import UsageError
 from ..models.config import ModelCfg, TrunkCfg
 from ..models.schema import SchemaError, WamSchema
@@ -21,6 +23,7 @@ WAM_KEYS = (
     "wam_model",
     "world_model",
     "imagination",
+    "fine_tune_learning_rate",
 )
 """Algorithm-config fields that are WamPPO's own (the rest are PPO's)."""
 
@@ -83,4 +86,16 @@ def build_joint_wam(env_schema: WamSchema, wam_cfg: dict, device) -> JointWAM:
         model.schema.check_observations_compatible(env_schema)
     except SchemaError as error:
         raise PretrainedCheckpointError(f"pretrained checkpoint '{path}' does not fit this task: {error}") from None
+    rescale_value_head(model)
     return model.train()
+
+
+@torch.no_grad()
+def rescale_value_head(model: JointWAM) -> None:
+    """Put a pretrained value head in the env's reward units: ``wam train-model`` regresses it on returns of
+    reward / the reward normalizer's std (``objectives.value_targets``), PPO on raw returns, so its output layer is
+    multiplied by that std."""
+    last = model.value_head[-1]
+    sigma = model.normalizers.reward.std.reshape(())
+    last.weight.mul_(sigma)
+    last.bias.mul_(sigma)

@@ -92,7 +92,8 @@ class PpoEpochs:
         return surrogate_loss, value_loss, self.actor.output_entropy
 
     def adapt_learning_rate(self, old_params, new_params) -> None:
-        """PPO's adaptive schedule: lr / 1.5 when KL > 2 desired, x 1.5 when KL < desired / 2 (within 1e-5..1e-2)."""
+        """PPO's adaptive schedule: lr / 1.5 when KL > 2 desired, x 1.5 when KL < desired / 2 (within 1e-5 and
+        :attr:`max_learning_rate`, rsl-rl's 1e-2 unless a fine-tune lowers it)."""
         with torch.inference_mode():
             kl_mean = torch.mean(self.actor.get_kl_divergence(old_params, new_params))
             if self.is_multi_gpu:
@@ -102,7 +103,7 @@ class PpoEpochs:
                 if kl_mean > self.desired_kl * 2.0:
                     self.learning_rate = max(1e-5, self.learning_rate / 1.5)
                 elif self.desired_kl / 2.0 > kl_mean > 0.0:
-                    self.learning_rate = min(1e-2, self.learning_rate * 1.5)
+                    self.learning_rate = min(self.max_learning_rate, self.learning_rate * 1.5)
             if self.is_multi_gpu:
                 lr_tensor = torch.tensor(self.learning_rate, device=self.device)
                 torch.distributed.broadcast(lr_tensor, src=0)

@@ -140,13 +140,14 @@ def test_save_then_load_restores_wam_replay_optimizer_and_counters(tmp_path):
     assert torch.equal(other.replay.states[:size], alg.replay.states[alg.replay.rows(torch.arange(size))])
 
 
-def write_joint_checkpoint(path, schema: WamSchema) -> JointWAM:
+def write_joint_checkpoint(path, schema: WamSchema, reward_std: float = 1.0) -> JointWAM:
     from omegaconf import OmegaConf
 
     cfg = TrainModelCfg(data="d", out="o", model=model_cfg("joint", trunk=TrunkCfg(kind="gru", hidden=16, layers=2)))
     cfg.model.head_hidden = 16
     model = JointWAM(schema, cfg.model)
     model.normalizers.state.mean.fill_(0.25)  # a fitted normalizer, to be found again after loading
+    model.normalizers.reward.std.fill_(reward_std)
     save_checkpoint(
         path,
         {

@@ -20,6 +20,7 @@ Sizes (:data:`SETTINGS`) are chosen so that the whole benchmark takes about an h
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -61,6 +62,8 @@ SETTINGS = (
     TaskSetting("WAM-Cartpole", threshold=0.9, num_envs=256, max_iterations=60, seeds=(1, 2, 3), dataset_steps=200),
     TaskSetting("WAM-Push-Cube", threshold=0.3, num_envs=256, max_iterations=40, seeds=(1, 2, 3)),
 )
+TASKS_ENV = "WAM_SAMPLE_EFFICIENCY_TASKS"
+"""Environment variable: comma-separated task ids to run (default: every task of :data:`SETTINGS`)."""
 QUICK = (TaskSetting("WAM-Cartpole", threshold=0.9, num_envs=64, max_iterations=8, seeds=(1,), dataset_steps=50),)
 
 
@@ -161,6 +164,12 @@ def _plot(curves: dict, path: Path) -> None:
 def run(args) -> list[dict]:
     """Every task's variants x seeds; one figure per task and variant (median env steps, ratio to PPO)."""
     settings = QUICK if args.quick else SETTINGS
+    if os.environ.get(TASKS_ENV):
+        wanted = os.environ[TASKS_ENV].split(",")
+        unknown = sorted(set(wanted) - {s.task for s in settings})
+        if unknown:
+            raise ValueError(f"{TASKS_ENV} names {unknown}; expected some of {[s.task for s in settings]}")
+        settings = tuple(s for s in settings if s.task in wanted)
     out_dir = Path("logs", "bench")
     out_dir.mkdir(parents=True, exist_ok=True)
     figures, curves = [], {}
@@ -174,6 +183,7 @@ def run(args) -> list[dict]:
             for variant in AGENTS:
                 reached = []
                 for seed in setting.seeds:
+                    run_started = time.perf_counter()
                     run_dir = _train(
                         setting, variant, seed, args.device, work, pretrained if variant == "wam_pretrained" else None
                     )
@@ -181,7 +191,12 @@ def run(args) -> list[dict]:
                     extra = offset if variant == "wam_pretrained" else 0
                     curves.setdefault((setting.task, variant), []).append(([s + extra for s in steps], success))
                     reached.append(steps_to_threshold(steps, success, setting.threshold, extra))
-                    print(f"[sample_efficiency] {setting.task} {variant} seed {seed}: {reached[-1]}", file=sys.stderr)
+                    print(
+                        f"[sample_efficiency] {setting.task} {variant} seed {seed}: threshold at {reached[-1]}"
+                        f" env steps, final success {success[-1] if success else None}, {time.perf_counter() - run_started:.0f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 results[variant] = (_median_or_none(reached), reached)
             baseline = results["ppo"][0]
             for variant, (median, reached) in results.items():
@@ -202,6 +217,8 @@ def run(args) -> list[dict]:
                 )
     plot = out_dir / "sample_efficiency.png"
     _plot(curves, plot)
+    raw = [{"task": task, "variant": variant, "runs": runs} for (task, variant), runs in curves.items()]
+    (out_dir / "sample_efficiency_curves.json").write_text(json.dumps(raw))
     figures.append(
         {"name": "sample_efficiency/wall_time", "value": time.perf_counter() - started, "unit": "s", "plot": str(plot)}
     )

@@ -193,7 +193,8 @@ def run(args) -> list[dict]:
                     reached.append(steps_to_threshold(steps, success, setting.threshold, extra))
                     print(
                         f"[sample_efficiency] {setting.task} {variant} seed {seed}: threshold at {reached[-1]}"
-                        f" env steps, final success {success[-1] if success else None}, {time.perf_counter() - run_started:.0f} s",
+                        f" env steps, final success {success[-1] if success else None},"
+                        f" {time.perf_counter() - run_started:.0f} s",
                         file=sys.stderr,
                         flush=True,
                     )

@@ -129,7 +129,12 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
             if not isinstance(critic, WamValue):
                 raise ValueError("imagination needs the shared critic (imagined steps have no 'critic' group)")
             if self.imagination.reward_source != "head":
-                raise ValueError("WamPPO imagines with the reward head only: set imagination.reward_source=head")
+                # the tasks' reward terms read the live scene (articulations, sensors), not a state vector: a task
+                # reward on predicted states needs a per-task reward_fn(s, a, s', g) mirroring the env cfg
+                raise ValueError(
+                    "WamPPO imagines with the reward head only (the tasks' reward terms read the live scene, not"
+                    " predicted states): set imagination.reward_source=head"
+                )
             self.ensemble = DynamicsEnsemble(actor.wam, self.imagination.ensemble_size)
         extra_heads = list(self.ensemble.parameters()) if self.ensemble is not None else []
         self.parameters_once = list(

@@ -4,6 +4,15 @@ Same flags as ``isaaclab train --rl_library rsl_rl``, with defaults that work on
 is ``cpu`` and the Newton (MuJoCo-Warp) physics preset is selected when CUDA is absent, and the agent runs on the
 simulation's device. Runs log under ``logs/rsl_rl/<experiment>/<timestamp>/`` with TensorBoard events; at the end
 the run directory and its last training figures are printed.
+
+Several processes: ``--num_procs P`` (or ``torchrun --nproc_per_node=P -m wam_isaac train ...``, the same job) trains
+one policy on P ranks, each with its own envs and seed (``seed + rank``), gradients averaged (rsl-rl's multi-GPU
+path; WamPPO keeps its world model, normalizers and replay consistent too). On GPUs that is Isaac Lab's own
+``--distributed`` (``cuda:<LOCAL_RANK>``, NCCL); on the CPU, where Isaac Lab refuses it, the ranks join a Gloo group.
+Rank 0 logs and checkpoints; the other ranks' settings go to ``<run>/rank_<r>/``.
+
+Preemption: SIGTERM or SIGUSR1 ends the run after the iteration in progress with a checkpoint ``model_<it>.pt`` and
+exit 0; ``--checkpoint`` on it resumes (optimizer, normalizers, a WamPPO's replay and counters included).
 """
 
 from __future__ import annotations
@@ -30,6 +39,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--max_iterations", type=positive_int, default=None, help="PPO iterations")
     parser.add_argument("--agent", default="rsl_rl_cfg_entry_point", help="agent configuration entry point of the task")
     parser.add_argument("--checkpoint", default=None, help="checkpoint to resume training from")
+    parser.add_argument(
+        "--num_procs", type=positive_int, default=None, help="training processes (ranks) on this node, via torchrun"
+    )
+    parser.add_argument(
+        "--distributed", action="store_true", help="run as one rank of a torchrun job (implied under torchrun)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -47,9 +62,27 @@ def hydra_args(overrides: list[str], device: str) -> list[str]:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from ..distributed.context import from_environment
+    from ..distributed.ppo_runner import runner_installed, stop_request
+
     overrides = split_overrides(extra)
     check_task(args.task, args.agent)
     device = resolve_device(args.device)
+    try:
+        context = from_environment()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if context.distributed and args.num_procs is not None:
+        raise UsageError("--num_procs starts the ranks itself: under torchrun leave it out")
+    if args.distributed and not context.distributed:
+        raise UsageError("--distributed needs torchrun's WORLD_SIZE/RANK: launch with torchrun, or use --num_procs P")
+    if args.checkpoint is not None and not Path(args.checkpoint).exists():
+        raise UsageError(f"checkpoint '{args.checkpoint}' does not exist")
+    if args.num_procs is not None and args.num_procs > 1:
+        from ..distributed.launch import launch, strip_option
+
+        return launch(args.num_procs, ["train", *strip_option(_argv_of(args), "--num_procs"), *extra])
+    stop_request()  # SIGTERM / SIGUSR1 from here on: a checkpoint after the first iteration instead of a kill
 
     from isaaclab_rl.entrypoints.api import TrainingRequest, train
 
@@ -57,28 +90,58 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
 
     env_cfg, agent_cfg = resolve_task_config(args.task, args.agent, overrides=[])
     check_override_paths(overrides, env_cfg, agent_cfg)
-    if args.checkpoint is not None and not Path(args.checkpoint).exists():
-        raise UsageError(f"checkpoint '{args.checkpoint}' does not exist")
+    seed, backend_args, distributed = args.seed, (), False
+    if context.distributed and device.startswith("cuda"):
+        distributed = True  # Isaac Lab's --distributed: cuda:<LOCAL_RANK>, seed + rank, NCCL in rsl-rl's runner
+    elif context.distributed:
+        seed, backend_args = _cpu_rank_settings(context, args.seed if args.seed is not None else agent_cfg.seed)
 
     log_root = Path("logs", "rsl_rl", agent_cfg.experiment_name).resolve()
     before = set(log_root.glob("*")) if log_root.is_dir() else set()
-    code = train(
-        TrainingRequest(
-            backend="rsl_rl",
-            task=args.task,
-            agent=args.agent,
-            checkpoint=args.checkpoint,
-            num_envs=args.num_envs,
-            seed=args.seed,
-            max_iterations=args.max_iterations,
-            device=device,
-            hydra_args=tuple(hydra_args(overrides, device)),
-        )
-    )
+    try:
+        with runner_installed():
+            code = train(
+                TrainingRequest(
+                    backend="rsl_rl",
+                    task=args.task,
+                    agent=args.agent,
+                    checkpoint=args.checkpoint,
+                    num_envs=args.num_envs,
+                    seed=seed,
+                    max_iterations=args.max_iterations,
+                    device=device,
+                    distributed=distributed,
+                    backend_args=backend_args,
+                    hydra_args=tuple(hydra_args(overrides, device)),
+                )
+            )
+    finally:
+        context.shutdown()
     new_runs = sorted(set(log_root.glob("*")) - before) if log_root.is_dir() else []
-    if new_runs:
+    if new_runs and context.is_main:
         print(summarize_run(new_runs[-1]))
     return code
+
+
+def _argv_of(args: argparse.Namespace) -> list[str]:
+    """This command's flags (without the Hydra overrides), as a rank's command line."""
+    argv = ["--task", args.task, "--agent", args.agent]
+    for name in ("num_envs", "device", "seed", "max_iterations", "checkpoint", "num_procs"):
+        if getattr(args, name) is not None:
+            argv += [f"--{name}", str(getattr(args, name))]
+    return argv
+
+
+def _cpu_rank_settings(context, seed: int) -> tuple[int, tuple[str, ...]]:
+    """A CPU rank's seed (``seed + rank``, as Isaac Lab's ``--distributed`` does) and its run folder: rank 0's
+    timestamp (sent over the Gloo group this joins), ``<timestamp>/rank_<r>`` for the other ranks (their settings;
+    rsl-rl's logger writes nothing there)."""
+    from datetime import datetime
+
+    context.init("cpu")
+    stamp = context.broadcast_object(datetime.now().strftime("%Y-%m-%d_%H-%M-%S") if context.is_main else None)
+    folder = stamp if context.is_main else f"{stamp}/rank_{context.rank}"
+    return seed + context.rank, ("--run_timestamp", folder)
 
 
 def summarize_run(run_dir: Path) -> str:

@@ -68,6 +68,22 @@ def build_joint_wam(env_schema: WamSchema, wam_cfg: dict, device) -> JointWAM:
     path = wam_cfg.get("pretrained_checkpoint")
     if not path:
         return JointWAM(env_schema, scratch_model_cfg(wam_cfg.get("wam_model"))).to(device)
+    model = load_pretrained(path, device)
+    try:
+        model.schema.check_observations_compatible(env_schema)
+    except SchemaError as error:
+        raise PretrainedCheckpointError(f"pretrained checkpoint '{path}' does not fit this task: {error}") from None
+    rescale_value_head(model)
+    return model.train()
+
+
+def load_pretrained(path: str, device="cpu") -> JointWAM:
+    """The joint WAM of a ``wam train-model --model joint`` checkpoint, unchecked against any task; what a command
+    calls before it starts a simulator (``wam train`` with ``agent.algorithm.pretrained_checkpoint``).
+
+    Raises:
+        PretrainedCheckpointError: the file is missing, unreadable or holds another kind of model.
+    """
     from .checkpoint import CheckpointError
     from .run import load_model
 
@@ -82,12 +98,7 @@ def build_joint_wam(env_schema: WamSchema, wam_cfg: dict, device) -> JointWAM:
             f"pretrained checkpoint '{path}' holds a '{train_cfg.model.kind}' model; WamPPO fine-tunes a joint WAM"
             " (wam train-model --model joint)"
         )
-    try:
-        model.schema.check_observations_compatible(env_schema)
-    except SchemaError as error:
-        raise PretrainedCheckpointError(f"pretrained checkpoint '{path}' does not fit this task: {error}") from None
-    rescale_value_head(model)
-    return model.train()
+    return model
 
 
 @torch.no_grad()

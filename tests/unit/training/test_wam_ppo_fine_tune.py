@@ -66,3 +66,16 @@ def test_pretrained_value_head_is_put_in_reward_units(tmp_path):
     for name, value in pretrained.state_dict().items():
         if not name.startswith("value_head."):
             assert torch.equal(value, alg.wam.state_dict()[name]), name
+
+
+def test_load_pretrained_checks_the_file_before_any_simulator(tmp_path):
+    """What ``wam train`` calls before it starts the simulator: a usage error (exit 2) naming the path."""
+    import pytest
+
+    from wam_isaac.cli.errors import UsageError
+    from wam_isaac.training.wam_ppo_build import load_pretrained
+
+    with pytest.raises(UsageError, match="missing.pt' does not exist"):
+        load_pretrained(str(tmp_path / "missing.pt"))
+    written = write_joint_checkpoint(tmp_path / "joint.pt", env_schema())
+    assert load_pretrained(str(tmp_path / "joint.pt")).schema.to_dict() == written.schema.to_dict()

@@ -23,6 +23,8 @@ from pathlib import Path
 from .common import add_env_args, check_override_paths, check_task, positive_int, resolve_device, split_overrides
 from .errors import UsageError
 
+CHECKPOINT_SELECTORS = ("latest", "best")
+"""Isaac Lab's ``--checkpoint`` selectors: the last (or best) checkpoint of the newest run of this task and agent."""
 SUMMARY_TAGS = ("Train/mean_reward", "Train/mean_episode_length", "Metrics/success_rate")
 """TensorBoard scalars summarized at the end of a run (those the run logged)."""
 
@@ -38,7 +40,9 @@ def add_parser(subparsers) -> None:
     add_env_args(parser)
     parser.add_argument("--max_iterations", type=positive_int, default=None, help="PPO iterations")
     parser.add_argument("--agent", default="rsl_rl_cfg_entry_point", help="agent configuration entry point of the task")
-    parser.add_argument("--checkpoint", default=None, help="checkpoint to resume training from")
+    parser.add_argument(
+        "--checkpoint", default=None, help="checkpoint to resume training from (a file, or latest / best: Isaac Lab's)"
+    )
     parser.add_argument(
         "--num_procs", type=positive_int, default=None, help="training processes (ranks) on this node, via torchrun"
     )
@@ -76,8 +80,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         raise UsageError("--num_procs starts the ranks itself: under torchrun leave it out")
     if args.distributed and not context.distributed:
         raise UsageError("--distributed needs torchrun's WORLD_SIZE/RANK: launch with torchrun, or use --num_procs P")
-    if args.checkpoint is not None and not Path(args.checkpoint).exists():
-        raise UsageError(f"checkpoint '{args.checkpoint}' does not exist")
+    if args.checkpoint not in (None, *CHECKPOINT_SELECTORS) and not Path(args.checkpoint).exists():
+        raise UsageError(f"checkpoint '{args.checkpoint}' does not exist (a model_<it>.pt, or latest / best)")
     if args.num_procs is not None and args.num_procs > 1:
         from ..distributed.launch import launch, strip_option
 

@@ -1,0 +1,166 @@
+"""A pixel-space world model: camera frames are encoded to a latent, the latent is rolled forward by one of the WAM
+trunks (:mod:`wam_isaac.models.trunks`, the encoder the joint WAM shares between its heads) conditioned on the
+actions, and decoded back to frames.
+
+Step ``t`` holds the frame ``x_t`` and the action ``a_t`` taken there. The token of step ``t`` is ``[z_t, a_{t-1}]``
+with ``z_t = encode(x_t)``; the trunk turns tokens into features ``h_t``; the latent head predicts
+``z_{t+1} = z_t + head(h_t, a_t)``; ``decode(z)`` is the frame. A rollout feeds its own predicted latents back as the
+next tokens (autoregressive in latent space), so training on rollouts teaches the model to live with its errors.
+
+Shapes: frames uint8 (B, T, H, W, C) as stored in datasets (``obs/camera``), or float in [0, 1] (B, T, C, H, W);
+latents (B, T, L); actions (B, T, A).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .config import TrunkCfg
+from .trunks import make_trunk, mlp
+
+
+@dataclass
+class PixelWorldModelCfg:
+    """Sizes of the pixel world model."""
+
+    image_size: int = 64
+    """Width and height of the (square) frames [px]; a multiple of 2 ** len(channels)."""
+    image_channels: int = 3
+    """Channels of a frame: 3 for RGB."""
+    channels: tuple[int, ...] = (32, 64, 96, 128)
+    """Output channels of the encoder's stride-2 convolutions (the decoder mirrors them)."""
+    latent: int = 128
+    """Size of the latent a frame is encoded to."""
+    trunk: TrunkCfg = field(default_factory=lambda: TrunkCfg(kind="gru", hidden=128, layers=2))
+    """The recurrent encoder over the latent tokens (a GRU as in the joint WAM)."""
+    head_hidden: int = 128
+    """Width of the latent head's hidden layers."""
+
+
+def to_float_frames(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 frames (..., H, W, C) as float (..., C, H, W) in [0, 1]; float frames are returned as they are."""
+    if frames.dtype != torch.uint8:
+        return frames
+    return frames.movedim(-1, -3).float() / 255.0
+
+
+class FrameEncoder(nn.Module):
+    """Frames (N, C, H, W) in [0, 1] -> latents (N, L): stride-2 convolutions with ELU, a linear layer, and a layer
+    norm without parameters (each latent has zero mean and unit variance over its L entries)."""
+
+    def __init__(self, cfg: PixelWorldModelCfg) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        previous = cfg.image_channels
+        for width in cfg.channels:
+            layers += [nn.Conv2d(previous, width, 4, stride=2, padding=1), nn.ELU()]
+            previous = width
+        self.convs = nn.Sequential(*layers)
+        side = cfg.image_size // 2 ** len(cfg.channels)
+        self.out = nn.Linear(previous * side * side, cfg.latent)
+        # a latent of fixed scale: without it the encoder can shrink or grow latents at will, which makes the
+        # latent-consistency loss meaningless (and grew it without bound in a first overfitting run)
+        self.norm = nn.LayerNorm(cfg.latent, elementwise_affine=False)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.out(self.convs(frames - 0.5).flatten(1)))
+
+
+class FrameDecoder(nn.Module):
+    """Latents (N, L) -> frames (N, C, H, W) in [0, 1]: a linear layer, transposed convolutions, a sigmoid."""
+
+    def __init__(self, cfg: PixelWorldModelCfg) -> None:
+        super().__init__()
+        self.side = cfg.image_size // 2 ** len(cfg.channels)
+        widths = list(reversed(cfg.channels))
+        self.first = widths[0]
+        self.input = nn.Linear(cfg.latent, widths[0] * self.side * self.side)
+        layers: list[nn.Module] = []
+        for index, width in enumerate(widths):
+            last = index == len(widths) - 1
+            out = cfg.image_channels if last else widths[index + 1]
+            layers.append(nn.ConvTranspose2d(width, out, 4, stride=2, padding=1))
+            if not last:
+                layers.append(nn.ELU())
+        self.deconvs = nn.Sequential(*layers)
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        hidden = nn.functional.elu(self.input(latents)).view(-1, self.first, self.side, self.side)
+        return torch.sigmoid(self.deconvs(hidden))
+
+
+class PixelWorldModel(nn.Module):
+    """Frame encoder, latent dynamics on a WAM trunk, frame decoder (see the module docstring).
+
+    Args:
+        cfg: sizes.
+        action_dim: size of an action (A).
+    """
+
+    def __init__(self, cfg: PixelWorldModelCfg, action_dim: int) -> None:
+        super().__init__()
+        if cfg.image_size % 2 ** len(cfg.channels):
+            raise ValueError(f"image_size {cfg.image_size} is not a multiple of 2 ** {len(cfg.channels)} (the convs)")
+        self.cfg, self.action_dim = cfg, action_dim
+        self.encoder = FrameEncoder(cfg)
+        self.decoder = FrameDecoder(cfg)
+        self.trunk = make_trunk(cfg.latent + action_dim, cfg.trunk)
+        self.latent_head = mlp(cfg.trunk.hidden + action_dim, cfg.head_hidden, cfg.latent, layers=2)
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Latents (B, T, L) of frames (B, T, H, W, C) uint8 or (B, T, C, H, W) float."""
+        frames = to_float_frames(frames)
+        batch, steps = frames.shape[:2]
+        return self.encoder(frames.flatten(0, 1)).view(batch, steps, -1)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Frames (B, T, C, H, W) in [0, 1] of latents (B, T, L)."""
+        batch, steps = latents.shape[:2]
+        frames = self.decoder(latents.flatten(0, 1))
+        return frames.view(batch, steps, *frames.shape[1:])
+
+    def predict_next(self, latent: torch.Tensor, features: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The next latent (B, L) from the current latent, the trunk's features (B, E) and the action (B, A)."""
+        return latent + self.latent_head(torch.cat((features, action), dim=-1))
+
+    def rollout(self, frames: torch.Tensor, actions: torch.Tensor, history: int, forecast: int) -> torch.Tensor:
+        """Predicted latents of ``x_H .. x_{H+F-1}`` (B, F, L), autoregressively from the first ``history`` frames.
+
+        Args:
+            frames: (B, >= H, ...) frames; only the first ``history`` are read.
+            actions: (B, >= H + F - 1, A): the prediction of ``x_{H+f}`` uses ``a_{H+f-1}``.
+            history: H >= 1, the frames the model conditions on.
+            forecast: F >= 1, the steps it predicts.
+        """
+        latents = self.encode(frames[:, :history])
+        previous = torch.cat((torch.zeros_like(actions[:, :1]), actions[:, : history - 1]), dim=1)
+        features, memory = self.trunk(torch.cat((latents, previous), dim=-1))
+        feature, latent = features[:, -1], latents[:, -1]
+        predicted = []
+        for f in range(forecast):
+            t = history - 1 + f
+            latent = self.predict_next(latent, feature, actions[:, t])
+            predicted.append(latent)
+            if f + 1 < forecast:
+                feature_seq, memory = self.trunk(torch.cat((latent, actions[:, t]), dim=-1)[:, None], memory)
+                feature = feature_seq[:, 0]
+        return torch.stack(predicted, dim=1)
+
+    def loss(self, frames: torch.Tensor, actions: torch.Tensor, history: int) -> dict[str, torch.Tensor]:
+        """Training losses on windows of ``H + F`` steps, mean squared errors in [0, 1] pixel units: the
+        reconstruction of every frame and the frames decoded from the F-step autoregressive rollout; ``total`` is
+        their sum. ``latent`` (the rollout's latents against the encoded true frames, per dimension) is reported, not
+        trained on: as a loss it let the encoder collapse every frame to one latent (perfectly predictable) in an
+        overfitting run."""
+        target = to_float_frames(frames)
+        forecast = target.shape[1] - history
+        latents = self.encode(target)
+        reconstruction = nn.functional.mse_loss(self.decode(latents), target)
+        predicted = self.rollout(target, actions, history, forecast)
+        prediction = nn.functional.mse_loss(self.decode(predicted), target[:, history:])
+        latent = nn.functional.mse_loss(predicted.detach(), latents[:, history:].detach())
+        return {"total": reconstruction + prediction, "reconstruction": reconstruction, "prediction": prediction,
+                "latent": latent}  # fmt: skip

@@ -23,6 +23,7 @@ SUBCOMMANDS = (
     "export-dataset",
     "train-model",
     "eval",
+    "train-pixel",
     "export",
     "transfer-eval",
     "bench",

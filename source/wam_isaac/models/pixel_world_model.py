@@ -7,6 +7,11 @@ with ``z_t = encode(x_t)``; the trunk turns tokens into features ``h_t``; the la
 ``z_{t+1} = z_t + head(h_t, a_t)``; ``decode(z)`` is the frame. A rollout feeds its own predicted latents back as the
 next tokens (autoregressive in latent space), so training on rollouts teaches the model to live with its errors.
 
+Predicted frames are the last seen frame plus the decoded change, ``x_last + decode(z_hat) - decode(z_last)``
+(clamped to [0, 1], :meth:`PixelWorldModel.predict_frames`): what the decoder gets wrong alike in both (the static
+table, at first everything) cancels, so an untrained model starts as the copy-last-frame baseline and learns what
+moves.
+
 Shapes: frames uint8 (B, T, H, W, C) as stored in datasets (``obs/camera``), or float in [0, 1] (B, T, C, H, W);
 latents (B, T, L); actions (B, T, A).
 """
@@ -149,9 +154,17 @@ class PixelWorldModel(nn.Module):
                 feature = feature_seq[:, 0]
         return torch.stack(predicted, dim=1)
 
+    def predict_frames(self, frames: torch.Tensor, latents: torch.Tensor, history: int) -> torch.Tensor:
+        """Frames (B, F, C, H, W) in [0, 1] of predicted latents (B, F, L) after the ``history`` frames of ``frames``:
+        the last seen frame plus the decoded change from its latent."""
+        seen = to_float_frames(frames[:, history - 1 : history])
+        change = self.decode(latents) - self.decode(self.encode(seen))
+        return (seen + change).clamp(0.0, 1.0)
+
     def loss(self, frames: torch.Tensor, actions: torch.Tensor, history: int) -> dict[str, torch.Tensor]:
         """Training losses on windows of ``H + F`` steps, mean squared errors in [0, 1] pixel units: the
-        reconstruction of every frame and the frames decoded from the F-step autoregressive rollout; ``total`` is
+        reconstruction of every frame and the frames predicted by the F-step autoregressive rollout
+        (:meth:`predict_frames`); ``total`` is
         their sum. ``latent`` (the rollout's latents against the encoded true frames, per dimension) is reported, not
         trained on: as a loss it let the encoder collapse every frame to one latent (perfectly predictable) in an
         overfitting run."""
@@ -160,7 +173,7 @@ class PixelWorldModel(nn.Module):
         latents = self.encode(target)
         reconstruction = nn.functional.mse_loss(self.decode(latents), target)
         predicted = self.rollout(target, actions, history, forecast)
-        prediction = nn.functional.mse_loss(self.decode(predicted), target[:, history:])
+        prediction = nn.functional.mse_loss(self.predict_frames(target, predicted, history), target[:, history:])
         latent = nn.functional.mse_loss(predicted.detach(), latents[:, history:].detach())
         return {"total": reconstruction + prediction, "reconstruction": reconstruction, "prediction": prediction,
                 "latent": latent}  # fmt: skip

@@ -43,22 +43,28 @@ def snapshot(alg) -> dict:
     }
 
 
-def runner_iterations(rank: int, iterations: int, results: str) -> None:
-    """Rank ``rank`` of 2 runs :class:`WamRunner` (Gloo) for ``iterations`` iterations of WamPPO with imagination;
-    each rank starts from other random parameters (rank 0's are broadcast) and its own env seed."""
-    from wam_isaac.distributed.ppo_runner import WamRunner
-
+def run_rank(rank: int, iterations: int, results: str) -> None:
+    """Rank ``rank`` of 2: :func:`runner_iterations`, then :func:`one_update`, in one Gloo group."""
     context = join(rank)
     try:
-        torch.manual_seed(100 + rank)
-        env = SyntheticPushEnv(num_envs=NUM_ENVS, episode_length=20, seed=rank)
-        cfg = runner_cfg(imagination=IMAGINATION, world_model=WORLD_MODEL)
-        runner = WamRunner(env, cfg, log_dir=None, device="cpu")
-        assert runner.alg.is_multi_gpu and runner.alg.gpu_world_size == WORLD_SIZE
-        runner.learn(iterations)
-        torch.save(snapshot(runner.alg), os.path.join(results, f"rank{rank}.pt"))
+        runner_iterations(rank, iterations, results)
+        one_update(rank, results)
     finally:
         context.shutdown()
+
+
+def runner_iterations(rank: int, iterations: int, results: str) -> None:
+    """:class:`WamRunner` (its Gloo setup finds the group joined) for ``iterations`` iterations of WamPPO with
+    imagination; each rank starts from other random parameters (rank 0's are broadcast) and its own env seed."""
+    from wam_isaac.distributed.ppo_runner import WamRunner
+
+    torch.manual_seed(100 + rank)
+    env = SyntheticPushEnv(num_envs=NUM_ENVS, episode_length=20, seed=rank)
+    cfg = runner_cfg(imagination=IMAGINATION, world_model=WORLD_MODEL)
+    runner = WamRunner(env, cfg, log_dir=None, device="cpu")
+    assert runner.alg.is_multi_gpu and runner.alg.gpu_world_size == WORLD_SIZE
+    runner.learn(iterations)
+    torch.save(snapshot(runner.alg), os.path.join(results, f"rank{rank}.pt"))
 
 
 def storage_state(alg) -> dict:
@@ -70,18 +76,14 @@ def storage_state(alg) -> dict:
 
 
 def one_update(rank: int, results: str) -> None:
-    """Rank ``rank`` of 2: the same initial WamPPO on every rank (seed 0), one rollout of its own env (seed rank),
-    one update (one epoch of one minibatch: the whole rollout); saves the rollout, the replay and the result."""
-    context = join(rank)
-    try:
-        env, alg = equivalence_setup(seed=rank, num_envs=NUM_ENVS, multi_gpu=True)
-        alg.broadcast_parameters()
-        last = collect(alg, env)
-        rollout = {"storage": storage_state(alg), "last": last.clone(), "replay": alg.replay.state_dict()}
-        losses = alg.update()
-        torch.save({**rollout, **snapshot(alg), "losses": losses}, os.path.join(results, f"update{rank}.pt"))
-    finally:
-        context.shutdown()
+    """The same initial WamPPO on every rank (seed 0), one rollout of the rank's own env (seed ``rank``), one update
+    (one epoch of one minibatch: the whole rollout); saves the rollout, the replay and the result."""
+    env, alg = equivalence_setup(seed=rank, num_envs=NUM_ENVS, multi_gpu=True)
+    alg.broadcast_parameters()
+    last = collect(alg, env)
+    rollout = {"storage": storage_state(alg), "last": last.clone(), "replay": alg.replay.state_dict()}
+    losses = alg.update()
+    torch.save({**rollout, **snapshot(alg), "losses": losses}, os.path.join(results, f"update{rank}.pt"))
 
 
 def equivalence_setup(seed: int, num_envs: int, multi_gpu: bool):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
+
+from wam_isaac.cli import main
 
 TRAIN = ["train", "--task", "WAM-Cartpole", "--num_envs", "4"]
 TORCHRUN = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
@@ -19,11 +17,15 @@ TORCHRUN = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
         (["--num_procs", "2"], TORCHRUN, "--num_procs starts the ranks itself: under torchrun leave it out"),
     ],
 )
-def test_bad_rank_input_is_one_line_and_exit_2(args, environment, message, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN} | environment
-    result = subprocess.run([sys.executable, "-m", "wam_isaac", *TRAIN, *args], capture_output=True, text=True,
-                            env=env, cwd=tmp_path, timeout=120)  # fmt: skip
-    assert result.returncode == 2, result.stdout + result.stderr
-    errors = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and message in errors[0], result.stderr
+def test_bad_rank_input_is_one_line_and_exit_2(args, environment, message, monkeypatch, capsys, tmp_path):
+    for name in TORCHRUN:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main([*TRAIN, *args])
+    assert exit_.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], errors
     assert not (tmp_path / "logs").exists()

@@ -5,9 +5,12 @@ holding both rollouts."""
 
 from __future__ import annotations
 
+import socket
+
+import pytest
 import torch
 import torch.multiprocessing as mp
-from ppo_rank_workers import NUM_ENVS, WORLD_SIZE, equivalence_setup, one_update, runner_iterations
+from ppo_rank_workers import NUM_ENVS, WORLD_SIZE, equivalence_setup, run_rank
 
 UPDATE_TOLERANCE = 1.0e-6
 """Largest absolute difference of a parameter after one update, 2 ranks vs 1 process: the ranks average two
@@ -15,8 +18,21 @@ half-batch gradients (and all-reduce the advantages' moments) where one process 
 in another order (float32); one Adam step of lr 1e-3 moves each parameter by at most ~1e-3."""
 
 
-def spawn(function, *args) -> None:
-    mp.start_processes(function, args=args, nprocs=WORLD_SIZE, start_method="spawn", join=True)
+ITERATIONS = 3
+"""Runner iterations on the 2 ranks (imagination joins from the second)."""
+
+
+@pytest.fixture(scope="module")
+def ranks_dir(tmp_path_factory):
+    """What 2 spawned Gloo ranks saved (one job for both tests: the processes' start-up is most of the cost)."""
+    results = tmp_path_factory.mktemp("ranks")
+    with socket.socket() as probe, pytest.MonkeyPatch.context() as patch:
+        probe.bind(("127.0.0.1", 0))
+        patch.setenv("MASTER_ADDR", "127.0.0.1")
+        patch.setenv("MASTER_PORT", str(probe.getsockname()[1]))
+        probe.close()
+        mp.start_processes(run_rank, args=(ITERATIONS, str(results)), nprocs=WORLD_SIZE, start_method="spawn")
+    return results
 
 
 def assert_same(first: dict, second: dict, what: str) -> None:
@@ -25,11 +41,10 @@ def assert_same(first: dict, second: dict, what: str) -> None:
         assert torch.equal(value, second[name]), f"{what} {name} differs between the ranks"
 
 
-def test_two_ranks_keep_the_joint_wam_identical_and_their_own_replays(tmp_path, rendezvous):
-    spawn(runner_iterations, 3, str(tmp_path))
-    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False) for rank in range(WORLD_SIZE)]
+def test_two_ranks_keep_the_joint_wam_identical_and_their_own_replays(ranks_dir):
+    ranks = [torch.load(ranks_dir / f"rank{rank}.pt", weights_only=False) for rank in range(WORLD_SIZE)]
     first, second = ranks
-    assert first["iteration"] == second["iteration"] == 3
+    assert first["iteration"] == second["iteration"] == ITERATIONS
     for part in ("wam", "ensemble", "critic"):
         assert_same(first[part], second[part], part)
     assert first["ensemble"], "imagination's extra dynamics heads must be compared"
@@ -47,15 +62,15 @@ def test_two_ranks_keep_the_joint_wam_identical_and_their_own_replays(tmp_path, 
     assert first["metrics"] == second["metrics"] and first["metrics"]["WorldModel/heldout_windows"] > 0
     # each rank's replay holds its own envs' transitions (other seeds): same shape, other contents
     replays = [r["replay"] for r in ranks]
-    assert replays[0]["size"] == replays[1]["size"] == 24  # 3 iterations x 8 steps
-    assert replays[0]["states"].shape == replays[1]["states"].shape == (24, NUM_ENVS, replays[0]["states"].shape[-1])
+    size = ITERATIONS * 8  # steps per iteration
+    assert replays[0]["size"] == replays[1]["size"] == size
+    assert replays[0]["states"].shape == replays[1]["states"].shape == (size, NUM_ENVS, replays[0]["states"].shape[-1])
     assert not torch.allclose(replays[0]["states"], replays[1]["states"])
     assert replays[0]["dones"].any() and replays[1]["dones"].any()  # episode ends inside the compared windows
 
 
-def test_one_update_of_two_ranks_is_the_update_of_one_process_with_both_rollouts(tmp_path, rendezvous):
-    spawn(one_update, str(tmp_path))
-    ranks = [torch.load(tmp_path / f"update{rank}.pt", weights_only=False) for rank in range(WORLD_SIZE)]
+def test_one_update_of_two_ranks_is_the_update_of_one_process_with_both_rollouts(ranks_dir):
+    ranks = [torch.load(ranks_dir / f"update{rank}.pt", weights_only=False) for rank in range(WORLD_SIZE)]
     assert_same(ranks[0]["wam"], ranks[1]["wam"], "wam")
     # one process holding both ranks' rollouts (its envs 0-7 are rank 0's, 8-15 rank 1's) and replays
     _, alg = equivalence_setup(seed=0, num_envs=WORLD_SIZE * NUM_ENVS, multi_gpu=False)

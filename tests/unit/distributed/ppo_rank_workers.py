@@ -64,7 +64,10 @@ def runner_iterations(rank: int, iterations: int, results: str) -> None:
     runner = WamRunner(env, cfg, log_dir=None, device="cpu")
     assert runner.alg.is_multi_gpu and runner.alg.gpu_world_size == WORLD_SIZE
     runner.learn(iterations)
-    torch.save(snapshot(runner.alg), os.path.join(results, f"rank{rank}.pt"))
+    from wam_isaac.training.wam_ppo_world_model import WorldModelSteps
+
+    local = WorldModelSteps.heldout_errors(runner.alg)  # this rank's own held-out figures (no reduction)
+    torch.save({**snapshot(runner.alg), "local_metrics": local}, os.path.join(results, f"rank{rank}.pt"))
 
 
 def storage_state(alg) -> dict:

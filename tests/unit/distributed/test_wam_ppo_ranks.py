@@ -59,7 +59,16 @@ def test_two_ranks_keep_the_joint_wam_identical_and_their_own_replays(ranks_dir)
     assert first["learning_rate"] == second["learning_rate"]
     assert first["optimizer"]["param_groups"][0]["lr"] == first["learning_rate"]
     # the held-out prediction errors were reduced over both ranks' held-out windows
-    assert first["metrics"] == second["metrics"] and first["metrics"]["WorldModel/heldout_windows"] > 0
+    assert first["metrics"] == second["metrics"]
+    windows = [r["local_metrics"]["WorldModel/heldout_windows"] for r in ranks]
+    assert first["metrics"]["WorldModel/heldout_windows"] == sum(windows) and min(windows) > 0
+    for name, value in first["metrics"].items():  # RMS over both ranks' windows; the ratio weighted by windows
+        local = [r["local_metrics"][name] for r in ranks]
+        if name.startswith("WorldModel/error@"):
+            expected = ((windows[0] * local[0] ** 2 + windows[1] * local[1] ** 2) / sum(windows)) ** 0.5
+            assert value == pytest.approx(expected, rel=1e-9) and min(local) < value < max(local), name
+        elif name.startswith("WorldModel/ratio@"):
+            assert value == pytest.approx((windows[0] * local[0] + windows[1] * local[1]) / sum(windows)), name
     # each rank's replay holds its own envs' transitions (other seeds): same shape, other contents
     replays = [r["replay"] for r in ranks]
     size = ITERATIONS * 8  # steps per iteration

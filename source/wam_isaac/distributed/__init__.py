@@ -7,6 +7,9 @@
 - ``normalizers.py``: normalizer statistics from every rank's data (all-reduced moments).
 - ``generation.py``: each rank's dataset journal and the one manifest rank 0 publishes once every rank finished.
 - ``launch.py``: ``--num_procs P``: the same job as torchrun, started from the command.
+- ``ppo_runner.py``: :class:`WamRunner`, rsl-rl's ``OnPolicyRunner`` as ``wam train`` runs it: CPU ranks over Gloo
+  (rsl-rl's multi-GPU path otherwise), a checkpoint and exit 0 on SIGTERM / SIGUSR1.
+- ``wam_ppo_sync.py``: :class:`RankSync`, what keeps joint-WAM PPO (WamPPO) identical on every rank.
 """
 
 from __future__ import annotations

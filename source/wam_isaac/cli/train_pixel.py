@@ -1,12 +1,14 @@
 """``wam train-pixel``: train a pixel world model on a dataset's camera frames (e.g. ``wam generate --task
 WAM-Push-Cube-Camera``) and score its predicted frames on held-out envs: PSNR and SSIM at horizons 1, 8 and 32 beside
-the copy-last-frame baseline, written to ``--out/eval.json`` with the model (``model.pt``).
+the copy-last-frame baseline, written to ``--out/eval.json`` with the model (``model.pt``) and a picture of true,
+predicted and copy-last frames per horizon for the held-out window with the most motion (``strip.png``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from .common import positive_int, resolve_device
 from .errors import UsageError
@@ -58,7 +60,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     device = resolve_device(args.device)
     try:
         trained, stats = train_pixel_world_model(args.data, cfg, device)
-        report = {"dataset": str(args.data), **stats, **evaluate_pixel_world_model(trained, args.data, cfg, device)}
+        strip = Path(args.out) / "strip.png"
+        strip.parent.mkdir(parents=True, exist_ok=True)
+        scores = evaluate_pixel_world_model(trained, args.data, cfg, device, strip_path=strip)
+        report = {"dataset": str(args.data), **stats, **scores}
     except ValueError as error:
         raise UsageError(str(error)) from None
     path = save(args.out, trained, cfg, report)

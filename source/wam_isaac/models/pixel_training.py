@@ -123,9 +123,13 @@ def train_pixel_world_model(dataset_dir: str | Path, cfg: PixelTrainCfg, device:
 
 
 @torch.no_grad()
-def evaluate_pixel_world_model(model: PixelWorldModel, dataset_dir: str | Path, cfg: PixelTrainCfg, device="cpu"):
+def evaluate_pixel_world_model(
+    model: PixelWorldModel, dataset_dir: str | Path, cfg: PixelTrainCfg, device="cpu", strip_path=None
+):
     """PSNR and SSIM at ``cfg.horizons`` of the model and of copy-last on the validation envs' episodes
-    (:func:`~wam_isaac.evaluation.visual_fidelity.horizon_fidelity`), plus the number of windows scored."""
+    (:func:`~wam_isaac.evaluation.visual_fidelity.horizon_fidelity`), plus the number of windows scored. With
+    ``strip_path``, also a PNG of the window where copy-last is worst at the longest horizon (the most motion):
+    true, predicted and copy-last frames at each horizon (:mod:`~wam_isaac.evaluation.visual_strip`)."""
     from ..data import split_by_env
     from ..evaluation.visual_fidelity import horizon_fidelity
 
@@ -144,7 +148,14 @@ def evaluate_pixel_world_model(model: PixelWorldModel, dataset_dir: str | Path, 
         predicted.append(model.predict_frames(frames, latents, cfg.history).cpu())
         true.append(frames[:, cfg.history :].cpu())
         last_seen.append(frames[:, cfg.history - 1].cpu())
-    figures = horizon_fidelity(torch.cat(predicted), torch.cat(true), torch.cat(last_seen), cfg.horizons)
+    predicted, true, last_seen = torch.cat(predicted), torch.cat(true), torch.cat(last_seen)
+    figures = horizon_fidelity(predicted, true, last_seen, cfg.horizons)
+    if strip_path is not None:
+        from ..evaluation.visual_fidelity import psnr
+        from ..evaluation.visual_strip import frame_strip, save_strip
+
+        worst = int(psnr(last_seen, true[:, forecast - 1]).argmin())
+        save_strip(strip_path, frame_strip(true[worst], predicted[worst], last_seen[worst], cfg.horizons))
     return {"windows": len(windows), "horizons": figures}
 
 

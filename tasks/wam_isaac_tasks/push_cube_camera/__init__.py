@@ -15,6 +15,7 @@ gym.register(
         "env_cfg_entry_point": f"{__name__}.push_cube_camera_env_cfg:PushCubeCameraEnvCfg",
         "rsl_rl_cfg_entry_point": f"{agents.__name__}.rsl_rl_ppo_cfg:PushCubePPORunnerCfg",
         "rsl_rl_wam_cfg_entry_point": f"{WAM_CFG}:PushCubeWamPPORunnerCfg",
+        "rsl_rl_wam_imagination_cfg_entry_point": f"{WAM_CFG}:PushCubeWamImaginationPPORunnerCfg",
         "skrl_cfg_entry_point": f"{agents.__name__}:skrl_ppo_cfg.yaml",
         "default_agent": "rsl_rl",
         "wam_expert_entry_point": f"{PUSH_CUBE}.expert:PushCubeExpert",

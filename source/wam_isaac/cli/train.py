@@ -94,6 +94,11 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
 
     env_cfg, agent_cfg = resolve_task_config(args.task, args.agent, overrides=[])
     check_override_paths(overrides, env_cfg, agent_cfg)
+    pretrained = pretrained_checkpoint(overrides, agent_cfg)
+    if pretrained:  # WamPPO's fine-tuning start: a missing or wrong file is bad input, found before the simulator
+        from ..training.wam_ppo_build import load_pretrained
+
+        load_pretrained(pretrained)
     seed, backend_args, distributed = args.seed, (), False
     if context.distributed and device.startswith("cuda"):
         distributed = True  # Isaac Lab's --distributed: cuda:<LOCAL_RANK>, seed + rank, NCCL in rsl-rl's runner
@@ -125,6 +130,17 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if new_runs and context.is_main:
         print(summarize_run(new_runs[-1]))
     return code
+
+
+def pretrained_checkpoint(overrides: list[str], agent_cfg) -> str | None:
+    """The joint-WAM checkpoint WamPPO will fine-tune: ``agent.algorithm.pretrained_checkpoint=...`` if overridden,
+    else the agent configuration's (None: none, or not a WamPPO agent)."""
+    for token in overrides:
+        key, _, value = token.partition("=")
+        if key.lstrip("+~") == "agent.algorithm.pretrained_checkpoint":
+            value = value.strip("'\"")
+            return None if value in ("", "null", "None") else value
+    return getattr(getattr(agent_cfg, "algorithm", None), "pretrained_checkpoint", None)
 
 
 def _argv_of(args: argparse.Namespace) -> list[str]:

@@ -1,4 +1,5 @@
-"""``wam train``'s rank flags: bad input is one line and exit 2, before any simulator or process group starts."""
+"""``wam train``'s rank flags and WamPPO's pretrained checkpoint: bad input is one line and exit 2, before any
+simulator or process group starts."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ TORCHRUN = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
     [
         (["--distributed"], {}, "--distributed needs torchrun's WORLD_SIZE/RANK"),
         (["--num_procs", "2"], TORCHRUN, "--num_procs starts the ranks itself: under torchrun leave it out"),
+        (
+            ["--agent", "rsl_rl_wam_cfg_entry_point", "agent.algorithm.pretrained_checkpoint=runs/nope.pt"],
+            {},
+            "pretrained checkpoint 'runs/nope.pt' does not exist",
+        ),
     ],
 )
 def test_bad_rank_input_is_one_line_and_exit_2(args, environment, message, monkeypatch, capsys, tmp_path):

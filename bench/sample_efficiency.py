@@ -77,10 +77,11 @@ def _wam(args: list[str], cwd: Path) -> None:
 
 def _curve(run_dir: Path, num_envs: int) -> tuple[list[int], list[float]]:
     """(env steps, success rate) at each logged iteration of a run."""
-    import yaml
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    agent = yaml.safe_load((run_dir / "params" / "agent.yaml").read_text())
+    from wam_isaac.export.run_dir import load_params_yaml  # Isaac Lab writes python tuples (!!python/tuple)
+
+    agent = load_params_yaml((run_dir / "params" / "agent.yaml").read_text())
     per_iteration = num_envs * int(agent["num_steps_per_env"])
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()

@@ -38,3 +38,18 @@ def test_median_needs_most_seeds_to_reach(bench):
     assert bench._median_or_none([300, None, 100]) == 200.0  # 2 of 3 reached: median of the reached
     assert bench._median_or_none([300, None, None]) is None
     assert bench._median_or_none([None, None]) is None
+
+
+def test_curve_reads_a_run_directory_as_isaac_lab_writes_it(bench, tmp_path):
+    """Isaac Lab's params/agent.yaml holds python tuples (``!!python/tuple``), which ``yaml.safe_load`` refuses."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "agent.yaml").write_text(
+        "num_steps_per_env: 16\nactor:\n  std_range: !!python/tuple\n  - 0.0\n  - 1.0\n"
+    )
+    writer = SummaryWriter(str(tmp_path))
+    for step, value in enumerate([0.0, 0.25, 1.0]):
+        writer.add_scalar("Metrics/success_rate", value, step)
+    writer.close()
+    assert bench._curve(tmp_path, 8) == ([128, 256, 384], [0.0, 0.25, 1.0])

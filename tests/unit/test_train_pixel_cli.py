@@ -1,0 +1,54 @@
+"""``wam train-pixel``: a dataset without frames is refused in one line (exit 2, nothing written); on a tiny frame
+dataset it writes model.pt, strip.png and an eval.json scoring horizons 1/8/32 against copy-last."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+from wam_isaac.data.episode import Episode
+from wam_isaac.data.specs import KeySpec
+from wam_isaac.data.writer import DatasetWriter
+
+
+def wam(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "wam_isaac", *args], capture_output=True, text=True, timeout=300)
+
+
+def _write(out, frame_shape: tuple[int, ...], dtype: str, lengths=(40, 40, 40)) -> None:
+    specs = {"obs/camera": KeySpec(frame_shape, dtype), "actions": KeySpec((2,), "float32")}
+    rng = np.random.default_rng(0)
+    episodes = []
+    for env_id, length in enumerate(lengths):
+        frames = rng.integers(0, 256, (length, *frame_shape)).astype(dtype)
+        data = {"obs/camera": frames, "actions": rng.normal(size=(length, 2)).astype(np.float32)}
+        episodes.append(Episode(data, env_id, 0, False, {}, {"budget_end": 0}))
+    with DatasetWriter(out, "WAM-Test", "cafe", specs) as writer:
+        writer.write_many(episodes)
+
+
+def test_a_dataset_without_frames_is_refused_in_one_line(tmp_path):
+    _write(tmp_path / "d", (16, 16, 3), "float32")  # normalized images are not frames
+    result = wam("train-pixel", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "has no frames under 'obs/camera'" in errors[0], result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_tiny_run_scores_every_horizon(tmp_path):
+    _write(tmp_path / "d", (16, 16, 3), "uint8")
+    run = tmp_path / "run"
+    result = wam("train-pixel", "--data", str(tmp_path / "d"), "--out", str(run), "--updates", "2", "--batch", "2")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((run / "eval.json").read_text())
+    assert set(report["horizons"]) == {"1", "8", "32"}
+    assert report["val_episodes"] == 1 and report["windows"] == 1  # one held-out env; 40 steps fit one window of 36
+    for figures in report["horizons"].values():  # random frames: no better than about 7.7 dB (uniform noise)
+        assert 5.0 < figures["copy_last_psnr"] < 10.0 and np.isfinite(figures["psnr"])
+    assert (run / "strip.png").stat().st_size > 0
+    assert set(torch.load(run / "model.pt")) == {"model", "cfg", "action_dim"}

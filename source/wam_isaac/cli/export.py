@@ -37,10 +37,15 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, help="export directory (created; replaced only with --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out once the export passed")
     parser.add_argument("--device", default=None, help="device of the env and policy during export (default: cpu)")
-    parser.add_argument("--num_envs", type=positive_int, default=8, help="envs of the recording rollout")
+    parser.add_argument(
+        "--num_envs",
+        type=positive_int,
+        default=16,
+        help="envs of the recording rollouts (half calibrate the surprise monitor, half measure its false alarms)",
+    )
     parser.add_argument("--samples", type=positive_int, default=1000, help="random and recorded observations checked")
     parser.add_argument(
-        "--calibration_steps", type=positive_int, default=200, help="steps per env of the monitor's calibration"
+        "--calibration_steps", type=positive_int, default=300, help="steps per env of the monitor's calibration"
     )
     parser.set_defaults(run=run)
 

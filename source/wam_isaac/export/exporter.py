@@ -67,13 +67,13 @@ def export_checkpoint(
     out: str | Path,
     overwrite: bool = False,
     device: str = "cpu",
-    num_envs: int = 8,
+    num_envs: int = 16,
     samples: int = 1000,
     seed: int = 0,
     world_model: str | Path | None = None,
     world_model_only: bool = False,
     task: str | None = None,
-    calibration_steps: int = 200,
+    calibration_steps: int = 300,
 ) -> ExportResult:
     """Export ``checkpoint`` to ``out``; ``samples`` random and about as many recorded observations are checked.
 

@@ -5,6 +5,12 @@ A rollout of the task's env under a behaviour policy is recorded step by step wi
 states, instructions and previous actions, the action sent, the next state measured and whether the episode ended.
 The world model's parity check runs on these windows; the monitor's threshold is calibrated on the first half of the
 envs and its false-alarm rate measured on the other half (held-out rollouts: other DR draws, other episodes).
+
+The threshold is the strictest of the calibration envs' own ``1 - false_alarm_rate`` quantiles, not the quantile of
+the pooled steps: each env keeps its randomized physics for the whole rollout, so its statistic is shifted as a whole,
+and a pooled quantile over a few envs is set by the ones that happened to be drawn (measured on WAM-Push-Cube, 16
+envs x 300 steps, two world models, four 4-env calibrations each: a pooled 99th percentile let 0.4-3.0 % of the
+held-out envs' steps alarm, the strictest env's 0.0-1.4 %; with 8 calibration envs 0.0-1.0 %).
 """
 
 from __future__ import annotations
@@ -112,6 +118,13 @@ def alarm_statistic(recording: WorldRecording, scores: np.ndarray, scales: np.nd
     return windowed_mean(judged, judged_valid, starts, window_steps)
 
 
+def env_threshold(statistic: np.ndarray, quantile: float) -> float:
+    """The largest of the envs' own ``quantile`` quantiles of ``statistic`` (T, N) (NaN: not judged), so that the
+    alarm rate is at most ``1 - quantile`` in every one of these envs."""
+    per_env = [column[~np.isnan(column)] for column in statistic.T]
+    return float(max(np.quantile(values, quantile, method="higher") for values in per_env if values.size))
+
+
 def calibrate_monitor(
     recording: WorldRecording,
     delta_mean: np.ndarray,
@@ -125,7 +138,8 @@ def calibrate_monitor(
 
     The statistic at step ``t + 1`` judges the prediction made at ``t`` (valid where the episode did not end at
     ``t``); envs ``[0, N/2)`` set the per-term scales (median score) and the threshold (the ``1 - false_alarm_rate``
-    quantile of the statistic), envs ``[N/2, N)`` measure the false-alarm rate on held-out rollouts.
+    quantile of the statistic in each env, the largest of them: :func:`env_threshold`), envs ``[N/2, N)`` measure the
+    false-alarm rate on held-out rollouts.
     """
     steps, envs = recording.dones.shape
     if envs < 2:
@@ -136,11 +150,12 @@ def calibrate_monitor(
     statistic = alarm_statistic(recording, scores, scales, window_steps)
     mine, held_out = statistic[:, :half], statistic[:, half:]
     mine, held_out = mine[~np.isnan(mine)], held_out[~np.isnan(held_out)]
-    threshold = float(np.quantile(mine, 1.0 - false_alarm_rate, method="higher"))  # rate <= target on these
+    threshold = env_threshold(statistic[:, :half], 1.0 - false_alarm_rate)
     return {
         "statistic": "mean over the last window_steps steps of max_k(term score_k / term_scales_k); term score = "
         "sqrt(mean(((measured change - delta_mean) / delta_std)^2)) over the term's entries",
         "window_steps": int(window_steps),
+        "threshold_rule": "max over the calibration envs of each env's own (1 - false_alarm_rate_target) quantile",
         "term_scales": {term["name"]: float(scale) for term, scale in zip(terms, scales, strict=True)},
         "threshold": threshold,
         "false_alarm_rate_target": float(false_alarm_rate),

@@ -11,7 +11,13 @@ import torch
 
 from wam_isaac.deploy import BadObservation, SurpriseMonitor
 from wam_isaac.deploy.rotations import state_difference
-from wam_isaac.export.monitor_calibration import alarm_statistic, calibrate_monitor, record_world, recording_scores
+from wam_isaac.export.monitor_calibration import (
+    alarm_statistic,
+    calibrate_monitor,
+    env_threshold,
+    record_world,
+    recording_scores,
+)
 from wam_isaac.export.validate import session
 from wam_isaac.export.world_model_onnx import export_world_model_onnx, state_layout
 from wam_isaac.models import WamSchema, build_model, model_cfg
@@ -163,6 +169,21 @@ def test_monitor_is_quiet_on_its_own_predictions_and_fires_on_a_jump(exported):
     assert alarms[8] and statistics[8] > 2.0
     with pytest.raises(BadObservation, match="missing \\['cube_quat'\\]"):
         monitor.step({"joint_pos": state[:, :2]}, np.ones((1, 2)), {"goal": goal})
+
+
+def test_threshold_holds_the_rate_in_every_calibration_env():
+    """An env whose randomized physics shifts its statistic as a whole sets the threshold: a pooled quantile would let
+    it alarm several times the target rate."""
+    rng = np.random.default_rng(4)
+    statistic = rng.normal(0.0, 1.0, (400, 4))
+    statistic[:, 3] += 1.0
+    statistic[:7, :] = np.nan  # episode starts: nothing judged yet
+    threshold = env_threshold(statistic, 0.99)
+    rates = [(column[~np.isnan(column)] > threshold).mean() for column in statistic.T]
+    assert max(rates) <= 0.01 and rates[3] > 0.0
+    assert threshold == np.quantile(statistic[7:, 3], 0.99, method="higher")
+    pooled = np.quantile(statistic[7:].ravel(), 0.99, method="higher")
+    assert (statistic[7:, 3] > pooled).mean() > 0.02
 
 
 def state_difference_apply(state: np.ndarray, delta: np.ndarray, graph) -> np.ndarray:

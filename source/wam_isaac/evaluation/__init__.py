@@ -6,7 +6,9 @@
   kwarg ``wam_physics_spec_entry_point``);
 - ``physics.py``: penetration, energy-from-nowhere, gravity and contact checks on predicted and true trajectories;
 - ``closed_loop.py``: the action head in control of the real simulator (success, return, smoothness, limits);
-- ``report.py``: ``eval.json`` (atomic) and the summary table; ``plots.py``: the PNG plots.
+- ``report.py``: ``eval.json`` (atomic) and the summary table; ``plots.py``: the PNG plots;
+- ``visual_fidelity.py``: PSNR and SSIM of predicted camera frames per horizon beside copy-last (torchmetrics);
+- ``visual_strip.py``: a PNG of true / predicted / copy-last frames per horizon.
 """
 
 from __future__ import annotations

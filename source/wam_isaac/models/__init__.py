@@ -7,6 +7,8 @@
 - ``world_model.py``: :class:`WorldModel` (``tokens``, ``encode``, ``predict_next``, ``next_state``, ``rollout``)
   and :class:`EnsembleWorldModel`.
 - ``wam.py``: :class:`JointWAM`, :class:`CascadedWAM`, :func:`build_model`.
+- ``pixel_world_model.py``: :class:`PixelWorldModel`, camera frames -> latent -> WAM trunk -> decoded frames.
+- ``pixel_training.py``: training it on a dataset's frames and scoring it on held-out envs (``wam train-pixel``).
 """
 
 from __future__ import annotations

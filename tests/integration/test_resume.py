@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_in_process import wam
 
 from wam_isaac.data import iter_episodes, load_manifest
 
@@ -35,7 +36,7 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 
 def check_complete(out: Path) -> None:
     """The dataset holds the requested size, verifies, and no episode id or (seed, env, episode index) repeats."""
-    verify = run([sys.executable, "-m", "wam_isaac", "inspect", str(out), "--verify"])
+    verify = wam("inspect", str(out), "--verify")
     assert verify.returncode == 0, verify.stderr
     manifest = load_manifest(out)
     target = STEPS * NUM_ENVS

@@ -39,6 +39,8 @@ class PixelTrainCfg:
     """Adam updates."""
     lr: float = 1e-3
     """Adam learning rate."""
+    ssim_weight: float = 0.0
+    """Weight of ``1 - SSIM`` of the predicted frames in the loss (:meth:`PixelWorldModel.loss`); 0: MSE only."""
     val_fraction: float = 0.2
     """Fraction of the episodes (whole envs: :func:`~wam_isaac.data.split_by_env`) held out for evaluation."""
     horizons: tuple[int, ...] = (1, 8, 32)
@@ -104,7 +106,7 @@ def train_pixel_world_model(dataset_dir: str | Path, cfg: PixelTrainCfg, device:
     for update in range(cfg.updates):
         chosen = [windows[i] for i in generator.integers(0, len(windows), cfg.batch)]
         frames, actions = data.batch(chosen, length, device)
-        losses = model.loss(frames, actions, cfg.history)
+        losses = model.loss(frames, actions, cfg.history, cfg.ssim_weight)
         optimizer.zero_grad()
         losses["total"].backward()
         optimizer.step()

@@ -161,19 +161,33 @@ class PixelWorldModel(nn.Module):
         change = self.decode(latents) - self.decode(self.encode(seen))
         return (seen + change).clamp(0.0, 1.0)
 
-    def loss(self, frames: torch.Tensor, actions: torch.Tensor, history: int) -> dict[str, torch.Tensor]:
+    def loss(
+        self, frames: torch.Tensor, actions: torch.Tensor, history: int, ssim_weight: float = 0.0
+    ) -> dict[str, torch.Tensor]:
         """Training losses on windows of ``H + F`` steps, mean squared errors in [0, 1] pixel units: the
         reconstruction of every frame and the frames predicted by the F-step autoregressive rollout
-        (:meth:`predict_frames`); ``total`` is
-        their sum. ``latent`` (the rollout's latents against the encoded true frames, per dimension) is reported, not
-        trained on: as a loss it let the encoder collapse every frame to one latent (perfectly predictable) in an
-        overfitting run."""
+        (:meth:`predict_frames`); ``structural`` is ``1 - SSIM`` of the predicted frames (torchmetrics' SSIM, the one
+        :mod:`~wam_isaac.evaluation.visual_fidelity` scores, mean over frames); ``total`` is ``reconstruction +
+        prediction + ssim_weight * structural``. ``latent`` (the rollout's latents against the encoded true frames,
+        per dimension) is reported, not trained on: as a loss it let the encoder collapse every frame to one latent
+        (perfectly predictable) in an overfitting run.
+
+        Why the structural term: most of a frame is static, where the squared error of the small changes the decoder
+        leaks (a few /255) is negligible but SSIM, on the flat noiseless render, drops; with MSE alone the model beat
+        copy-last in SSIM where things moved and lost more than that on the static background."""
+        from torchmetrics.functional.image import structural_similarity_index_measure
+
         target = to_float_frames(frames)
         forecast = target.shape[1] - history
         latents = self.encode(target)
         reconstruction = nn.functional.mse_loss(self.decode(latents), target)
         predicted = self.rollout(target, actions, history, forecast)
-        prediction = nn.functional.mse_loss(self.predict_frames(target, predicted, history), target[:, history:])
+        predicted_frames = self.predict_frames(target, predicted, history)
+        prediction = nn.functional.mse_loss(predicted_frames, target[:, history:])
+        similarity = structural_similarity_index_measure(
+            predicted_frames.flatten(0, 1), target[:, history:].flatten(0, 1), data_range=1.0
+        )
+        structural = 1.0 - similarity
         latent = nn.functional.mse_loss(predicted.detach(), latents[:, history:].detach())
-        return {"total": reconstruction + prediction, "reconstruction": reconstruction, "prediction": prediction,
-                "latent": latent}  # fmt: skip
+        return {"total": reconstruction + prediction + ssim_weight * structural, "reconstruction": reconstruction,
+                "prediction": prediction, "structural": structural, "latent": latent}  # fmt: skip

@@ -3,6 +3,7 @@ squares (frames and the frames it predicts from them) far below the error of the
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from wam_isaac.models.config import TrunkCfg
@@ -63,3 +64,24 @@ def test_overfits_a_tiny_dataset():
         losses = model.loss(frames, actions, history=2)
     assert losses["reconstruction"].item() < 0.25 * mean_frame_error, (losses, mean_frame_error)
     assert losses["prediction"].item() < 0.25 * mean_frame_error, (losses, mean_frame_error)
+
+
+def test_loss_terms_on_known_frames():
+    """A decoder blind to its latent predicts no change (the last seen frame): on grey frames of 100 that turn 116
+    at the last step, the prediction term is (16/255)^2, the structural term 1 - SSIM's closed form for constant
+    frames (its luminance term), and ``total`` weighs them as documented."""
+    torch.manual_seed(0)
+    model = PixelWorldModel(TINY, action_dim=2)
+    with torch.no_grad():
+        model.decoder.input.weight.zero_()
+    frames = torch.full((2, 3, SIZE, SIZE, 3), 100, dtype=torch.uint8)
+    frames[:, 2] = 116
+    actions = torch.ones(2, 3, 2)
+    a, b, c1 = 100 / 255, 116 / 255, 0.01**2
+    expected_ssim = (2 * a * b + c1) / (a * a + b * b + c1)  # 0.98909
+    plain = model.loss(frames, actions, history=2)
+    weighted = model.loss(frames, actions, history=2, ssim_weight=0.5)
+    assert plain["prediction"].item() == pytest.approx((16 / 255) ** 2, rel=1e-5)
+    assert plain["structural"].item() == pytest.approx(1 - expected_ssim, abs=5e-5)
+    assert plain["total"].item() == pytest.approx(plain["reconstruction"].item() + plain["prediction"].item(), rel=1e-6)
+    assert weighted["total"].item() == pytest.approx(plain["total"].item() + 0.5 * (1 - expected_ssim), abs=3e-5)

@@ -79,9 +79,11 @@ TABLE_CFG = RigidObjectCfg(
 )
 """The table top: a kinematic slab whose top face is at ``TABLE_TOP_Z`` [m]."""
 
-CUBE_REST_DEPTH = 1e-5
-"""Depth [m] by which the cube's corner spheres start in the table: where the contact holds them at rest (8-10 um
-under the task's contact settings), so that a reset cube neither drops nor creeps up."""
+CUBE_REST_DEPTH = 0.001
+"""Depth [m] by which the cube's corner spheres start in the table: where the contact holds them at rest (0.87-1.06 mm
+for the randomized 0.1-0.4 kg under WAM-Push-Cube's contact settings, whose impedance is soft at the surface), so
+that a reset cube neither drops nor creeps up."""
+
 
 CUBE_CFG = RigidObjectCfg(
     spawn=sim_utils.UsdFileCfg(usd_path=usd_path("cube")),

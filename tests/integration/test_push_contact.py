@@ -83,19 +83,19 @@ def test_a_pushed_cube_slides_flat(session):
     # flat: the cube's faces stay horizontal within a degree and its quaternion x/y stay near 0
     assert sliding.tilt_angle_p95 < 0.017, sliding
     assert sliding.quat_xy_spread < 0.01, sliding
-    # little rocking: the angular speed about horizontal axes (measured median 0.85 / p95 2.5 rad/s at 64 envs x 150
-    # steps; target p95 < 0.5 rad/s, not reached: see the README; 2 solver substeps instead of 4 give p95 4.7)
-    assert sliding.tilt_rate_median < 1.2 and sliding.tilt_rate_p95 < 3.5, sliding
-    assert sliding.ang_vel_change_rms < 3.5, sliding
+    # little rocking: the angular speed about horizontal axes (measured median 0.21 / p95 0.72 rad/s at 32 envs x 150
+    # steps; with the stiff contact at the surface, solimp d 0.99: 0.90 / 2.49, which fails both bounds)
+    assert sliding.tilt_rate_median < 0.35 and sliding.tilt_rate_p95 < 1.0, sliding
+    assert sliding.ang_vel_change_rms < 2.3, sliding
 
 
 def test_a_cube_does_not_sink_into_the_table(session):
     _, quality, _, _ = session
-    # measured: sliding median 0.2 / p95 0.62 / max 1.7 mm, resting p95 0.36 / max 1.5 mm (64 envs x 150 steps);
-    # 2 solver substeps give a sliding p95 of 1.6 mm, the one-box cube's kicks a max of 9 mm
+    # measured: sliding median 0.88 / p95 1.16 / max 3.2 mm, resting p95 1.09 / max 1.37 mm (32 envs x 150 steps; a
+    # cube at rest sinks 0.87-1.06 mm: the impedance is soft at the surface, see PushCubeEnvCfg)
     for stats in (quality.sliding, quality.resting):
-        assert stats.penetration_median < 0.0004 and stats.penetration_p95 < 0.001, stats
-        assert stats.penetration_max < 0.003, stats
+        assert stats.penetration_median < 0.0013 and stats.penetration_p95 < 0.002, stats
+        assert stats.penetration_max < 0.004, stats
     # at rest a cube lies still on a face
     assert quality.resting.tilt_rate_median < 0.01 and quality.resting.tilt_angle_median < 0.002, quality.resting
 

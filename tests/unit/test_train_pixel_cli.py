@@ -1,5 +1,6 @@
-"""``wam train-pixel``: a dataset without frames is refused in one line (exit 2, nothing written); on a tiny frame
-dataset it writes model.pt, strip.png and an eval.json scoring horizons 1/8/32 against copy-last."""
+"""``wam train-pixel``: a dataset without frames or a negative --ssim_weight is refused in one line (exit 2, nothing
+written); on a tiny frame dataset it writes model.pt, strip.png and an eval.json scoring horizons 1/8/32 against
+copy-last, with the structural loss term weighed in."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from wam_isaac.data.episode import Episode
@@ -38,14 +40,22 @@ def test_a_dataset_without_frames_is_refused_in_one_line(tmp_path):
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "has no frames under 'obs/camera'" in errors[0], result.stderr
     assert not (tmp_path / "run").exists()
+    negative = wam("train-pixel", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "run"), "--ssim_weight", "-1")
+    assert negative.returncode == 2 and "--ssim_weight: '-1' is not a number >= 0" in negative.stderr.splitlines()[-1]
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_tiny_run_scores_every_horizon(tmp_path):
     _write(tmp_path / "d", (16, 16, 3), "uint8")
     run = tmp_path / "run"
-    result = wam("train-pixel", "--data", str(tmp_path / "d"), "--out", str(run), "--updates", "2", "--batch", "2")
+    result = wam("train-pixel", "--data", str(tmp_path / "d"), "--out", str(run), "--updates", "2", "--batch", "2",
+                 "--ssim_weight", "0.5")  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads((run / "eval.json").read_text())
+    losses = report["final_losses"]  # the structural term weighed in
+    assert losses["total"] == pytest.approx(
+        losses["reconstruction"] + losses["prediction"] + 0.5 * losses["structural"]
+    )
     assert set(report["horizons"]) == {"1", "8", "32"}
     assert report["val_episodes"] == 1 and report["windows"] == 1  # one held-out env; 40 steps fit one window of 36
     for figures in report["horizons"].values():  # random frames: no better than about 7.7 dB (uniform noise)

@@ -14,6 +14,17 @@ from .common import positive_int, resolve_device
 from .errors import UsageError
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a float >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0")
+    return value
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "train-pixel", help="train a pixel world model on camera frames, score PSNR/SSIM", description=__doc__
@@ -24,6 +35,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--batch", type=positive_int, default=16, help="windows per update")
     parser.add_argument("--history", type=positive_int, default=4, help="frames the model conditions on")
     parser.add_argument("--forecast", type=positive_int, default=8, help="steps rolled out in training windows")
+    parser.add_argument(
+        "--ssim_weight",
+        type=non_negative_float,
+        default=0.0,
+        help="weight of 1 - SSIM of the predicted frames in the loss (0: MSE only)",
+    )
     parser.add_argument("--frame_key", default="obs/camera", help="dataset key of the frames")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda:0 if available, else cpu)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, the initialization, the windows")
@@ -55,8 +72,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if height != width:
         raise UsageError(f"{args.frame_key} frames are {height}x{width}: the pixel world model needs square frames")
     model = PixelWorldModelCfg(image_size=height, image_channels=channels)
-    cfg = PixelTrainCfg(args.frame_key, args.history, args.forecast, args.batch, args.updates, seed=args.seed,
-                        model=model)  # fmt: skip
+    cfg = PixelTrainCfg(args.frame_key, args.history, args.forecast, args.batch, args.updates,
+                        ssim_weight=args.ssim_weight, seed=args.seed, model=model)  # fmt: skip
     device = resolve_device(args.device)
     try:
         trained, stats = train_pixel_world_model(args.data, cfg, device)

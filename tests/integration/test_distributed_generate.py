@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_in_process import wam
 
 from wam_isaac.data import iter_episodes, load_manifest
 
@@ -60,7 +61,7 @@ def test_a_killed_rank_fails_the_job_then_resume_publishes_both_ranks(tmp_path):
     assert job.returncode == 1, stderr[-3000:]
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("wam generate: error: rank 1 of 2 was killed by SIGKILL"), last
-    verify = subprocess.run([sys.executable, "-m", "wam_isaac", "inspect", str(out), "--verify"], capture_output=True)
+    verify = wam("inspect", str(out), "--verify")
     assert verify.returncode == 0, verify.stderr
     killed_run = load_manifest(out)
     assert killed_run["shards"] == [] and not killed_run["complete"]  # claims none of the run's shards...
@@ -69,7 +70,7 @@ def test_a_killed_rank_fails_the_job_then_resume_publishes_both_ranks(tmp_path):
     steps = 60
     resumed = subprocess.run([*generate(out, steps), "--resume"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    verify = subprocess.run([sys.executable, "-m", "wam_isaac", "inspect", str(out), "--verify"], capture_output=True)
+    verify = wam("inspect", str(out), "--verify")
     assert verify.returncode == 0, verify.stderr
     manifest = load_manifest(out)
     assert manifest["complete"]

@@ -4,20 +4,14 @@ quaternions xyzw included)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from cli_in_process import wam
 
 from wam_isaac.data import iter_episodes
 from wam_isaac.data.export import robomimic_name
 
 pytestmark = pytest.mark.integration
-
-
-def wam(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "wam_isaac", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_generated_dataset_export_reads_back_exactly(tmp_path):

@@ -23,7 +23,9 @@ What differs from :class:`rsl_rl.algorithms.PPO`:
   TensorBoard through the env's ``extras["log"]`` at the next iteration's first step);
 - during ``critic_warmup_iterations`` the actor (trunk and action head) is frozen: only the critic (and the dynamics
   head) learn;
-- a run from scratch fits the WAM's normalizers on its first rollout, after the first PPO epochs, then keeps them.
+- a run from scratch fits the WAM's normalizers on its first rollout, after the first PPO epochs, then keeps them;
+- with ``anchor_kl_weight > 0``, ``anchor_kl_weight`` x KL(pi_initial || pi) joins PPO's loss (``alg.anchor``: a
+  frozen copy of the initial actor, the pretrained one in a fine-tune), decayed over ``anchor_decay_iterations``.
 
 The class is split by concept: PPO's epochs in :mod:`.wam_ppo_epochs`, the world-model steps in
 :mod:`.wam_ppo_world_model`, imagination in :mod:`.wam_ppo_imagination`, the joint WAM's construction in
@@ -32,6 +34,7 @@ The class is split by concept: PPO's epochs in :mod:`.wam_ppo_epochs`, the world
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from itertools import chain
@@ -96,6 +99,8 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
         policy_learning_rate: the learning rate from the end of the critic warm-up on, and the adaptive schedule's
             ceiling (``None``: ``learning_rate`` and rsl-rl's ceiling 1e-2); see
             :attr:`WamPpoAlgorithmCfg.fine_tune_learning_rate`.
+        anchor_kl_weight, anchor_decay_iterations: the anchor to the initial policy; see
+            :class:`WamPpoAlgorithmCfg`.
         **ppo_kwargs: PPO's own arguments.
     """
 
@@ -114,6 +119,8 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
         imagination: dict | None = None,
         normalizers_fitted: bool = False,
         policy_learning_rate: float | None = None,
+        anchor_kl_weight: float = 0.0,
+        anchor_decay_iterations: int = 0,
         **ppo_kwargs,
     ) -> None:
         if ppo_kwargs.get("rnd_cfg") or ppo_kwargs.get("symmetry_cfg"):
@@ -122,6 +129,18 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
             warnings.filterwarnings("ignore", message=".*duplicate parameters.*")
             super().__init__(actor, critic, storage, **ppo_kwargs)
         self.wam: JointWAM = actor.wam
+        if anchor_kl_weight < 0.0 or anchor_decay_iterations < 0:
+            raise ValueError(
+                f"anchor_kl_weight ({anchor_kl_weight}) and anchor_decay_iterations ({anchor_decay_iterations}) must"
+                " be >= 0"
+            )
+        self.anchor_kl_weight = float(anchor_kl_weight)
+        self.anchor_decay_iterations = int(anchor_decay_iterations)
+        self.anchor: WamActor | None = None
+        """A frozen copy of the initial actor (the pretrained policy of a fine-tune) the anchor term pulls towards;
+        ``None`` without an anchor. Not in the optimizer."""
+        if self.anchor_kl_weight > 0.0:
+            self.anchor = WamActor(copy.deepcopy(self.wam)).requires_grad_(False)
         self.imagination = ImaginationCfg(**(imagination or {}))
         self.ensemble: DynamicsEnsemble | None = None
         """The dynamics ensemble imagination rolls out (the WAM's head and ``ensemble_size - 1`` extra heads)."""
@@ -250,6 +269,8 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
         )
         if self.ensemble is not None:
             saved["ensemble_state_dict"] = self.ensemble.state_dict()
+        if self.anchor is not None:
+            saved["anchor_state_dict"] = self.anchor.wam.state_dict()
         return saved
 
     def load(self, loaded_dict: dict, load_cfg: dict | None, strict: bool) -> bool:
@@ -261,6 +282,8 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
             self.wam.load_state_dict(loaded_dict["wam_state_dict"], strict=strict)
         if self.ensemble is not None and "ensemble_state_dict" in loaded_dict and load_cfg.get("actor", True):
             self.ensemble.load_state_dict(loaded_dict["ensemble_state_dict"], strict=strict)
+        if self.anchor is not None and "anchor_state_dict" in loaded_dict:
+            self.anchor.wam.load_state_dict(loaded_dict["anchor_state_dict"], strict=strict)
         if "replay_state_dict" in loaded_dict and load_cfg.get("replay", True):
             self.replay.load_state_dict(loaded_dict["replay_state_dict"])
         state = loaded_dict.get("wam_ppo_state", {})
@@ -277,7 +300,8 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
     def broadcast_parameters(self) -> None:
         """Broadcast every unique parameter and buffer tensor (the WAM, an MLP critic, the extra dynamics heads) from
         rank 0."""
-        extra = self.ensemble.state_dict().values() if self.ensemble is not None else ()
+        extra = list(self.ensemble.state_dict().values()) if self.ensemble is not None else []
+        extra += list(self.anchor.state_dict().values()) if self.anchor is not None else []
         tensors = chain(self._raw_actor.state_dict().values(), self._raw_critic.state_dict().values(), extra)
         for tensor in {t.data_ptr(): t for t in tensors}.values():
             torch.distributed.broadcast(tensor, src=0)
@@ -325,6 +349,8 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
             imagination=wam_cfg.get("imagination"),
             normalizers_fitted=pretrained,
             policy_learning_rate=wam_cfg.get("fine_tune_learning_rate") if pretrained else None,
+            anchor_kl_weight=wam_cfg.get("anchor_kl_weight", 0.0),
+            anchor_decay_iterations=wam_cfg.get("anchor_decay_iterations", 0),
             **alg_cfg,
             multi_gpu_cfg=cfg["multi_gpu"],
         )

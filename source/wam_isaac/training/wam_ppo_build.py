@@ -24,6 +24,8 @@ WAM_KEYS = (
     "world_model",
     "imagination",
     "fine_tune_learning_rate",
+    "anchor_kl_weight",
+    "anchor_decay_iterations",
 )
 """Algorithm-config fields that are WamPPO's own (the rest are PPO's)."""
 

@@ -84,6 +84,14 @@ class WamPpoAlgorithmCfg(RslRlPpoAlgorithmCfg):
     behaviour-cloned Push-Cube WAM (GRU 128): one Adam step at 1e-3 moves its policy by a KL of 0.2 (20x
     ``desired_kl``), after which the schedule saws between 1e-5 and 3e-4; a whole update at 1e-4 moves it by
     0.015."""
+    anchor_kl_weight: float = 0.0
+    """Weight of the anchor to the initial policy (the pretrained one in a fine-tune): ``anchor_kl_weight`` x
+    KL(pi_initial || pi) (summed over action dimensions, averaged over each minibatch's observations) joins PPO's
+    loss after the critic warm-up; the initial policy is a frozen copy of the actor taken at construction (not in the
+    optimizer, saved in checkpoints). 0: no anchor (PPO's update unchanged)."""
+    anchor_decay_iterations: int = 0
+    """Updates over which the anchor's weight falls linearly from ``anchor_kl_weight`` to 0, counted from the end of
+    the critic warm-up; 0 keeps it constant."""
     shared_critic: bool = True
     """Value from the WAM's value head on the shared trunk (True) or from rsl-rl's MLP on the ``critic`` group."""
     critic_warmup_iterations: int = 0

@@ -1,8 +1,9 @@
 """PPO's epochs on a joint WAM's shared trunk (a mixin of :class:`~wam_isaac.training.wam_ppo.WamPPO`).
 
 rsl-rl's PPO update (same minibatches, losses and learning-rate schedule) with every parameter stepped and clipped
-once (the actor and the shared critic hold the same trunk), the actor frozen during the critic warm-up, and imagined
-transitions joining each minibatch.
+once (the actor and the shared critic hold the same trunk), the actor frozen during the critic warm-up, imagined
+transitions joining each minibatch, and an optional anchor to the pretrained policy: ``anchor_weight`` x
+KL(pi_pretrained || pi) on each minibatch's observations.
 """
 
 from __future__ import annotations
@@ -23,13 +24,35 @@ class PpoEpochs:
     def in_warmup(self) -> bool:
         return self.iteration < self.critic_warmup_iterations
 
+    @property
+    def anchor_weight(self) -> float:
+        """Weight of the anchor term this update: ``anchor_kl_weight`` from the end of the critic warm-up, decayed
+        linearly to 0 over ``anchor_decay_iterations`` updates (0: never decayed); 0 without an anchor."""
+        if self.anchor is None:
+            return 0.0
+        if self.anchor_decay_iterations <= 0:
+            return self.anchor_kl_weight
+        done = max(0, self.iteration - self.critic_warmup_iterations)
+        return self.anchor_kl_weight * max(0.0, 1.0 - done / self.anchor_decay_iterations)
+
+    def anchor_kl(self, batch) -> torch.Tensor:
+        """KL(pi_anchor || pi) summed over action dimensions, averaged over the minibatch's (unpadded) samples; the
+        current policy's distribution is the one of the last actor forward (on ``batch``, in :meth:`ppo_losses`).
+        A GRU anchor starts each trajectory from the rollout's stored memory (the current policy's), as the actor
+        does: the anchor's own memory is not carried through rollouts."""
+        with torch.no_grad():
+            self.anchor(batch.observations, masks=batch.masks, hidden_state=batch.hidden_states[0])
+            anchor_params = self.anchor.output_distribution_params
+        return self.actor.get_kl_divergence(anchor_params, self.actor.output_distribution_params).mean()
+
     def ppo_epochs(self, imagined: ImaginedSamples | None = None) -> dict[str, float]:
         """rsl-rl's PPO update (same minibatches, losses and learning-rate schedule) with every parameter stepped
         and clipped once; during the critic warm-up the loss is the value loss alone and the policy's parameters
         keep their values. ``imagined`` transitions join each minibatch (their share of the loss is their share of
         the samples)."""
-        mean_value_loss = mean_surrogate_loss = mean_entropy = 0.0
+        mean_value_loss = mean_surrogate_loss = mean_entropy = mean_anchor_kl = 0.0
         warmup = self.in_warmup
+        anchor_weight = 0.0 if warmup else self.anchor_weight
         if self.actor.is_recurrent or self.critic.is_recurrent:
             generator = self.storage.recurrent_mini_batch_generator(self.num_mini_batches, self.num_learning_epochs)
         else:
@@ -44,6 +67,7 @@ class PpoEpochs:
                 device_type=torch.device(self.device).type, enabled=self.use_mixed_precision, dtype=torch.bfloat16
             ):
                 surrogate_loss, value_loss, entropy = self.ppo_losses(batch, adapt_lr=not warmup)
+                anchor_kl = self.anchor_kl(batch) if self.anchor is not None else None
                 if chunks is not None:
                     index = next(chunks)
                     share = len(index) / (len(index) + real)
@@ -54,22 +78,29 @@ class PpoEpochs:
                 loss = self.value_loss_coef * value_loss
             else:
                 loss = surrogate_loss + self.value_loss_coef * value_loss - self.entropy_coef * entropy.mean()
+                if anchor_weight > 0.0:
+                    loss = loss + anchor_weight * anchor_kl
             self.optimizer.zero_grad()
             loss.backward()
             self.step_optimizer(frozen=self.frozen_in_warmup if warmup else ())
             mean_value_loss += value_loss.item()
             mean_surrogate_loss += surrogate_loss.item()
             mean_entropy += entropy.mean().item()
+            if anchor_kl is not None:
+                mean_anchor_kl += anchor_kl.item()
         obs = self.storage.observations.flatten(0, 1)
         self.actor.update_normalization(obs)
         self.critic.update_normalization(obs)
         updates = self.num_learning_epochs * self.num_mini_batches
         self.storage.clear()
-        return {
+        losses = {
             "value": mean_value_loss / updates,
             "surrogate": mean_surrogate_loss / updates,
             "entropy": mean_entropy / updates,
         }
+        if self.anchor is not None:
+            losses.update(anchor_kl=mean_anchor_kl / updates, anchor_weight=anchor_weight)
+        return losses
 
     def ppo_losses(self, batch, adapt_lr: bool):
         """PPO's clipped surrogate loss, value loss and entropy (per sample) on one minibatch; adapts the learning

@@ -11,10 +11,9 @@ less disturbed by other jobs); the ratio is camera / no camera of the CPU-time r
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import sys
+
+from wam_isaac.cli.bench import child_result
 
 TASKS = ("WAM-Push-Cube", "WAM-Push-Cube-Camera")
 NUM_ENVS = 16
@@ -52,17 +51,7 @@ with launch_simulation(env_cfg, {"device": device}):
 def measure(task: str, num_envs: int, steps: int, device: str) -> dict[str, float]:
     """Env-steps per second of wall time (``wall``) and of process CPU time (``cpu``) of ``task``, in a fresh
     process."""
-    result = subprocess.run(
-        [sys.executable, "-c", _CHILD, task, str(num_envs), str(steps), device],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    if result.returncode != 0 or not lines:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        raise RuntimeError(f"{task}: benchmark process failed: {' | '.join(tail)}")
-    return json.loads(lines[-1][len("RESULT ") :])
+    return child_result(_CHILD, [task, str(num_envs), str(steps), device], task)
 
 
 def run(args) -> list[dict]:

@@ -9,9 +9,7 @@ action pipeline over a bare direct env on the same physics.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from wam_isaac.cli.bench import child_result
 
 TASKS = ("WAM-Cartpole", "WAM-Push-Cube", "WAM-Quadruped-Flat")
 REFERENCE = "Isaac-Cartpole-Direct"
@@ -52,17 +50,7 @@ with launch_simulation(env_cfg, {"device": device}):
 
 def measure(task: str, num_envs: int, steps: int, device: str) -> float:
     """Env-steps/s of ``task`` measured in a fresh process."""
-    result = subprocess.run(
-        [sys.executable, "-c", _CHILD, task, str(num_envs), str(steps), device],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    if result.returncode != 0 or not lines:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        raise RuntimeError(f"{task}: benchmark process failed: {' | '.join(tail)}")
-    return json.loads(lines[-1][len("RESULT ") :])["steps_per_s"]
+    return child_result(_CHILD, [task, str(num_envs), str(steps), device], task)["steps_per_s"]
 
 
 def run(args) -> list[dict]:

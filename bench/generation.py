@@ -14,10 +14,9 @@ written and the dataset closed); the ratio of the loop alone is printed too, sin
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import tempfile
+
+from wam_isaac.cli.bench import child_result
 
 TASK = "WAM-Push-Cube"
 """The dataset task of the data issue (150-step episodes); both loops act with the same random policy."""
@@ -75,17 +74,9 @@ with launch_simulation(env_cfg, {"device": device}):
 def _child(mode: str, task: str, num_envs: int, steps: int, device: str) -> dict:
     """Run one measurement in a fresh process: its wall time and final-flush time [s], transitions, peak RSS [GB]."""
     with tempfile.TemporaryDirectory() as out:
-        result = subprocess.run(
-            [sys.executable, "-c", _CHILD, mode, task, str(num_envs), str(steps), device, f"{out}/d"],
-            capture_output=True,
-            text=True,
-            timeout=3600,
+        return child_result(
+            _CHILD, [mode, task, str(num_envs), str(steps), device, f"{out}/d"], f"{mode} {task}", timeout=3600
         )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    if result.returncode != 0 or not lines:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        raise RuntimeError(f"{mode} {task}: benchmark process failed: {' | '.join(tail)}")
-    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def _rate(runs: list[dict], loop_only: bool = False) -> float:

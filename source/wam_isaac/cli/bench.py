@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,6 +32,22 @@ def available() -> list[str]:
     if not BENCH_DIR.is_dir():
         return []
     return sorted(p.stem for p in BENCH_DIR.glob("*.py") if not p.stem.startswith("_"))
+
+
+def child_result(code: str, argv: list[str], label: str, timeout: float = 1800) -> dict:
+    """Run ``python -c code *argv`` in a fresh process (Isaac Lab holds one simulation per process) and return the
+    JSON object of the last stdout line starting with ``RESULT ``.
+
+    Raises:
+        RuntimeError: the process failed or printed no result; the message names ``label`` and ends with the last
+            three lines of its stderr (or stdout).
+    """
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    if result.returncode != 0 or not lines:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise RuntimeError(f"{label}: benchmark process failed: {' | '.join(tail)}")
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:

@@ -54,6 +54,21 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
+def rank_context(num_procs: int | None = None):
+    """This process's place in a torchrun job (:class:`~wam_isaac.distributed.context.DistContext`; one rank without
+    torchrun's variables). ``num_procs`` is the command's ``--num_procs``, which starts the ranks itself and so is
+    refused under torchrun."""
+    from ..distributed.context import from_environment
+
+    try:
+        context = from_environment()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if context.distributed and num_procs is not None:
+        raise UsageError("--num_procs starts the ranks itself: under torchrun leave it out")
+    return context
+
+
 def registered_task_ids(prefix: str = "") -> list[str]:
     """Ids of the registered Isaac Lab tasks starting with ``prefix`` (WAM tasks are imported first)."""
     import gymnasium as gym

@@ -27,7 +27,15 @@ import signal
 import sys
 from pathlib import Path
 
-from .common import add_env_args, check_override_paths, check_task, positive_int, resolve_device, split_overrides
+from .common import (
+    add_env_args,
+    check_override_paths,
+    check_task,
+    positive_int,
+    rank_context,
+    resolve_device,
+    split_overrides,
+)
 from .errors import UsageError
 
 
@@ -61,7 +69,6 @@ def _check_policy(spec: str, task: str) -> None:
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     from ..data import DatasetError, check_out_dir
-    from ..distributed.context import from_environment
 
     overrides = split_overrides(extra)
     check_task(args.task)
@@ -71,12 +78,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     device = resolve_device(args.device)
     if args.resume and args.overwrite:
         raise UsageError("--resume continues the dataset in --out, --overwrite replaces it: pass one of them")
-    try:
-        context = from_environment()
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    if context.distributed and args.num_procs is not None:
-        raise UsageError("--num_procs starts the ranks itself: under torchrun leave it out")
+    context = rank_context(args.num_procs)
     try:
         if not args.resume and context.is_main:
             check_out_dir(args.out, args.overwrite)

@@ -20,7 +20,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_env_args, check_override_paths, check_task, positive_int, resolve_device, split_overrides
+from .common import (
+    add_env_args,
+    check_override_paths,
+    check_task,
+    positive_int,
+    rank_context,
+    resolve_device,
+    split_overrides,
+)
 from .errors import UsageError
 
 CHECKPOINT_SELECTORS = ("latest", "best")
@@ -66,18 +74,12 @@ def hydra_args(overrides: list[str], device: str) -> list[str]:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from ..distributed.context import from_environment
     from ..distributed.ppo_runner import runner_installed, stop_request
 
     overrides = split_overrides(extra)
     check_task(args.task, args.agent)
     device = resolve_device(args.device)
-    try:
-        context = from_environment()
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    if context.distributed and args.num_procs is not None:
-        raise UsageError("--num_procs starts the ranks itself: under torchrun leave it out")
+    context = rank_context(args.num_procs)
     if args.distributed and not context.distributed:
         raise UsageError("--distributed needs torchrun's WORLD_SIZE/RANK: launch with torchrun, or use --num_procs P")
     if args.checkpoint not in (None, *CHECKPOINT_SELECTORS) and not Path(args.checkpoint).exists():

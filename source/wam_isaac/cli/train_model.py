@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import positive_int, resolve_device
+from .common import positive_int, rank_context, resolve_device
 from .errors import UsageError
 
 OVERRIDE_ROOTS = ("model", "train")
@@ -92,14 +92,10 @@ def check_config(cfg) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from ..distributed.context import from_environment
     from ..distributed.preemption import StopRequest
 
     stop = StopRequest().install()  # from here on SIGTERM / SIGUSR1 end the run at a safe point, with exit 0
-    try:
-        context = from_environment()
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    context = rank_context()
     stop.context = context
     args.device = context.device(resolve_device(args.device))
     context.init(args.device)

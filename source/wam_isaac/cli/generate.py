@@ -92,7 +92,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         return launch(args.num_procs, _rank_argv(args, extra), consequence)
     context.init(device, backend="gloo")  # the ranks exchange only small objects: Gloo on GPUs too
     try:
-        return generate(args, overrides, context.device(device), context)
+        code = generate(args, overrides, context.device(device), context)
+        context.barrier()  # leave the group together: a rank tearing Gloo down while another still uses it aborts
+        return code
     finally:
         context.shutdown()
 

@@ -100,7 +100,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     args.device = context.device(resolve_device(args.device))
     context.init(args.device)
     try:
-        return train(args, extra, context, stop)
+        code = train(args, extra, context, stop)
+        context.barrier()  # leave the group together: a rank tearing Gloo down while another still uses it aborts
+        return code
     finally:
         context.shutdown()
 

@@ -48,6 +48,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace the dataset in a non-empty --out")
     parser.add_argument("--resume", action="store_true", help="continue the (killed, preempted) dataset in --out")
     parser.add_argument("--noise", type=float, default=0.0, help="std of Gaussian exploration noise on actions")
+    parser.add_argument(
+        "--noise_tau", type=float, default=0.0, help="correlation time [s] of the --noise (OU process); 0: white noise"
+    )
     parser.add_argument("--horizons", type=positive_int, nargs="+", default=[1, 8], help="state-delta horizons")
     parser.add_argument(
         "--episodes_per_shard", type=positive_int, default=None, help="episodes per shard (default: ~131k transitions)"
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     _check_policy(args.policy, args.task)
     if args.noise < 0:
         raise UsageError(f"--noise must be >= 0, got {args.noise}")
+    if args.noise_tau < 0:
+        raise UsageError(f"--noise_tau must be >= 0 s (0: white noise), got {args.noise_tau}")
     device = resolve_device(args.device)
     if args.resume and args.overwrite:
         raise UsageError("--resume continues the dataset in --out, --overwrite replaces it: pass one of them")
@@ -150,6 +155,7 @@ def generate(args: argparse.Namespace, overrides: list[str], device: str, contex
     from ..distributed.context import DistContext
     from ..labels.labeler import labeler_cfg_for
     from ..rollout.driver import RolloutDriver
+    from ..rollout.noise import correlate
     from ..rollout.policies import PolicyError, make_policy
 
     context = context or DistContext()
@@ -197,6 +203,8 @@ def generate(args: argparse.Namespace, overrides: list[str], device: str, contex
             env = gym.make(args.task, cfg=env_cfg).unwrapped
             try:
                 policy = make_policy(args.policy, env, args.task, noise_std=args.noise)
+                if args.noise_tau > 0:
+                    policy = correlate(policy, args.noise_tau, env)
             except PolicyError as error:
                 env.close()
                 raise UsageError(str(error)) from None

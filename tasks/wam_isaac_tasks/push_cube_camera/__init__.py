@@ -23,3 +23,13 @@ gym.register(
         "wam_physics_spec_entry_point": f"{PUSH_CUBE}.physics_spec:PUSH_CUBE_PHYSICS",
     },
 )
+
+gym.register(
+    id="WAM-Push-Cube-Camera-Depth",
+    entry_point="isaaclab.envs:ManagerBasedRLEnv",
+    disable_env_checker=True,
+    kwargs={
+        **gym.spec("WAM-Push-Cube-Camera").kwargs,
+        "env_cfg_entry_point": f"{__name__}.push_cube_camera_env_cfg:PushCubeCameraDepthEnvCfg",
+    },
+)

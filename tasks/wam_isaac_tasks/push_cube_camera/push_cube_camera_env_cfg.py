@@ -5,6 +5,11 @@ config and adds to it); the scene gains a tiled camera above the table and a gre
 command, invisible otherwise), and the observations gain a ``camera`` group: the raw RGB frame, uint8, shape
 (num_envs, height, width, 3). Policies keep acting on the ``policy`` group; the frame is what datasets store and what
 pixel world models predict.
+
+Visual domain randomization (:mod:`.visual_dr`) draws the table and cube colours, the light's intensity and colour
+and a camera pose jitter per episode; the ``visual_dr`` group observes what was drawn (stored per step by
+``wam generate``). ``env.events.visual_randomization=null`` turns it off. :class:`PushCubeCameraDepthEnvCfg`
+(``WAM-Push-Cube-Camera-Depth``) adds a ``depth`` group: the distance to the image plane in millimetres.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import math
 import isaaclab.sim as sim_utils
 from isaaclab.assets import RigidObjectCfg
 from isaaclab.envs import mdp
+from isaaclab.managers import EventTermCfg as EventTerm
 from isaaclab.managers import ObservationGroupCfg as ObsGroup
 from isaaclab.managers import ObservationTermCfg as ObsTerm
 from isaaclab.managers import SceneEntityCfg
@@ -21,9 +27,12 @@ from isaaclab.sensors import CameraCfg
 from isaaclab.utils import configclass
 from isaaclab_newton.renderers import NewtonWarpRendererCfg
 
+from wam_isaac.envs.observations import TermByTermGroupCfg
 from wam_isaac_assets.builders import pusher as geometry
 
-from ..push_cube.push_cube_env_cfg import CommandsCfg, ObservationsCfg, PushCubeEnvCfg, PushCubeSceneCfg
+from ..push_cube.push_cube_env_cfg import CommandsCfg, EventCfg, ObservationsCfg, PushCubeEnvCfg, PushCubeSceneCfg
+from . import visual_dr
+from .depth import depth_mm
 from .goal_marker import MARKER_THICKNESS, GoalWithMarkerCommandCfg
 
 IMAGE_SIZE = 64
@@ -105,11 +114,82 @@ class CameraObservationsCfg(ObservationsCfg):
 
     camera: CameraCfg = CameraCfg()
 
+    @configclass
+    class VisualDrCfg(TermByTermGroupCfg):
+        """The episode's visual DR parameters, constant within an episode (term by term: ``obs/visual_dr/<term>``)."""
+
+        table_color = ObsTerm(func=visual_dr.visual_param, params={"name": "table_color"})
+        """Table albedo, linear RGB, (3,)."""
+        cube_color = ObsTerm(func=visual_dr.visual_param, params={"name": "cube_color"})
+        """Cube albedo, linear RGB, (3,)."""
+        light_intensity = ObsTerm(func=visual_dr.visual_param, params={"name": "light_intensity"})
+        """Light intensity [1] (1 as authored), (1,)."""
+        light_color = ObsTerm(func=visual_dr.visual_param, params={"name": "light_color"})
+        """Light colour, a linear RGB gain (1, 1, 1 as authored), (3,)."""
+        camera_pos = ObsTerm(func=visual_dr.camera_pos)
+        """Camera position in the env frame [m], (3,)."""
+        camera_quat = ObsTerm(func=visual_dr.camera_quat)
+        """Camera orientation, xyzw, ``world`` convention (forward +x, up +z), (4,)."""
+
+    visual_dr: VisualDrCfg = VisualDrCfg()
+
+
+@configclass
+class CameraEventCfg(EventCfg):
+    """Push-Cube's physical DR plus visual DR, drawn at every reset."""
+
+    visual_randomization = EventTerm(
+        func=visual_dr.randomize_visuals,
+        mode="reset",
+        params={
+            "table_color": ((0.25, 0.15, 0.08), (0.65, 0.45, 0.35)),
+            "cube_color": ((0.03, 0.2, 0.6), (0.2, 0.5, 1.0)),
+            "light_intensity": (0.7, 1.3),
+            "light_color": ((0.85, 0.85, 0.85), (1.15, 1.15, 1.15)),
+            "camera_eye_jitter": 0.02,
+            "camera_target_jitter": 0.02,
+            "camera_target": CAMERA_TARGET,
+        },
+    )
+    """Table albedo U((0.25, 0.15, 0.08), (0.65, 0.45, 0.35)) (authored (0.45, 0.3, 0.2)), cube albedo
+    U((0.03, 0.2, 0.6), (0.2, 0.5, 1.0)) (authored (0.1, 0.4, 0.9)), both linear RGB; light intensity U(0.7, 1.3)
+    times a colour U(0.85, 1.15) per channel; camera eye and look-at point each moved by U(-2, 2) cm per axis."""
+
 
 @configclass
 class PushCubeCameraEnvCfg(PushCubeEnvCfg):
-    """WAM-Push-Cube with a 64x64 RGB camera (see the module docstring)."""
+    """WAM-Push-Cube with a 64x64 RGB camera and visual DR (see the module docstring)."""
 
     scene: PushCubeCameraSceneCfg = PushCubeCameraSceneCfg(num_envs=64, env_spacing=2.0, clone_in_fabric=True)
     observations: CameraObservationsCfg = CameraObservationsCfg()
     commands: CameraCommandsCfg = CameraCommandsCfg()
+    events: CameraEventCfg = CameraEventCfg()
+
+
+@configclass
+class DepthObservationsCfg(CameraObservationsCfg):
+    """The camera task's groups plus the depth frame."""
+
+    @configclass
+    class DepthCfg(ObsGroup):
+        """Distance to the image plane, int16 millimetres, shape (height, width, 1); 0 where a ray hits nothing."""
+
+        depth = ObsTerm(func=depth_mm, params={"sensor_cfg": SceneEntityCfg("camera")})
+        """Depth [mm], int16, (height, width, 1)."""
+
+        def __post_init__(self):
+            self.enable_corruption = False
+            self.concatenate_terms = True
+
+    depth: DepthCfg = DepthCfg()
+
+
+@configclass
+class PushCubeCameraDepthEnvCfg(PushCubeCameraEnvCfg):
+    """WAM-Push-Cube-Camera with a depth frame beside the RGB frame (the same rays: one render gives both)."""
+
+    observations: DepthObservationsCfg = DepthObservationsCfg()
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.scene.camera.data_types = ["rgb", "distance_to_image_plane"]

@@ -1,8 +1,15 @@
 """``wam generate``: run a task's envs under a behaviour policy and write a labeled dataset.
 
 Every transition is labeled by the Warp label kernels and streamed to crash-safe HDF5 shards with a manifest
-(``wam inspect DIR`` summarizes it). The behaviour policy is ``random``, ``scripted`` (the task's expert) or the
-path of an rsl-rl checkpoint; ``--noise`` adds Gaussian exploration noise to its actions.
+(``wam inspect DIR`` summarizes it). The behaviour policy is ``random``, ``scripted`` (the task's expert), the
+path of an rsl-rl checkpoint or of a ``wam train-model`` joint / cascaded WAM checkpoint; ``--noise`` adds Gaussian
+exploration noise to its actions.
+
+DAgger: ``--expert_labels`` records the scripted expert's noise-free action on every state the behaviour policy saw
+(key ``expert_actions``, beside the executed ``actions``); ``--beta B`` executes the expert's action instead of the
+policy's with probability B per env and step; ``--append`` adds this run's episodes to the dataset in ``--out`` as a
+new segment (the aggregated dataset of DAgger's rounds; ``--steps`` counts this run's steps; same task, ``--num_envs``
+and overrides, and the same keys: every segment with or every one without ``--expert_labels``).
 
 Preemption: SIGTERM (or SIGUSR1) makes the run stop stepping, write the episodes in progress (attribute
 ``budget_end``), publish the shard in progress and exit 0. ``--resume`` continues a killed or preempted run in the
@@ -51,6 +58,15 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--noise_tau", type=float, default=0.0, help="correlation time [s] of the --noise (OU process); 0: white noise"
     )
+    parser.add_argument(
+        "--expert_labels", action="store_true", help="record the scripted expert's action on every step (DAgger)"
+    )
+    parser.add_argument(
+        "--beta", type=float, default=0.0, help="probability of executing the expert's action instead (DAgger mixing)"
+    )
+    parser.add_argument(
+        "--append", action="store_true", help="add this run's --steps to the dataset in --out as a new segment"
+    )
     parser.add_argument("--horizons", type=positive_int, nargs="+", default=[1, 8], help="state-delta horizons")
     parser.add_argument(
         "--episodes_per_shard", type=positive_int, default=None, help="episodes per shard (default: ~131k transitions)"
@@ -70,6 +86,22 @@ def _check_policy(spec: str, task: str) -> None:
         raise UsageError(f"unknown policy '{spec}'; expected random, scripted or the path of a checkpoint file")
 
 
+def _check_dagger(args: argparse.Namespace) -> None:
+    """Refuse expert labels or mixing on a task without an expert, a beta outside [0, 1], and ``--append`` beside
+    ``--resume`` / ``--overwrite`` or with several processes."""
+    from ..rollout.policies import has_expert
+
+    if not 0.0 <= args.beta <= 1.0:
+        raise UsageError(f"--beta must be in [0, 1] (the probability of the expert's action), got {args.beta}")
+    wanted = "--expert_labels" if args.expert_labels else "--beta" if args.beta > 0 else None
+    if wanted and not has_expert(args.task):
+        raise UsageError(f"{wanted} needs a scripted expert and task {args.task} has none")
+    if args.append and (args.resume or args.overwrite):
+        raise UsageError("--append adds a segment to the dataset in --out: pass it without --resume and --overwrite")
+    if args.append and args.num_procs is not None and args.num_procs > 1:
+        raise UsageError("--append runs as one process: drop --num_procs")
+
+
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     from ..data import DatasetError, check_out_dir
 
@@ -83,9 +115,12 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     device = resolve_device(args.device)
     if args.resume and args.overwrite:
         raise UsageError("--resume continues the dataset in --out, --overwrite replaces it: pass one of them")
+    _check_dagger(args)
     context = rank_context(args.num_procs)
+    if args.append and context.distributed:
+        raise UsageError("--append runs as one process, not under torchrun")
     try:
-        if not args.resume and context.is_main:
+        if not args.resume and not args.append and context.is_main:
             check_out_dir(args.out, args.overwrite)
     except DatasetError as error:
         raise UsageError(str(error)) from None
@@ -110,7 +145,7 @@ def _check_resume(args: argparse.Namespace, context) -> None:
     from ..data import DatasetError, load_manifest
     from ..data.manifest import MANIFEST_NAME
 
-    if not args.resume or not (Path(args.out) / MANIFEST_NAME).exists():
+    if not (args.resume or args.append) or not (Path(args.out) / MANIFEST_NAME).exists():
         return
     try:
         manifest = load_manifest(args.out)
@@ -129,11 +164,11 @@ def _check_resume(args: argparse.Namespace, context) -> None:
 def _rank_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
     """The command line of one rank of ``--num_procs``: this one without it."""
     argv = ["generate", "--task", args.task, "--steps", str(args.steps), "--policy", args.policy, "--out", args.out]
-    argv += ["--noise", repr(args.noise), "--horizons", *map(str, args.horizons)]
+    argv += ["--noise", repr(args.noise), "--horizons", *map(str, args.horizons), "--beta", repr(args.beta)]
     for name in ("num_envs", "device", "seed", "episodes_per_shard"):
         if getattr(args, name) is not None:
             argv += [f"--{name}", str(getattr(args, name))]
-    argv += [flag for flag in ("--overwrite", "--resume") if getattr(args, flag[2:])]
+    argv += [flag for flag in ("--overwrite", "--resume", "--expert_labels") if getattr(args, flag[2:])]
     return argv + list(extra)
 
 
@@ -156,7 +191,7 @@ def generate(args: argparse.Namespace, overrides: list[str], device: str, contex
     from ..labels.labeler import labeler_cfg_for
     from ..rollout.driver import RolloutDriver
     from ..rollout.noise import correlate
-    from ..rollout.policies import PolicyError, make_policy
+    from ..rollout.policies import PolicyError, load_expert, make_policy
 
     context = context or DistContext()
     hydra = list(overrides) + ([] if torch.cuda.is_available() else ["presets=newton_mjwarp"])
@@ -175,13 +210,15 @@ def generate(args: argparse.Namespace, overrides: list[str], device: str, contex
         "type": 2,
         "env_kwargs": {"num_envs": env_cfg.scene.num_envs, "seed": seed, "policy": args.policy},
     }
+    if args.expert_labels or args.beta > 0:
+        env_args["env_kwargs"].update(expert_labels=args.expert_labels, beta=args.beta, noise=args.noise)
     try:
         segment = _begin(args, context, cfg_hash, env_args, seed, env_cfg.scene.num_envs)
     except DatasetError as error:
         raise UsageError(str(error)) from None
     seed, journal, first_episode, stored = segment
     env_cfg.seed = seed
-    missing = args.steps * env_cfg.scene.num_envs - stored
+    missing = args.steps * env_cfg.scene.num_envs - (0 if args.append else stored)
     steps = max(0, -(-missing // env_cfg.scene.num_envs))
     env_offset = context.rank * env_cfg.scene.num_envs
 
@@ -202,7 +239,8 @@ def generate(args: argparse.Namespace, overrides: list[str], device: str, contex
         with launch_simulation(env_cfg, {"device": device}):
             env = gym.make(args.task, cfg=env_cfg).unwrapped
             try:
-                policy = make_policy(args.policy, env, args.task, noise_std=args.noise)
+                expert = load_expert(args.task, env) if args.expert_labels or args.beta > 0 else None
+                policy = make_policy(args.policy, env, args.task, noise_std=args.noise, beta=args.beta, expert=expert)
                 if args.noise_tau > 0:
                     policy = correlate(policy, args.noise_tau, env)
             except PolicyError as error:
@@ -224,6 +262,7 @@ def generate(args: argparse.Namespace, overrides: list[str], device: str, contex
                     labeler_cfg,
                     seed=seed,
                     first_episode_index=_next_episode_index(journal, env, env_offset),
+                    expert=expert if args.expert_labels else None,
                 )
                 try:
                     stats = driver.run(steps, progress=progress, stop=lambda: bool(stop_requested))
@@ -248,11 +287,11 @@ def _begin(args, context, cfg_hash: str, env_args: dict, seed: int, num_envs: in
     decided = None
     if context.is_main:
         try:
-            if not args.resume:
+            if not args.resume and not args.append:
                 remove_journals(args.out)
             first = next_episode_id(args.out) if args.resume and context.distributed else None
             segment_seed, manifest = begin_segment(
-                args.out, args.task, cfg_hash, env_args, seed, args.resume, args.overwrite, ranks=ranks,
+                args.out, args.task, cfg_hash, env_args, seed, args.resume or args.append, args.overwrite, ranks=ranks,
                 first_episode=first,
             )  # fmt: skip
             decided = (segment_seed, manifest["segments"][-1]["first_episode"], manifest["totals"]["transitions"])
@@ -303,6 +342,11 @@ def _report(out: str, context, stats, stopped: list[int], summarize) -> None:
         print(f"[wam] {name}: stopped after {stats.transitions} transitions; --resume continues {out}")
     rate = summary["success_rate"] or 0.0
     ranks = f" by {context.world_size} ranks" if context.distributed else ""
+    if stats.episodes and stats.transitions < summary["transitions"]:  # a segment added to a dataset
+        print(
+            f"[wam] this run: {stats.transitions} transitions in {stats.episodes} episodes, success rate "
+            f"{stats.successes / stats.episodes:.3f}"
+        )
     print(
         f"[wam] wrote {summary['transitions']} transitions in {summary['episodes']} episodes "
         f"({summary['shards']} shards{ranks}) to {out}; success rate {rate:.3f}, "

@@ -44,6 +44,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--history", type=positive_int, default=None, help="history length H [steps]")
     parser.add_argument("--forecast", type=positive_int, default=None, help="forecast length F [steps]")
     parser.add_argument("--epochs", type=positive_int, default=None, help="training epochs")
+    parser.add_argument(
+        "--action_target",
+        choices=("executed", "expert"),
+        default=None,
+        help="what the action head imitates: the executed actions (default) or the expert's labels "
+        "(wam generate --expert_labels; DAgger); = train.action_target",
+    )
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda:0 if available, else cpu)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the split, the initialization, the shuffles")
@@ -69,6 +76,8 @@ def build_config(args: argparse.Namespace, overrides: list[str]):
             setattr(cfg.train, name, getattr(args, name))
     if args.ensemble is not None:
         cfg.model.ensemble = args.ensemble
+    if getattr(args, "action_target", None) is not None:
+        cfg.train.action_target = args.action_target
     for token in overrides:
         key = token.split("=", 1)[0]
         if "=" not in token or key.split(".")[0] not in OVERRIDE_ROOTS:

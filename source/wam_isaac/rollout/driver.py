@@ -5,6 +5,8 @@ One sample ``t`` of an episode holds:
 - ``obs/<group>``: the observation groups at ``t`` (``policy``, ``critic``, ...); a group whose terms are not
   concatenated (the tasks' ``world_model`` and ``instruction`` groups) is stored term by term, ``obs/<group>/<term>``;
 - ``actions``, ``rewards``, ``dones``: the action taken at ``t``, its reward and whether the episode ended there;
+- ``expert_actions`` (with an ``expert``, e.g. ``wam generate --expert_labels``): the task's scripted expert's
+  noise-free action on the state of ``t`` (the state the behaviour policy acted on), DAgger's action label;
 - ``states/<asset>/{root_pose, root_vel, joint_pos, joint_vel}``: the simulator state at ``t`` (root pose relative
   to the env origin, xyzw; velocities in the world frame);
 - ``labels/...``: the :class:`~wam_isaac.labels.labeler.Labeler` outputs after the step, so ``labels/delta_k/...``
@@ -106,6 +108,7 @@ class RolloutDriver:
         labeler_cfg: LabelerCfg | None = None,
         seed: int = 0,
         first_episode_index: int | torch.Tensor = 0,
+        expert: Policy | None = None,
     ):
         """
         Args:
@@ -116,9 +119,12 @@ class RolloutDriver:
             seed: the run's seed, passed to ``env.reset`` and recorded with every episode.
             first_episode_index: the ``episode_index`` attribute of each env's first episode, one for all or a
                 tensor of shape (num_envs,) (a resumed run continues where the previous one stopped).
+            expert: if given, its action on every step's observations is recorded as ``expert_actions`` (a label:
+                the behaviour policy's action is the one executed).
         """
         self.env = env
         self.policy = policy
+        self.expert = expert
         self.labeler = Labeler(env, labeler_cfg)
         self.seed = seed
         self._writer_factory = writer_factory
@@ -161,6 +167,8 @@ class RolloutDriver:
                     break
                 data = flatten_observations(obs)
                 data.update(record_state(env))
+                if self.expert is not None:  # before the behaviour policy: the expert reads the same state
+                    data["expert_actions"] = self.expert(obs)
                 actions = self.policy(obs)
                 terminal.arm()
                 obs, rewards, terminated, truncated, _ = env.step(actions)
@@ -218,6 +226,9 @@ class RolloutDriver:
         (what their terms are is the task's observation config)."""
         described = {f"labels/{key}": text for key, text in self.labeler.descriptions().items()}
         described.update(actions="the action sent to env.step at this step", rewards="the reward of this step")
+        described["expert_actions"] = (
+            "the scripted expert's noise-free action on this step's state (DAgger label; 'actions' was executed)"
+        )
         described["dones"] = "1 if the episode ended at this step (termination or time-out)"
         for key in example:
             if key.startswith("states/"):

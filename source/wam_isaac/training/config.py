@@ -52,6 +52,10 @@ class TrainCfg:
     """Write a checkpoint every this many epochs (and always at the end)."""
     deterministic: bool = False
     """Use deterministic algorithms only (bit-reproducible resumes; CPU)."""
+    action_target: str = "executed"
+    """What the action head (joint or cascaded WAM) imitates: ``executed`` (the dataset's ``actions``) or ``expert``
+    (its ``expert_actions``, the scripted expert's action on every recorded state: ``wam generate --expert_labels``;
+    DAgger). The world model always conditions on the executed actions."""
     loss: LossCfg = field(default_factory=LossCfg)
     """Loss weights and options."""
 

@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 from ..models.wam import CascadedWAM, JointWAM
 from ..models.world_model import EnsembleWorldModel, StepPrediction, WorldModel, previous_actions
+from .action_targets import action_targets
 from .sequences import Sequences
 
 
@@ -46,7 +47,9 @@ class LossCfg:
     contact_weight: float = 0.1
     """Weight of the contact head's BCE."""
     action_weight: float = 1.0
-    """Weight of behaviour cloning (the action head's Gaussian NLL) against the world-model loss."""
+    """Weight of behaviour cloning (the action head's Gaussian NLL) against the world-model loss. Its targets are the
+    batch's :func:`~wam_isaac.training.action_targets.action_targets` (the executed actions, or the expert's labels
+    with ``train.action_target=expert``)."""
     value_weight: float = 0.1
     """Joint WAM: weight of the value head's n-step TD loss."""
     gamma: float = 0.99
@@ -147,9 +150,9 @@ def joint_loss(model: JointWAM, batch: Sequences, history: int, cfg: LossCfg):
     total, terms = world_model_loss(model, batch, history, cfg)
     features, _ = model.encode(model.tokens(batch.states, batch.instruction, previous_actions(batch.actions)))
     policy = model.policy(features)
-    mask = batch.step_mask
-    terms["action_nll"] = action_nll(policy, batch.actions, model.normalizers.action.std, mask)
-    terms["action_mse"] = masked_mean((policy.mean - batch.actions).square(), mask)
+    mask, targets = batch.step_mask, action_targets(batch)
+    terms["action_nll"] = action_nll(policy, targets, model.normalizers.action.std, mask)
+    terms["action_mse"] = masked_mean((policy.mean - targets).square(), mask)
     values = model.value(features)[..., 0]
     targets = value_targets(model, batch, values.detach(), cfg.gamma)
     terms["value"] = masked_mean((values - targets).square(), mask)
@@ -188,7 +191,7 @@ def cascaded_loss(model: CascadedWAM, batch: Sequences, history: int, cfg: LossC
     prev = previous_actions(batch.actions)
     h = slice(0, history)
     distribution = model.policy_at_last(batch.states[:, h], batch.instruction[:, h], prev[:, h])
-    target = batch.actions[:, history - 1]
+    target = action_targets(batch)[:, history - 1]
     mask = batch.step_mask[:, history - 1]  # (B,): a window of H rows may end on a final row (no action)
     terms["action_nll"] = action_nll(distribution, target, model.normalizers.action.std, mask)
     terms["action_mse"] = masked_mean((distribution.mean - target).square(), mask)

@@ -18,6 +18,7 @@ from ..distributed.partition import Parts, partition_episodes
 from ..distributed.preemption import StopRequest
 from ..models.schema import WamSchema
 from ..models.wam import build_model
+from .action_targets import ACTION_TARGETS, ExpertTargetTable, check_expert_labels
 from .checkpoint import load_checkpoint
 from .config import TrainModelCfg
 from .sequences import SequenceTable
@@ -37,14 +38,33 @@ def load_tables(
     ranks)."""
     context = context or DistContext()
     train_ids, val_ids = split_episodes(cfg.data, cfg.train.val_fraction, cfg.train.seed, cfg.train.split)
-    val = SequenceTable(cfg.data, schema, val_ids) if val_ids and context.is_main else None
+    table_class = table_class_for(cfg)
+    val = table_class(cfg.data, schema, val_ids) if val_ids and context.is_main else None
     parts = context.world_size if context.distributed else (num_parts or 1)
     if parts == 1:
-        return SequenceTable(cfg.data, schema, train_ids), val
+        return table_class(cfg.data, schema, train_ids), val
     table = episode_table(load_manifest(cfg.data))
     shares = partition_episodes(train_ids, [table[i].num_samples for i in train_ids], parts)
     held = [context.rank] if context.distributed else list(range(parts))
-    return Parts([SequenceTable(cfg.data, schema, shares[p]) for p in held], held, parts), val
+    return Parts([table_class(cfg.data, schema, shares[p]) for p in held], held, parts), val
+
+
+def table_class_for(cfg: TrainModelCfg) -> type[SequenceTable]:
+    """The table serving ``cfg.train.action_target``'s behaviour-cloning targets.
+
+    Raises:
+        ValueError: an unknown ``action_target``, or ``expert`` for a model without an action head.
+        ManifestError: ``expert`` and the dataset has no expert labels.
+    """
+    target = cfg.train.action_target
+    if target not in ACTION_TARGETS:
+        raise ValueError(f"train.action_target '{target}' is not one of {', '.join(ACTION_TARGETS)}")
+    if target == "executed":
+        return SequenceTable
+    if not cfg.model.has_policy:
+        raise ValueError(f"train.action_target=expert trains an action head: '{cfg.model.kind}' has none")
+    check_expert_labels(load_manifest(cfg.data), cfg.data)
+    return ExpertTargetTable
 
 
 def dataset_schema(data_dir: str | os.PathLike) -> WamSchema:

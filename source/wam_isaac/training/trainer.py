@@ -37,6 +37,7 @@ from ..distributed.context import DistContext
 from ..distributed.partition import Parts, part_generator
 from ..distributed.preemption import StopRequest
 from ..models.wam import world_model_of
+from .action_targets import with_action_targets
 from .checkpoint import rng_state, save_checkpoint, set_rng_state
 from .config import TrainModelCfg
 from .ensemble_split import split_loss, split_parts
@@ -49,7 +50,8 @@ def normalizer_sample(table: SequenceTable) -> tuple[Sequences, Sequences]:
     """The windows of one step and of two consecutive steps the normalizers are fitted on: over several blocks, every
     ``num_blocks``-th one (about one block's worth in all, so memory stays bounded)."""
     every = table.num_blocks
-    return table.gather(table.window_starts(1)[::every], 1), table.gather(table.window_starts(2)[::every], 2)
+    steps = with_action_targets(table.gather(table.window_starts(1)[::every], 1), table)
+    return steps, with_action_targets(table.gather(table.window_starts(2)[::every], 2), table)
 
 
 def fit_normalizers(model: nn.Module, table: SequenceTable) -> None:
@@ -178,7 +180,7 @@ class Trainer:
         for batch in self.parts.batches(
             self.span, cfg.batch_size, cfg.seed, self.epoch, self.steps_per_epoch, cfg.stride, skip
         ):
-            yield batch.to(self.device)
+            yield with_action_targets(batch, self.parts.tables[0]).to(self.device)
 
     def train_epoch(self) -> dict[str, float]:
         """The rest of the current epoch over the shuffled training windows; returns the mean of every loss term over
@@ -261,7 +263,9 @@ class Trainer:
 
     def _val_batch(self, span: int) -> Sequences | None:
         starts = self.val_table.window_starts(span, max(1, span // 4))[: self.cfg.train.val_windows]
-        return self.val_table.gather(starts, span).to(self.device) if len(starts) else None
+        if not len(starts):
+            return None
+        return with_action_targets(self.val_table.gather(starts, span), self.val_table).to(self.device)
 
     # the loop ------------------------------------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:

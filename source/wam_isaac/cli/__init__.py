@@ -21,6 +21,7 @@ SUBCOMMANDS = (
     "generate",
     "inspect",
     "export-dataset",
+    "export-video",
     "train-model",
     "eval",
     "train-pixel",

@@ -51,7 +51,8 @@ def depth_to_frames(depth_mm: np.ndarray, far_mm: int | None = None) -> np.ndarr
 def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float, scale: int = 1) -> Path:
     """Write ``frames`` (uint8 (T, H, W, 3 or 1)) to ``path`` (.mp4 or .gif) at ``fps`` frames per second, each
     enlarged ``scale`` times; written to a temporary file renamed over ``path`` (never half-written). Returns the
-    path."""
+    path. A GIF merges identical consecutive frames into one longer frame (Pillow), so it may decode to fewer
+    frames than written; an MP4 keeps every frame."""
     path = check_video_path(path)
     frames = as_rgb_frames(frames)
     if scale < 1 or fps <= 0:

@@ -18,6 +18,7 @@ SUBCOMMANDS = (
     "train",
     "play",
     "pipeline",
+    "dagger",
     "generate",
     "inspect",
     "export-dataset",

@@ -1,5 +1,6 @@
 """``wam inspect``: summarize a dataset (episodes, transitions, success rate, keys with shapes and units, the DR
-ranges sampled); ``--verify`` checks every shard's sha256 and names the bad ones (exit code 1)."""
+ranges sampled, camera frames: count, resolution, channels, depth or not, bytes stored); ``--verify`` checks every
+shard's sha256 and names the bad ones (exit code 1)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from ..data import DatasetError, summarize, verify
+    from ..data import DatasetError, load_manifest, summarize, verify
+    from ..data.frames import frames_summary
 
     if extra:
         raise UsageError(f"unexpected arguments: {' '.join(extra)}")
     try:
         summary = summarize(args.dataset)
+        summary["frames"] = frames_summary(args.dataset, load_manifest(args.dataset))
         bad = verify(args.dataset) if args.verify else []
     except (DatasetError, FileNotFoundError) as error:
         raise UsageError(f"cannot read dataset '{args.dataset}': {error}") from None
@@ -60,6 +63,15 @@ def _text(summary: dict) -> str:
             lines.append(f"  {key:<44} {str(tuple(spec['shape'])):<12} {spec['dtype']}{unit}")
             if spec.get("description"):
                 lines.append(f"  {'':<44} {spec['description']}")
+    if summary["frames"]:
+        lines.append("frames:")
+    for key, frames in summary["frames"].items():
+        kind = "depth [mm]" if frames["depth"] else f"{frames['channels']} channel(s)"
+        ratio = frames["raw_bytes"] / max(frames["stored_bytes"], 1)
+        lines.append(
+            f"  {key:<44} {frames['frames']} frames, {frames['width']}x{frames['height']} px, {kind}, "
+            f"{frames['dtype']}, {frames['stored_bytes'] / 1e6:.2f} MB stored ({ratio:.1f}x smaller than raw)"
+        )
     lines.append("DR ranges sampled:")
     for name, value in summary["dr_ranges"].items():
         lines.append(f"  {name:<44} min {value['min']}  max {value['max']}")

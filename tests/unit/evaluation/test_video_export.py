@@ -90,3 +90,19 @@ def test_a_bad_file_type_is_one_line_exit_2(dataset, tmp_path, capsys):
     out, _ = dataset
     assert _export(out, "--episodes", "0", "--out", str(tmp_path / "v.avi")) == 2
     assert "must end in .mp4 or .gif" in capsys.readouterr().err
+
+
+def test_inspect_reports_the_frames(dataset, capsys):
+    import json
+
+    out, _ = dataset
+    with pytest.raises(SystemExit) as exit_info:
+        main(["inspect", "--json", str(out)])
+    assert exit_info.value.code == 0
+    frames = json.loads(capsys.readouterr().out)["frames"]
+    count = sum(LENGTHS) + len(LENGTHS)  # every step and every episode's final frame
+    assert frames["obs/camera"] == {**frames["obs/camera"], "frames": count, "height": 8, "width": 10, "channels": 3}
+    assert frames["obs/camera"]["depth"] is False and frames["obs/depth"]["depth"] is True
+    assert frames["obs/depth"]["raw_bytes"] == count * 8 * 10 * 2  # int16
+    # flat synthetic frames compress: stored below raw, but not nothing
+    assert 0 < frames["obs/camera"]["stored_bytes"] < frames["obs/camera"]["raw_bytes"]

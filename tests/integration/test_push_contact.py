@@ -2,12 +2,14 @@
 flat, without sinking into the table, and a freshly reset cube lies still (real Isaac Lab env on the CPU, Newton /
 MuJoCo-Warp, 32 envs).
 
-Measured with :func:`wam_isaac.evaluation.contact_quality.contact_quality` on the recorded cube states. The settings
-before this test existed (native-CCD box-box contacts, one 20 ms solver step per physics step, friction up to 1.0)
-gave, on the same measurement (16 envs x 300 steps): tilt rate while sliding median 6.9 / p95 11.2 rad/s, quaternion
-x/y spread 0.117, penetration median 9.5 / p95 14.8 / max 33 mm; every bound of the pushing tests fails on them. The
-cube as one box on the primitive box-box collider kicked 6 of 128 idle resets (tilt rate up to 7.3 rad/s): the reset
-test fails on it.
+The expert pushes without exploration noise: the bounds are the contact's, not the noise's (with white noise 0.1 rad
+on each joint target per step the expert's jabs make the cube rock, tilt rate p95 0.75 rad/s; see the README's Contact
+physics). Measured with :func:`wam_isaac.evaluation.contact_quality.contact_quality` on the recorded cube states. The
+settings before this test existed (native-CCD box-box contacts, one 20 ms solver step per physics step, friction up
+to 1.0) gave, on the same measurement (16 envs x 300 steps): tilt rate while sliding median 6.9 / p95 11.2 rad/s,
+quaternion x/y spread 0.117, penetration median 9.5 / p95 14.8 / max 33 mm; every bound of the pushing tests fails on
+them. The cube as one box on the primitive box-box collider kicked 6 of 128 idle resets (tilt rate up to 7.3 rad/s):
+the reset test fails on it.
 """
 
 from __future__ import annotations
@@ -83,19 +85,21 @@ def test_a_pushed_cube_slides_flat(session):
     # flat: the cube's faces stay horizontal within a degree and its quaternion x/y stay near 0
     assert sliding.tilt_angle_p95 < 0.017, sliding
     assert sliding.quat_xy_spread < 0.01, sliding
-    # little rocking: the angular speed about horizontal axes (measured median 0.21 / p95 0.72 rad/s at 32 envs x 150
-    # steps; with the stiff contact at the surface, solimp d 0.99: 0.90 / 2.49, which fails both bounds)
-    assert sliding.tilt_rate_median < 0.35 and sliding.tilt_rate_p95 < 1.0, sliding
-    assert sliding.ang_vel_change_rms < 2.3, sliding
+    # no rocking: a cube pushed flat does not turn about horizontal axes; the issue's bound is p95 < 0.5 rad/s (the
+    # expert without noise, 32 envs x 150 steps: median 0.02 / p95 0.22 rad/s, one-step change rms 0.26 rad/s; with
+    # the stiff contact at the surface, solimp d 0.99, it rocked at 0.90 / 2.49 with noise 0.1, and still 0.64 rad/s p95
+    # without noise at solimp d 0.3)
+    assert sliding.tilt_rate_median < 0.1 and sliding.tilt_rate_p95 < 0.5, sliding
+    assert sliding.ang_vel_change_rms < 1.0, sliding
 
 
 def test_a_cube_does_not_sink_into_the_table(session):
     _, quality, _, _ = session
-    # measured: sliding median 0.88 / p95 1.16 / max 3.2 mm, resting p95 1.09 / max 1.37 mm (32 envs x 150 steps; a
-    # cube at rest sinks 0.87-1.06 mm: the impedance is soft at the surface, see PushCubeEnvCfg)
+    # the issue's bound: < 2 mm everywhere (measured under the expert without noise, 32 envs x 150 steps: sliding
+    # median 0.85 / p95 1.04 / max 1.21 mm, resting p95 1.06 / max 1.15 mm; a cube at rest sinks 0.87-1.06 mm: the
+    # impedance is soft at the surface, see PushCubeEnvCfg)
     for stats in (quality.sliding, quality.resting):
-        assert stats.penetration_median < 0.0013 and stats.penetration_p95 < 0.002, stats
-        assert stats.penetration_max < 0.004, stats
+        assert stats.penetration_median < 0.0013 and stats.penetration_max < 0.002, stats
     # at rest a cube lies still on a face
     assert quality.resting.tilt_rate_median < 0.01 and quality.resting.tilt_angle_median < 0.002, quality.resting
 

@@ -40,7 +40,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--num_envs",
         type=positive_int,
-        default=16,
+        default=32,
         help="envs of the recording rollouts (half calibrate the surprise monitor, half measure its false alarms)",
     )
     parser.add_argument("--samples", type=positive_int, default=1000, help="random and recorded observations checked")

@@ -12,6 +12,11 @@ simulated rollouts under the training randomization (the rate measured on held-o
 Then it pushes ``(s_t, g_t, a_{t-1})`` into its window of the last ``history`` steps (filled with copies of the first
 step at a reset, previous action 0, as the model was trained and evaluated) and predicts ``s_{t+1}`` from it and
 ``a_t``.
+
+Exports calibrated with the stall statistic (metadata ``world_model.monitor.stall``) also accumulate, per term, the
+log likelihood ratio of "the term moved ``rho`` times as predicted" over the episode (a one-sided CUSUM, see
+:mod:`wam_isaac.deploy.statistics`); it fires when the world keeps moving less than predicted, which a model that
+adapts to its window hides from the jump statistic. ``alarm`` is either of the two.
 """
 
 from __future__ import annotations
@@ -26,29 +31,9 @@ import onnxruntime
 from .errors import BadObservation, MetadataError
 from .rotations import state_difference
 from .schema import load_metadata
+from .statistics import episode_cusum, stall_llr, term_scores, windowed_mean
 
-
-def term_scores(measured: np.ndarray, mean: np.ndarray, std: np.ndarray, terms: list[dict]) -> np.ndarray:
-    """Per-term normalized error ``sqrt(mean(((measured - mean) / std)^2))`` of changes (..., D) -> (..., K)."""
-    z = (measured - mean) / std
-    return np.stack([np.sqrt(np.mean(z[..., t["delta_slice"][0] : t["delta_slice"][1]] ** 2, -1)) for t in terms], -1)
-
-
-def windowed_mean(values: np.ndarray, valid: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
-    """The alarm statistic along time (T, N): the mean of ``values`` over the last ``window`` valid steps since the
-    episode's start (``starts[t, n]``: a new episode begins at ``t``); NaN where no step is valid yet."""
-    steps, envs = values.shape
-    out = np.full((steps, envs), np.nan)
-    for n in range(envs):
-        recent: list[float] = []
-        for t in range(steps):
-            if starts[t, n]:
-                recent = []
-            if valid[t, n]:
-                recent = (recent + [float(values[t, n])])[-window:]
-            if recent:
-                out[t, n] = np.mean(recent)
-    return out
+__all__ = ["Surprise", "SurpriseMonitor", "episode_cusum", "stall_llr", "term_scores", "windowed_mean"]
 
 
 @dataclass
@@ -60,9 +45,16 @@ class Surprise:
     statistic: np.ndarray
     """Mean surprise over the last ``window_steps`` steps of the episode (NaN before the first prediction)."""
     alarm: np.ndarray
-    """``statistic > threshold``."""
+    """``jump_alarm | stall_alarm``."""
     term_scores: np.ndarray
     """Per-term calibrated scores (N, K), in :attr:`SurpriseMonitor.term_names` order."""
+    jump_alarm: np.ndarray
+    """``statistic > threshold``."""
+    stall_statistic: np.ndarray
+    """Largest calibrated CUSUM of the stall log likelihood ratio since the episode's start over the monitored
+    terms (NaN before the first prediction, or without a stall calibration)."""
+    stall_alarm: np.ndarray
+    """``stall_statistic > stall threshold`` (all False without a stall calibration)."""
 
 
 class SurpriseMonitor:
@@ -83,6 +75,12 @@ class SurpriseMonitor:
         self.scales = np.array([calibration["term_scales"][name] for name in self.term_names])
         self.threshold = float(calibration["threshold"])
         self.window_steps = int(calibration["window_steps"])
+        stall = calibration.get("stall")  # absent in exports calibrated before the stall statistic
+        self.stall_rho = None if stall is None else float(stall["rho"])
+        self.stall_drift = 0.0 if stall is None else float(stall.get("drift", 0.0))
+        self.stall_terms = [t for t in self.terms if stall is not None and t["name"] in stall["term_scales"]]
+        self.stall_scales = np.array([stall["term_scales"][t["name"]] for t in self.stall_terms])
+        self.stall_threshold = np.inf if stall is None else float(stall["threshold"])
         self.state_dim, self.action_dim = int(block["state"]["size"]), int(block["action"]["size"])
         self.instruction_dim = int(block["instruction"]["size"])
         self.input_names = [value["name"] for value in block["inputs"]]
@@ -115,9 +113,11 @@ class SurpriseMonitor:
             self._fresh = np.ones(n, bool)
             self._predicted: tuple | None = None
             self._recent = [[] for _ in range(n)]
+            self._cusum = np.full((n, len(self.stall_terms)), np.nan)
             return
         self._fresh[envs] = True
         self._last_action[envs] = 0.0
+        self._cusum[envs] = np.nan
         for i in np.arange(n)[envs]:
             self._recent[i] = []
 
@@ -173,13 +173,20 @@ class SurpriseMonitor:
             measured = state_difference(previous, states, self.terms)
             scores[judged] = (term_scores(measured, mean, std, self.terms) / self.scales)[judged]
             score[judged] = scores[judged].max(-1)
+            if self.stall_rho is not None:
+                llr = stall_llr(measured, mean, std, self.stall_terms, self.stall_rho)[judged] - self.stall_drift
+                self._cusum[judged] = np.maximum(0.0, np.nan_to_num(self._cusum[judged]) + llr)
         for i in range(n):
             if not np.isnan(score[i]):
                 self._recent[i] = (self._recent[i] + [float(score[i])])[-self.window_steps :]
             if self._recent[i]:
                 statistic[i] = np.mean(self._recent[i])
-        alarm = np.nan_to_num(statistic, nan=-np.inf) > self.threshold
-        return Surprise(score, statistic, alarm, scores)
+        jump = np.nan_to_num(statistic, nan=-np.inf) > self.threshold
+        stall_statistic = np.full(n, np.nan)
+        if self.stall_rho is not None:
+            stall_statistic = (self._cusum / self.stall_scales).max(-1)
+        stall = np.nan_to_num(stall_statistic, nan=-np.inf) > self.stall_threshold
+        return Surprise(score, statistic, jump | stall, scores, jump, stall_statistic, stall)
 
     def _push(self, states: np.ndarray, instruction: np.ndarray) -> None:
         fresh = self._fresh

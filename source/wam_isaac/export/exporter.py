@@ -67,7 +67,7 @@ def export_checkpoint(
     out: str | Path,
     overwrite: bool = False,
     device: str = "cpu",
-    num_envs: int = 16,
+    num_envs: int = 32,
     samples: int = 1000,
     seed: int = 0,
     world_model: str | Path | None = None,

@@ -11,12 +11,15 @@ import torch
 
 from wam_isaac.deploy import BadObservation, SurpriseMonitor
 from wam_isaac.deploy.rotations import state_difference
+from wam_isaac.deploy.statistics import stall_llr
 from wam_isaac.export.monitor_calibration import (
     alarm_statistic,
     calibrate_monitor,
     env_threshold,
     record_world,
     recording_scores,
+    robust_threshold,
+    stall_cusums,
 )
 from wam_isaac.export.validate import session
 from wam_isaac.export.world_model_onnx import export_world_model_onnx, state_layout
@@ -125,21 +128,31 @@ def test_monitor_streams_the_statistic_it_was_calibrated_on(exported):
     recording, states, goals, actions = record(np.random.default_rng(2))
     mean, std = predictions(path, graph, entry, recording)
     calibration = calibrate_monitor(recording, mean, std, state_layout(graph), false_alarm_rate=0.2, window_steps=3)
+    terms = state_layout(graph)
     scales = np.array(list(calibration["term_scales"].values()))
-    batch = alarm_statistic(recording, recording_scores(recording, mean, std, state_layout(graph)), scales, 3)
+    batch = alarm_statistic(recording, recording_scores(recording, mean, std, terms), scales, 3)
+    stall = calibration["stall"]
+    assert list(stall["term_scales"]) == ["joint_pos"] and stall["rho"] == 0.0
+    measured = state_difference(recording.states[:, :, -1], recording.next_states, terms)
+    llr = stall_llr(measured, mean, std, terms[:1], 0.0) - stall["drift"]
+    stall_batch = (stall_cusums(recording, llr) / stall["term_scales"]["joint_pos"])[..., 0]
     monitor = SurpriseMonitor(block_of(graph, entry, calibration), session(path), num_envs=ENVS)
-    streamed, alarms = [], []
+    streamed, stall_streamed, alarms = [], [], []
     for t in range(STEPS):
         surprise = monitor.step(
             {"joint_pos": states[t, :, :2], "cube_quat": states[t, :, 2:]}, actions[t], {"goal": goals[t]}
         )
         streamed.append(surprise.statistic)
+        stall_streamed.append(surprise.stall_statistic)
         alarms.append(surprise.alarm)
+        np.testing.assert_array_equal(surprise.alarm, surprise.jump_alarm | surprise.stall_alarm)
         done = np.array([(t, i) in DONES for i in range(ENVS)])
         if done.any():
             monitor.reset(done)
     streamed = np.array(streamed)
     np.testing.assert_allclose(streamed, batch, atol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(np.array(stall_streamed), stall_batch, rtol=1e-4, atol=1e-4, equal_nan=True)
+    assert np.isnan(stall_batch[0]).all() and np.isnan(stall_batch[8, 0]) and not np.isnan(stall_batch[9, 0])
     # first step of every episode: nothing judged yet
     assert np.isnan(streamed[0]).all() and np.isnan(streamed[8, 0]) and np.isnan(streamed[11, 2])
     half = np.array(alarms)[:, : ENVS // 2][~np.isnan(streamed[:, : ENVS // 2])]
@@ -169,6 +182,51 @@ def test_monitor_is_quiet_on_its_own_predictions_and_fires_on_a_jump(exported):
     assert alarms[8] and statistics[8] > 2.0
     with pytest.raises(BadObservation, match="missing \\['cube_quat'\\]"):
         monitor.step({"joint_pos": state[:, :2]}, np.ones((1, 2)), {"goal": goal})
+
+
+def test_stall_accumulates_the_evidence_that_a_joint_stopped_moving(exported):
+    """A joint that stays put while the model predicts it moving: the stall statistic is the running sum of the log
+    likelihood ratio ``sum(m^2 / (2 s^2))`` of the predictions (computed here by hand), the jump statistic stays low
+    (one step at a time the miss is small), and the stall alarm fires when the sum crosses its threshold."""
+    graph, entry, path = exported
+    calibration = {
+        "term_scales": {"joint_pos": 1.0, "cube_quat": 1.0},
+        "threshold": 1.0e9,
+        "window_steps": 2,
+        "stall": {"rho": 0.0, "drift": 0.0, "term_scales": {"joint_pos": 2.0}, "threshold": 1.0},
+    }
+    monitor = SurpriseMonitor(block_of(graph, entry, calibration), session(path), num_envs=1)
+    rng = np.random.default_rng(5)
+    state = np.concatenate((rng.normal(0, 0.3, 2), unit_quaternions(rng, ())))[None].astype(np.float32)
+    goal, action = np.zeros((1, 2), np.float32), np.full((1, 2), 3.0, np.float32)
+    expected, total, statistics, alarms = [], 0.0, [], []
+    for t in range(40):
+        surprise = monitor.step({"joint_pos": state[:, :2], "cube_quat": state[:, 2:]}, action, {"goal": goal})
+        statistics.append(float(surprise.stall_statistic[0]))
+        alarms.append(bool(surprise.stall_alarm[0]))
+        assert not surprise.jump_alarm[0]
+        expected.append(total / 2.0 if t else np.nan)
+        _, mean, std = monitor._predicted
+        total += float((mean[0, :2] ** 2 / (2 * std[0, :2] ** 2)).sum())  # joint_pos measured unchanged: d = 0
+    np.testing.assert_allclose(statistics, expected, rtol=1e-4)
+    first = next(t for t, value in enumerate(statistics) if value > 1.0)
+    assert alarms == [False] * first + [True] * (40 - first) and first >= 2
+    monitor.reset()
+    surprise = monitor.step({"joint_pos": state[:, :2], "cube_quat": state[:, 2:]}, action, {"goal": goal})
+    assert np.isnan(surprise.stall_statistic[0]) and not surprise.alarm[0]  # a new episode starts from nothing
+
+
+def test_one_outlier_env_does_not_set_the_threshold():
+    """Eight calibration envs whose statistics spread about 3x between them, and one with a few very large values:
+    the fence keeps the ordinary spread (the threshold is the largest ordinary env's quantile), drops the outlier."""
+    rng = np.random.default_rng(6)
+    statistic = rng.gamma(4.0, 1.0, (300, 8)) * np.array([1.0, 1.3, 0.8, 2.0, 1.1, 0.9, 1.5, 1.2])
+    statistic[:4] = np.nan
+    ordinary = env_threshold(statistic, 0.99)
+    assert robust_threshold(statistic, 0.99) == ordinary  # no outlier: the strictest env's own quantile
+    statistic[100:110, 5] = 300.0  # one env, a few very large errors
+    assert env_threshold(statistic, 0.99) == 300.0
+    assert robust_threshold(statistic, 0.99) == ordinary
 
 
 def test_threshold_holds_the_rate_in_every_calibration_env():

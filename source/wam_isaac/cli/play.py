@@ -8,7 +8,9 @@ acts on a sliding window of the ``world_model`` and ``instruction`` groups, as `
 contributes at most its first ``ceil(episodes / num_envs)`` episodes (short episodes are not over-counted).
 
 The report goes to ``--out``/play.json, or beside the checkpoint as ``<checkpoint stem>.play.json``. Hydra overrides
-``env.<field>=...`` after the flags edit the env (e.g. ``env.episode_length_s=2``).
+``env.<field>=...`` after the flags edit the env (e.g. ``env.episode_length_s=2``). ``--video`` (camera tasks, e.g.
+WAM-Push-Cube-Camera) records env 0's camera for the first ``--video_length`` steps to an MP4 beside the report
+(``play.mp4`` / ``<checkpoint stem>.play.mp4``), as Isaac Lab's ``--video`` records its viewport.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda:0 if available, else cpu)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the environment")
     parser.add_argument("--out", default=None, help=f"directory of {REPORT_NAME} (default: beside the checkpoint)")
+    parser.add_argument("--video", action="store_true", help="record env 0's camera to an MP4 beside the report")
+    parser.add_argument("--video_length", type=positive_int, default=200, help="steps recorded with --video")
     parser.set_defaults(run=run)
 
 
@@ -152,7 +156,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     device = resolve_device(args.device)
     loaded = load_checkpoint(args.checkpoint, args.task, device)
     path = report_path(args)
-    stats = play(args, overrides, device, loaded)
+    stats = play(args, overrides, device, loaded, video=path.with_suffix(".mp4") if args.video else None)
     report = {
         "task": args.task,
         "checkpoint": str(Path(args.checkpoint).resolve()),
@@ -164,6 +168,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         **stats.to_dict(args.episodes),
         "per_episode": {"success": stats.success, "return": stats.returns, "length": stats.lengths},
     }
+    if args.video:
+        report["video"] = str(path.with_suffix(".mp4"))
     write_json(path, report)
     print(summary_line(report, path))
     return 0
@@ -188,8 +194,11 @@ def write_json(path: Path, report: dict) -> None:
     os.replace(tmp, path)
 
 
-def play(args: argparse.Namespace, overrides: list[str], device: str, loaded: LoadedCheckpoint):
-    """Build the task's env (kit-less Newton on the CPU) and run the loaded policy in it."""
+def play(
+    args: argparse.Namespace, overrides: list[str], device: str, loaded: LoadedCheckpoint, video: Path | None = None
+):
+    """Build the task's env (kit-less Newton on the CPU) and run the loaded policy in it; with ``video``, record env
+    0's camera group for ``args.video_length`` steps to that MP4."""
     import gymnasium as gym
     import torch
 
@@ -205,24 +214,45 @@ def play(args: argparse.Namespace, overrides: list[str], device: str, loaded: Lo
     env_cfg.sim.device = device
     env_cfg.scene.num_envs = args.num_envs
     env_cfg.seed = args.seed
+    recorder = None
+    if video is not None:
+        from ..evaluation.video import CameraRecorder
+
+        if getattr(env_cfg.observations, "camera", None) is None:
+            raise UsageError(f"--video records the camera group; {args.task} has none (try WAM-Push-Cube-Camera)")
+        recorder = CameraRecorder(env_index=0, max_frames=args.video_length)
     with launch_simulation(env_cfg, {"device": device}):
         env = gym.make(args.task, cfg=env_cfg).unwrapped
         try:
-            return play_in_env(env, loaded, agent_cfg, args.episodes, args.seed)
+            stats = play_in_env(env, loaded, agent_cfg, args.episodes, args.seed, recorder=recorder)
+            if recorder is not None:
+                recorder.write(video, fps=1.0 / env.step_dt)
+            return stats
         finally:
             env.close()
 
 
-def play_in_env(env, loaded: LoadedCheckpoint, agent_cfg, episodes: int, seed: int = 0):
+def play_in_env(env, loaded: LoadedCheckpoint, agent_cfg, episodes: int, seed: int = 0, recorder=None):
     """Run ``loaded`` in a live ``env`` of its task until ``episodes`` episodes ended; returns the
     :class:`~wam_isaac.evaluation.closed_loop.ClosedLoopStats`. ``agent_cfg``: the task's registered config of the
-    run's agent entry point (rsl-rl checkpoints only)."""
+    run's agent entry point (rsl-rl checkpoints only). ``recorder(obs)``, if given, sees every step's observations
+    (e.g. a :class:`~wam_isaac.evaluation.video.CameraRecorder`)."""
     from ..evaluation.closed_loop import run_closed_loop, run_policy_closed_loop
 
     if loaded.kind == "wam":
         check_wam_observations(env, loaded.model.schema)
-        return run_closed_loop(env, loaded.model, loaded.model.schema, loaded.history, episodes, seed=seed)
+        on_step = None if recorder is None else lambda step, window, actions, obs, done: recorder(obs)
+        return run_closed_loop(
+            env, loaded.model, loaded.model.schema, loaded.history, episodes, seed=seed, on_step=on_step
+        )
     policy, on_reset = rsl_rl_policy(env, loaded.run, agent_cfg)
+    if recorder is not None:
+        acting = policy
+
+        def policy(obs: dict):
+            recorder(obs)  # the observation the action is taken on: the first frame is the reset's
+            return acting(obs)
+
     return run_policy_closed_loop(env, policy, episodes, seed=seed, on_reset=on_reset)
 
 

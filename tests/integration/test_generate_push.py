@@ -1,5 +1,6 @@
 """Scripted-expert data on WAM-Push-Cube: the expert succeeds, and the stored labels equal scipy/torch
-recomputations from the stored states (cube displacement and rotation, tip -> cube -> goal relative poses)."""
+recomputations from the stored states (cube displacement and rotation, tip -> cube -> goal relative poses, the
+expert's action labels of DAgger)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from scipy.spatial.transform import Rotation
 from wam_isaac.data import DatasetWriter, iter_episodes, load_manifest, summarize
 from wam_isaac.labels.labeler import labeler_cfg_for
 from wam_isaac.rollout.driver import RolloutDriver
-from wam_isaac.rollout.policies import make_policy
+from wam_isaac.rollout.policies import load_expert, make_policy
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +24,8 @@ def dataset(make_env, tmp_path_factory):
     with make_env(TASK, num_envs=8) as env:
         policy = make_policy("scripted", env, TASK)
         factory = lambda specs: DatasetWriter(out, TASK, "test", specs, episodes_per_shard=4)  # noqa: E731
-        stats = RolloutDriver(env, policy, factory, labeler_cfg_for(TASK, horizons=(1, 8))).run(160)
+        labeler_cfg = labeler_cfg_for(TASK, horizons=(1, 8))
+        stats = RolloutDriver(env, policy, factory, labeler_cfg, expert=load_expert(TASK, env)).run(160)
     return out, stats
 
 
@@ -149,3 +151,30 @@ def test_world_model_and_instruction_groups_hold_the_simulator_state_and_the_goa
         goal = d["obs/instruction/goal"]
         assert (goal == goal[0]).all(), "the goal changes only at resets"
         assert 0.46 <= goal[0, 0] <= 0.56 and -0.15 <= goal[0, 1] <= 0.15
+
+
+def test_expert_labels_are_the_experts_action_on_each_recorded_state(dataset):
+    """``expert_actions`` at ``t`` is the expert's action recomputed from the state stored at ``t`` (the tip from the
+    exact critic observation, the cube pose, the goal, the episode's actuator strength), the last step of every
+    episode included (computed before the reset); here the behaviour policy is the noise-free expert itself, so the
+    executed actions equal the labels."""
+    import torch
+
+    from wam_isaac_tasks.push_cube.expert import PushCubeExpert, scara_ik
+
+    out, _ = dataset
+    assert load_manifest(out)["keys"]["expert_actions"]["shape"] == [3]
+    ended = 0
+    for _, episode in iter_episodes(out):
+        d = {key: torch.from_numpy(np.asarray(value, dtype=np.float64)) for key, value in episode.data.items()}
+        base = d["states/robot/root_pose"][:, :2]
+        tip = d["obs/critic"][:, 6:8] - base  # critic: joint_pos_rel (3), joint_vel (3), tip_pos (2), ...
+        cube = d["states/cube/root_pose"][:, :2] - base
+        goal = d["obs/instruction/goal"][:, :2] - base
+        default = d["states/robot/joint_pos"] - d["obs/critic"][:, 0:3]
+        joints = scara_ik(PushCubeExpert.tip_target(tip, cube, goal))
+        expected = (joints - default) / float(episode.dr["action/arm/strength"])
+        np.testing.assert_allclose(episode.data["expert_actions"], expected.numpy(), atol=2e-4)
+        np.testing.assert_array_equal(episode.data["expert_actions"], episode.data["actions"])
+        ended += not episode.attrs["budget_end"]
+    assert ended >= 8, "episodes whose last step precedes a reset"

@@ -1,6 +1,8 @@
-"""WAM-Push-Cube-Camera with 4 envs: the camera group is each env's own view; frames in a generated dataset are the
-camera's output for the same step, the final frame of an episode (recorded before Isaac Lab's reset) is what the
-camera sees of the stored final state; rendering is deterministic for a fixed seed on the CPU."""
+"""WAM-Push-Cube-Camera (its depth variant, WAM-Push-Cube-Camera-Depth: the same task, scene and RGB camera plus a
+depth group) with 4 envs: the camera group is each env's own view; frames in a generated dataset are the camera's
+output for the same step, the final frame of an episode (recorded before Isaac Lab's reset) is what the camera sees
+of the stored final state; rendering is deterministic for a fixed seed on the CPU; the visual DR recorded per episode
+is what was rendered (table colour, camera pose); depth frames are the camera's distance to the image plane."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from wam_isaac.rollout.policies import make_policy
 
 pytestmark = pytest.mark.integration
 
-TASK = "WAM-Push-Cube-Camera"
+TASK = "WAM-Push-Cube-Camera-Depth"
 NUM_ENVS = 4
 STEPS = 30
 
@@ -34,7 +36,14 @@ def run(make_env, tmp_path_factory):
         policy = make_policy("scripted", env, TASK, noise_std=0.1)
         factory = lambda specs: DatasetWriter(out, TASK, "test", specs, episodes_per_shard=3)  # noqa: E731
         driver = RolloutDriver(env, policy, factory, labeler_cfg_for(TASK, horizons=(1,)))
-        stats = driver.run(STEPS, on_step=lambda step: after_step.append(camera.data.output["rgb"].torch.clone()))
+        depth_after_step = []
+
+        def on_step(step: int) -> None:
+            after_step.append(camera.data.output["rgb"].torch.clone())
+            depth_after_step.append(camera.data.output["distance_to_image_plane"].torch.clone())
+
+        stats = driver.run(STEPS, on_step=on_step)
+        env.depth_after_step = torch.stack(depth_after_step).numpy()  # [m], (STEPS, NUM_ENVS, 64, 64, 1)
         yield env, out, stats, torch.stack(after_step).numpy()
 
 
@@ -76,10 +85,12 @@ def _first_global_step(reader, episode_id: int, env_id: int) -> int:
 
 
 def test_final_frame_shows_the_final_state_not_the_reset(run):
-    """Re-render each timed-out episode's stored final state (arm joints, cube, goal marker) in its env: the camera
-    sees the stored final frame again; the next episode's first frame (after the reset) differs from it."""
+    """Re-render each timed-out episode's stored final state (arm joints, cube, goal marker) with its recorded visual
+    DR (colours, light, camera pose) in its env: the camera sees the stored final frame again; the next episode's
+    first frame (after the reset) differs from it."""
     env, out, _, _ = run
     camera, robot, cube, marker = (env.scene[name] for name in ("camera", "robot", "cube", "goal_marker"))
+    visuals = env.event_manager.get_term_cfg("visual_randomization").func
     origins = env.scene.env_origins
     episodes = [episode for _, episode in iter_episodes(out) if not episode.attrs["budget_end"]]
     assert len(episodes) >= NUM_ENVS * 2, "every env should time out at least twice in 30 steps"
@@ -87,6 +98,9 @@ def test_final_frame_shows_the_final_state_not_the_reset(run):
         ids = torch.tensor([episode.env_id], device=env.device)
         before = camera.data.output["rgb"].torch[episode.env_id].cpu().numpy().astype(int)
         final = {key: torch.as_tensor(value, device=env.device)[None] for key, value in episode.final.items()}
+        recorded = {key.rsplit("/", 1)[1]: value for key, value in final.items() if "/visual_dr/" in key}
+        visuals.set_colors(ids, **{k: v for k, v in recorded.items() if not k.startswith("camera_")})
+        camera.set_world_poses(recorded["camera_pos"] + origins[ids], recorded["camera_quat"], ids, convention="world")
         robot.write_joint_position_to_sim_index(position=final["states/robot/joint_pos"], env_ids=ids)
         for asset, name in ((cube, "cube"), (marker, "goal_marker")):
             pose = final[f"states/{name}/root_pose"].clone()
@@ -116,3 +130,116 @@ def test_rendering_is_deterministic_for_a_fixed_seed(run):
     first, again, other = frames(11), frames(11), frames(12)
     np.testing.assert_array_equal(first, again)
     assert np.abs(first.astype(int) - other).sum() > 1000  # another seed draws other reset poses
+
+
+# the Newton Warp tracer's shading of an upward face: ambient 0.5 * sky (0.4, 0.4, 0.45) plus its one directional
+# light along (-1, 1, -1) / sqrt(3), n.l = 1 / sqrt(3); linear in the albedo, sRGB-encoded to uint8
+TOP_FACE_SHADING = np.array([0.2, 0.2, 0.225]) + 1 / np.sqrt(3)
+FOCAL_PX = 24.0 / 20.955 * 64  # focal length / horizontal aperture * width [px]
+
+
+def _srgb(linear: np.ndarray) -> np.ndarray:
+    linear = np.clip(linear, 0.0, 1.0)
+    return 255 * np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def _episode_starts(reader):
+    """(episode id, frame at step 0, every obs/visual_dr term at every step, goal marker pose at step 0)."""
+    for episode_id in reader.episodes:
+        visual = {key.rsplit("/", 1)[1]: reader.rows(episode_id, key) for key in reader.keys if "visual_dr/" in key}
+        marker = reader.rows(episode_id, "states/goal_marker/root_pose", 0, 1)[0]
+        yield episode_id, reader.rows(episode_id, "obs/camera", 0, 1)[0], visual, marker
+
+
+def test_visual_dr_is_drawn_per_episode_and_recorded_as_rendered(run):
+    """Each episode's recorded table albedo and light (constant within the episode, different between episodes)
+    predict its frame's table-top colour within 1.5 levels of 255 (seen: <= 0.9): the recorded values are the applied
+    ones."""
+    _, out, _, _ = run
+    colours = []
+    with DatasetReader(out) as reader:
+        for episode_id, frame, visual, _ in _episode_starts(reader):
+            for name, values in visual.items():
+                np.testing.assert_array_equal(values, np.broadcast_to(values[0], values.shape), err_msg=name)
+            first = {name: values[0].astype(np.float64) for name, values in visual.items()}
+            albedo = first["table_color"] * first["light_intensity"] * first["light_color"]
+            expected = _srgb(np.clip(albedo, 0, 1) * TOP_FACE_SHADING)
+            pixels, counts = np.unique(frame.reshape(-1, 3), axis=0, return_counts=True)
+            table_top = pixels[counts.argmax()]  # the flat, evenly lit table top fills most of the frame
+            assert counts.max() > 0.4 * 64 * 64
+            assert np.abs(table_top - expected).max() <= 1.5, (episode_id, table_top, expected, first)
+            colours.append(first["table_color"])
+    assert len(colours) >= 3 * NUM_ENVS and np.unique(np.round(colours, 4), axis=0).shape[0] == len(colours)
+
+
+def _project(point: np.ndarray, camera_pos: np.ndarray, camera_quat: np.ndarray) -> tuple[float, float, float]:
+    """Pixel (column, row) and forward distance [m] of an env-frame point seen by a camera in Isaac Lab's ``world``
+    convention (forward +x, left +y, up +z; quaternion xyzw) with this task's pinhole intrinsics."""
+    x, y, z, w = camera_quat
+    rotation = np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+    forward, left, up = rotation.T @ (point - camera_pos)
+    return 32 - FOCAL_PX * left / forward, 32 - FOCAL_PX * up / forward, forward
+
+
+def test_recorded_camera_pose_is_the_rendered_one(run):
+    """The goal disc's stored centre, projected with each episode's recorded (jittered) camera pose, lands on the
+    green disc in the frame (< 0.8 px on average) closer than with the nominal pose; the recorded poses stay within
+    the jitter (2 cm per axis of the eye)."""
+    _, out, _, _ = run
+    from wam_isaac_tasks.push_cube_camera.push_cube_camera_env_cfg import CAMERA_POS, CAMERA_TARGET, look_at_quat
+
+    nominal = np.array(CAMERA_POS), np.array(look_at_quat(CAMERA_POS, CAMERA_TARGET))
+    recorded_error, nominal_error = [], []
+    with DatasetReader(out) as reader:
+        for _, frame, visual, marker in _episode_starts(reader):
+            pose = visual["camera_pos"][0].astype(np.float64), visual["camera_quat"][0].astype(np.float64)
+            assert np.abs(pose[0] - nominal[0]).max() <= 0.02 + 1e-5
+            f = frame.astype(int)
+            rows, cols = np.nonzero((f[..., 1] > f[..., 0] + 60) & (f[..., 1] > f[..., 2] + 60))
+            if len(rows) < 2:  # the arm hides the disc
+                continue
+            centre = np.array([cols.mean() + 0.5, rows.mean() + 0.5])  # pixel centres
+            for (position, quat), errors in ((pose, recorded_error), (nominal, nominal_error)):
+                column, row, _ = _project(marker[:3].astype(np.float64), position, quat)
+                errors.append(np.hypot(column - centre[0], row - centre[1]))
+    assert len(recorded_error) >= 2 * NUM_ENVS
+    assert np.mean(recorded_error) < 0.8 and np.mean(recorded_error) < 0.5 * np.mean(nominal_error), (
+        np.mean(recorded_error),
+        np.mean(nominal_error),
+    )
+
+
+def test_depth_frames_are_the_distance_to_the_image_plane(run):
+    """``obs/depth`` (int16 mm) at step t equals the camera's distance to the image plane rendered before action t,
+    rounded to mm; at the goal disc's centre it is the disc's forward distance from the recorded camera pose (the
+    disc's top is 1 mm above its centre)."""
+    env, out, _, _ = run
+    checked = 0
+    with DatasetReader(out) as reader:
+        assert reader.manifest["keys"]["obs/depth"]["dtype"] == "int16"
+        for episode_id, record in reader.episodes.items():
+            depth = reader.rows(episode_id, "obs/depth")
+            first = _first_global_step(reader, episode_id, record.env_id)
+            for t in range(1 if first == 0 else 0, len(depth)):
+                expected = np.round(env.depth_after_step[first + t - 1, record.env_id] * 1000.0)
+                np.testing.assert_array_equal(depth[t], expected.astype(np.int16))
+                checked += 1
+        assert checked == NUM_ENVS * STEPS - NUM_ENVS
+        distances = []
+        for episode_id, frame, visual, marker in _episode_starts(reader):
+            pose = visual["camera_pos"][0].astype(np.float64), visual["camera_quat"][0].astype(np.float64)
+            column, row, forward = _project(marker[:3].astype(np.float64), *pose)
+            pixel = frame[int(row), int(column)].astype(int)
+            if not (pixel[1] > pixel[0] + 60 and pixel[1] > pixel[2] + 60):  # the arm hides the disc
+                continue
+            depth_mm = reader.rows(episode_id, "obs/depth", 0, 1)[0, int(row), int(column), 0]
+            distances.append(depth_mm - 1000.0 * forward)
+    assert len(distances) >= 2 * NUM_ENVS
+    # the pixel's ray hits the disc top a little off its centre: on the tilted view the depth varies ~ 6 mm per px
+    assert np.abs(distances).max() < 8.0, distances

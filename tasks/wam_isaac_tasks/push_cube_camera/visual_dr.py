@@ -105,15 +105,34 @@ class randomize_visuals(ManagerTermBase):
         ids = torch.arange(env.num_envs, device=env.device)
         ids = ids if env_ids is None else ids[env_ids]
         n = len(ids)
-        self.table_color[ids] = _uniform(*table_color, n, env.device)
-        self.cube_color[ids] = _uniform(*cube_color, n, env.device)
-        self.light_intensity[ids] = _uniform((light_intensity[0],), (light_intensity[1],), n, env.device)
-        self.light_color[ids] = _uniform(*light_color, n, env.device)
-        albedo = {**self._albedo, "table": self.table_color[:, None], "cube": self.cube_color[:, None]}
-        gain = (self.light_intensity * self.light_color)[ids, None]  # (n, 1, 3)
-        for name, colors in self._colors.items():
-            colors[ids] = linear_to_srgb(albedo[name][ids].expand(n, colors.shape[1], 3) * gain)
+        self.set_colors(
+            ids,
+            table_color=_uniform(*table_color, n, env.device),
+            cube_color=_uniform(*cube_color, n, env.device),
+            light_intensity=_uniform((light_intensity[0],), (light_intensity[1],), n, env.device),
+            light_color=_uniform(*light_color, n, env.device),
+        )
         self._jitter_camera(env, ids, camera_cfg, camera_eye_jitter, camera_target_jitter)
+
+    def set_colors(
+        self,
+        env_ids: torch.Tensor,
+        table_color: torch.Tensor,
+        cube_color: torch.Tensor,
+        light_intensity: torch.Tensor,
+        light_color: torch.Tensor,
+    ) -> None:
+        """Give envs ``env_ids`` these visual parameters (each (len(env_ids), ...) as in :func:`visual_param`), e.g.
+        the ones a dataset recorded, to render an episode again as it was seen."""
+        n = len(env_ids)
+        self.table_color[env_ids] = table_color
+        self.cube_color[env_ids] = cube_color
+        self.light_intensity[env_ids] = light_intensity
+        self.light_color[env_ids] = light_color
+        albedo = {**self._albedo, "table": self.table_color[:, None], "cube": self.cube_color[:, None]}
+        gain = (self.light_intensity * self.light_color)[env_ids, None]  # (n, 1, 3)
+        for name, colors in self._colors.items():
+            colors[env_ids] = linear_to_srgb(albedo[name][env_ids].expand(n, colors.shape[1], 3) * gain)
 
     def _jitter_camera(self, env: ManagerBasedEnv, ids: torch.Tensor, camera_cfg, eye_jitter: float, target_jitter):
         """Move the cameras of ``ids`` to eye + U(-eye_jitter, eye_jitter)^3 [m], looking at the target +

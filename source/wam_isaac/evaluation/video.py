@@ -39,13 +39,16 @@ def as_rgb_frames(frames: np.ndarray, what: str = "frames") -> np.ndarray:
     return np.repeat(frames, 3, axis=-1) if frames.shape[-1] == 1 else frames
 
 
-def depth_to_frames(depth_mm: np.ndarray, far_mm: int | None = None) -> np.ndarray:
-    """Depth frames (int16 [mm], (T, H, W, 1)) as grey uint8 frames for viewing: near is bright, far and missed
-    (0) pixels are black; ``far_mm`` defaults to the largest depth present."""
+def depth_to_frames(depth_mm: np.ndarray) -> np.ndarray:
+    """Depth frames (int16 [mm], (T, H, W, 1)) as grey uint8 frames for viewing: the nearest depth present is white
+    (255), the farthest dark grey (32), linearly between; missed pixels (0) are black."""
     depth = np.asarray(depth_mm, dtype=np.float32)
-    far = float(far_mm if far_mm is not None else max(depth.max(), 1.0))
-    grey = np.where(depth > 0, 255.0 * (1.0 - np.clip(depth / far, 0.0, 1.0)) + 0.5, 0.0)
-    return grey.astype(np.uint8)
+    hit = depth > 0
+    if not hit.any():
+        return np.zeros(depth.shape, dtype=np.uint8)
+    near, far = float(depth[hit].min()), float(depth[hit].max())
+    grey = 255.0 - (255.0 - 32.0) * (depth - near) / max(far - near, 1.0)
+    return np.where(hit, grey + 0.5, 0.0).astype(np.uint8)
 
 
 def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float, scale: int = 1) -> Path:

@@ -14,8 +14,8 @@ Conditions (each reported with what it changed):
   the policy meets are integrated differently.
 
 Per condition: episodes, success rate (the task's ``success`` termination, else survival to the time limit), mean
-return, mean episode length, and the monitor's alarm rate (fraction of judged env-steps with the alarm on) and mean
-surprise statistic.
+return, mean episode length, and the monitor's alarm rate (fraction of judged env-steps with the alarm on; of these,
+the stall alarm's), the share of episodes with an alarm at one step at least, and the mean jump statistic.
 """
 
 from __future__ import annotations
@@ -105,8 +105,11 @@ class ConditionResult:
     returns: list[float] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
     alarms: int = 0
+    stall_alarms: int = 0
     judged: int = 0
     statistic_sum: float = 0.0
+    alarmed: list[bool] = field(default_factory=list)
+    """Per counted episode: the monitor's alarm was on at one of its steps at least."""
 
     def to_dict(self) -> dict:
         n = len(self.success)
@@ -118,6 +121,8 @@ class ConditionResult:
             "mean_return": float(np.mean(self.returns)) if n else None,
             "mean_episode_length": float(np.mean(self.lengths)) if n else None,
             "alarm_rate": self.alarms / self.judged if self.judged else None,
+            "stall_alarm_rate": self.stall_alarms / self.judged if self.judged else None,
+            "episodes_alarmed": sum(self.alarmed) / len(self.alarmed) if self.judged and self.alarmed else None,
             "mean_surprise": self.statistic_sum / self.judged if self.judged else None,
             "judged_steps": self.judged,
         }
@@ -183,6 +188,7 @@ def run_condition(env, export_dir, condition: str, changes: dict, episodes: int,
     quota, finished = -(-episodes // n), [0] * n
     fresh = np.ones(n, bool)
     returns, lengths = np.zeros(n), np.zeros(n, int)
+    alarmed = np.zeros(n, bool)
     max_steps = (quota + 1) * int(env.max_episode_length + 1)
     for _ in range(max_steps):
         terms = raw_policy_terms(env, metadata)
@@ -206,6 +212,8 @@ def run_condition(env, export_dir, condition: str, changes: dict, episodes: int,
             judged = ~np.isnan(surprise.statistic)
             result.judged += int(judged.sum())
             result.alarms += int(surprise.alarm[judged].sum())
+            result.stall_alarms += int(surprise.stall_alarm[judged].sum())
+            alarmed |= surprise.alarm
             result.statistic_sum += float(surprise.statistic[judged].sum())
         fresh[:] = False
         _, rewards, terminated, truncated, _ = env.step(torch.from_numpy(actions).to(env.device))
@@ -219,12 +227,13 @@ def run_condition(env, export_dir, condition: str, changes: dict, episodes: int,
                     result.success.append(bool(success[i]))
                     result.returns.append(float(returns[i]))
                     result.lengths.append(int(lengths[i]))
+                    result.alarmed.append(bool(alarmed[i]))
                 finished[i] += 1
                 policies[i].reset()
             if monitor is not None:
                 monitor.reset(done)
             fresh |= done
-            returns[done], lengths[done] = 0.0, 0
+            returns[done], lengths[done], alarmed[done] = 0.0, 0, False
         if min(finished) >= quota:
             break
     return result

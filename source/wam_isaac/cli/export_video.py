@@ -65,8 +65,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     except (DatasetError, FileNotFoundError) as error:
         raise UsageError(f"cannot read dataset '{args.dataset}': {error}") from None
     with reader:
-        key = args.key or next(iter(frame_keys(reader.manifest["keys"], depth=False)), None)
-        keys = frame_keys(reader.manifest["keys"])
+        key = args.key or next(iter(frame_keys(reader.manifest["keys"])), None)
+        keys = frame_keys(reader.manifest["keys"], depth=True)
         if key not in keys:
             raise UsageError(f"{args.dataset} has no frames under {key!r}; its frame keys: {keys or 'none'}")
         missing = [episode for episode in episodes if episode not in reader.episodes]

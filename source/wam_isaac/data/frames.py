@@ -36,9 +36,9 @@ def is_frame(spec: KeySpec) -> bool:
     return rgb or is_depth_frame(spec)
 
 
-def frame_keys(keys: Mapping[str, Any], depth: bool = True) -> list[str]:
-    """The frame keys among a manifest's ``keys`` entries (``{key: {"shape", "dtype", ...}}``) or key specs, sorted;
-    without the depth frame keys if ``depth`` is false."""
+def frame_keys(keys: Mapping[str, Any], depth: bool = False) -> list[str]:
+    """The image frame keys among a manifest's ``keys`` entries (``{key: {"shape", "dtype", ...}}``) or key specs,
+    sorted; with the depth frame keys too if ``depth`` (pixel models take the uint8 images only)."""
     specs = {key: value if isinstance(value, KeySpec) else KeySpec.from_json(value) for key, value in keys.items()}
     return sorted(key for key, spec in specs.items() if is_frame(spec) and (depth or not is_depth_frame(spec)))
 
@@ -52,7 +52,7 @@ def frames_summary(dataset_dir: str | os.PathLike, manifest: Mapping[str, Any]) 
     import numpy as np
 
     summary = {}
-    for key in frame_keys(manifest["keys"]):
+    for key in frame_keys(manifest["keys"], depth=True):
         spec = KeySpec.from_json(manifest["keys"][key])
         frames = stored = 0
         for shard in manifest["shards"]:

@@ -106,3 +106,12 @@ def test_inspect_reports_the_frames(dataset, capsys):
     assert frames["obs/depth"]["raw_bytes"] == count * 8 * 10 * 2  # int16
     # flat synthetic frames compress: stored below raw, but not nothing
     assert 0 < frames["obs/camera"]["stored_bytes"] < frames["obs/camera"]["raw_bytes"]
+
+
+def test_depth_frames_are_chunked_one_per_frame(dataset):
+    import h5py
+
+    out, _ = dataset
+    with h5py.File(next(out.glob("shard_*.h5"))) as file:
+        assert file["steps/obs/depth"].chunks == (1, *DEPTH) and file["steps/obs/depth"].dtype == np.int16
+        assert file["steps/obs/camera"].chunks == (1, *FRAME)

@@ -54,11 +54,56 @@ def test_a_tiny_run_scores_every_horizon(tmp_path):
     report = json.loads((run / "eval.json").read_text())
     losses = report["final_losses"]  # the structural term weighed in
     assert losses["total"] == pytest.approx(
-        losses["reconstruction"] + losses["prediction"] + 0.5 * losses["structural"]
+        losses["reconstruction"] + losses["prediction"] + 0.5 * losses["structural"] + 0.01 * losses["gate"]
     )
     assert set(report["horizons"]) == {"1", "8", "32"}
     assert report["val_episodes"] == 1 and report["windows"] == 1  # one held-out env; 40 steps fit one window of 36
     for figures in report["horizons"].values():  # random frames: no better than about 7.7 dB (uniform noise)
         assert 5.0 < figures["copy_last_psnr"] < 10.0 and np.isfinite(figures["psnr"])
     assert (run / "strip.png").stat().st_size > 0
-    assert set(torch.load(run / "model.pt")) == {"model", "cfg", "action_dim"}
+    payload = torch.load(run / "model.pt", weights_only=False)
+    assert set(payload) == {"format", "model", "cfg", "action_dim", "schema", "data"} and payload["schema"] is None
+
+
+def test_wam_eval_scores_a_pixel_checkpoint(tmp_path):
+    """``wam eval`` on a 1-update pixel world model with a state read-out, on frames whose brightness rises one level
+    a step and states that rise 0.01 a step: copy-last's PSNR at horizon h is 20 log10(255 / h), as torchmetrics
+    computes it on those frames, and copy-last-state's error is 0.01 h sqrt(3); only the held-out env is scored."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    from wam_isaac.cli import main
+
+    specs = {"obs/camera": KeySpec((16, 16, 3), "uint8"), "obs/world_model/pos": KeySpec((3,), "float32"),
+             "actions": KeySpec((2,), "float32")}  # fmt: skip
+    episodes = []
+    for env_id in range(3):
+        steps = np.arange(40)
+        frames = (10 * env_id + steps).astype(np.uint8)[:, None, None, None] * np.ones((1, 16, 16, 3), np.uint8)
+        states = (0.1 * env_id + 0.01 * steps)[:, None].repeat(3, axis=1).astype(np.float32)
+        data = {"obs/camera": frames, "obs/world_model/pos": states, "actions": np.zeros((40, 2), np.float32)}
+        episodes.append(Episode(data, env_id, 0, False, {}, {"budget_end": 0}))
+    with DatasetWriter(tmp_path / "d", "WAM-Test", "cafe", specs) as writer:
+        writer.write_many(episodes)
+    run, out = tmp_path / "run", tmp_path / "eval"
+    for argv in (["train-pixel", "--data", str(tmp_path / "d"), "--out", str(run), "--updates", "1", "--batch", "2"],
+                 ["eval", "--checkpoint", str(run / "model.pt"), "--data", str(tmp_path / "d"), "--out", str(out),
+                  "--horizons", "1", "8", "32"]):  # fmt: skip
+        with pytest.raises(SystemExit) as exit_code:
+            main(argv)
+        assert exit_code.value.code == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert report["model_kind"] == "pixel_world" and report["episodes_scored"].startswith("validation split by env")
+    visual = report["visual_fidelity"]
+    assert visual["windows"] == 1 and visual["episodes"] == 1  # one held-out env; 40 steps fit one window of 36
+    for h in (1, 8, 32):
+        copy_last = visual["horizons"][str(h)]["copy_last_psnr"]
+        library = peak_signal_noise_ratio(torch.full((1, 3, 16, 16), 0.0), torch.full((1, 3, 16, 16), h / 255.0),
+                                          data_range=1.0).item()  # fmt: skip
+        assert copy_last == pytest.approx(20 * np.log10(255 / h), abs=1e-3) and copy_last == pytest.approx(library)
+        assert np.isfinite(visual["horizons"][str(h)]["psnr"])
+    readout = report["state_readout"]
+    assert readout["copy_last"]["pos"] == pytest.approx([0.01 * h * np.sqrt(3) for h in (1, 8, 32)], rel=1e-4)
+    assert report["physics"]["applicable"] is False and report["closed_loop"]["applicable"] is False
+    assert (out / "strip.png").stat().st_size > 0
+    again = wam("eval", "--checkpoint", str(run / "model.pt"), "--data", str(tmp_path / "d"), "--out", str(out))
+    assert again.returncode == 2 and "pass --overwrite" in again.stderr.splitlines()[-1]

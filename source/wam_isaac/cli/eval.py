@@ -6,6 +6,9 @@
    on the true trajectories of the same windows, side by side (tasks that register a physics spec);
 3. action plausibility (with ``--task``): the model's action head in closed loop in the real simulator.
 
+A pixel model's ``model.pt`` (``wam train-pixel``) is scored on the same dimensions through its frames and its state
+read-out (:mod:`wam_isaac.evaluation.visual_eval`): PSNR/SSIM per horizon beside copy-last-frame and ``strip.png``.
+
 ``--out`` may hold other files: only ``eval.json`` and the plots are written, and an existing ``eval.json`` is
 replaced only with ``--overwrite``. Hydra overrides ``env.<field>=...`` after the flags edit the closed-loop env.
 """
@@ -101,6 +104,12 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.task is None and overrides:
         raise UsageError(f"override '{overrides[0]}' needs --task (it edits the closed-loop env)")
     device = resolve_device(args.device)
+    from ..models.pixel_training import is_pixel_checkpoint
+
+    if is_pixel_checkpoint(args.checkpoint):
+        from ..evaluation.visual_eval import evaluate_pixel
+
+        return evaluate_pixel(args, overrides, device)
     model, cfg, manifest = load_inputs(args, device)
     if args.task is not None:
         check_task(args.task)

@@ -1,7 +1,10 @@
-"""``wam train-pixel``: train a pixel world model on a dataset's camera frames (e.g. ``wam generate --task
-WAM-Push-Cube-Camera``) and score its predicted frames on held-out envs: PSNR and SSIM at horizons 1, 8 and 32 beside
-the copy-last-frame baseline, written to ``--out/eval.json`` with the model (``model.pt``) and a picture of true,
-predicted and copy-last frames per horizon for the held-out window with the most motion (``strip.png``).
+"""``wam train-pixel``: train a pixel world model (``--model world``) or a pixel WAM (``joint``: action and value heads
+on the shared latent; ``cascaded``: predicted frames, then inverse dynamics) on a dataset's camera frames (e.g. ``wam
+generate --task WAM-Push-Cube-Camera``), with a state read-out head when the dataset has the task's ``world_model``
+states, and score its predicted frames on held-out envs: PSNR and SSIM at horizons 1, 8 and 32 beside the
+copy-last-frame baseline, written to ``--out/eval.json`` with the model (``model.pt``, which ``wam eval`` reads) and a
+picture of true, predicted and copy-last frames per horizon for the held-out window with the most motion
+(``strip.png``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--data", required=True, help="dataset directory with camera frames (wam generate)")
     parser.add_argument("--out", required=True, help="run directory (model.pt, eval.json)")
+    parser.add_argument(
+        "--model", choices=("world", "joint", "cascaded"), default="world", help="pixel world model or WAM kind"
+    )
+    parser.add_argument("--no_readout", action="store_true", help="no state read-out head")
+    parser.add_argument("--no_gate", action="store_true", help="add the whole decoded change (no change gate)")
     parser.add_argument("--updates", type=positive_int, default=500, help="Adam updates")
     parser.add_argument("--batch", type=positive_int, default=16, help="windows per update")
     parser.add_argument("--history", type=positive_int, default=4, help="frames the model conditions on")
@@ -56,6 +64,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         save,
         train_pixel_world_model,
     )
+    from ..models.pixel_wam import PixelWamCfg
     from ..models.pixel_world_model import PixelWorldModelCfg
 
     if extra:
@@ -71,9 +80,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     height, width, channels = manifest["keys"][args.frame_key]["shape"]
     if height != width:
         raise UsageError(f"{args.frame_key} frames are {height}x{width}: the pixel world model needs square frames")
-    model = PixelWorldModelCfg(image_size=height, image_channels=channels)
+    model = PixelWorldModelCfg(image_size=height, image_channels=channels, change_gate=not args.no_gate)
+    wam = PixelWamCfg(kind=args.model, readout=not args.no_readout)
     cfg = PixelTrainCfg(args.frame_key, args.history, args.forecast, args.batch, args.updates,
-                        ssim_weight=args.ssim_weight, seed=args.seed, model=model)  # fmt: skip
+                        ssim_weight=args.ssim_weight, seed=args.seed, model=model, wam=wam)  # fmt: skip
     device = resolve_device(args.device)
     try:
         trained, stats = train_pixel_world_model(args.data, cfg, device)

@@ -51,6 +51,8 @@ def summary_table(report: dict[str, Any]) -> str:
     fidelity = report.get("fidelity")
     if fidelity is not None:
         lines += fidelity_lines(fidelity)
+    if report.get("visual_fidelity") is not None:
+        lines += visual_lines(report["visual_fidelity"], report.get("state_readout"))
     physics = report.get("physics", {})
     if not physics.get("applicable"):
         lines.append(f"physics: not applicable ({physics.get('reason', '')})")
@@ -101,4 +103,24 @@ def fidelity_lines(fidelity: dict[str, Any]) -> list[str]:
     lines.append("  normalized error (over each term's typical one-step change, mean over terms):")
     for predictor, terms in fidelity["normalized"].items():
         lines.append(f"  {'':<26}{predictor:<19}" + "".join(f"{_number(v):>10}" for v in terms["all"]))
+    return lines
+
+
+def visual_lines(visual: dict[str, Any], readout: dict[str, Any] | None) -> list[str]:
+    """A pixel model's table: PSNR and SSIM of the model and copy-last-frame per horizon; with a state read-out, the
+    imagined states' error per term beside copy-last-state."""
+    horizons = list(visual["horizons"])
+    header = "".join(f"{'@' + h:>10}" for h in horizons)
+    lines = [
+        f"visual fidelity on {visual['windows']} windows from {visual['episodes']} episodes",
+        f"  {'':<26}{header}",
+    ]
+    for label, key in (("PSNR [dB] model", "psnr"), ("PSNR [dB] copy-last", "copy_last_psnr"),
+                       ("SSIM model", "ssim"), ("SSIM copy-last", "copy_last_ssim")):  # fmt: skip
+        lines.append(f"  {label:<26}" + "".join(f"{_number(visual['horizons'][h][key], 4):>10}" for h in horizons))
+    if readout is not None:
+        lines.append("  state read-out of imagined latents, mean error per term (model / copy-last state):")
+        for term, errors in readout["model"].items():
+            pairs = zip(errors, readout["copy_last"][term], strict=True)
+            lines.append(f"  {term:<26}" + "".join(f"{_number(m, 3) + '/' + _number(c, 3):>16}" for m, c in pairs))
     return lines

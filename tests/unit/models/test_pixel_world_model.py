@@ -83,5 +83,32 @@ def test_loss_terms_on_known_frames():
     weighted = model.loss(frames, actions, history=2, ssim_weight=0.5)
     assert plain["prediction"].item() == pytest.approx((16 / 255) ** 2, rel=1e-5)
     assert plain["structural"].item() == pytest.approx(1 - expected_ssim, abs=5e-5)
-    assert plain["total"].item() == pytest.approx(plain["reconstruction"].item() + plain["prediction"].item(), rel=1e-6)
+    gated = TINY.gate_weight * plain["gate"].item()
+    assert plain["total"].item() == pytest.approx(plain["reconstruction"].item() + plain["prediction"].item() + gated)
     assert weighted["total"].item() == pytest.approx(plain["total"].item() + 0.5 * (1 - expected_ssim), abs=3e-5)
+    # every cell changed (by 16/255 > the threshold): the gate's target is all ones, its loss -log sigmoid(logits)
+    with torch.no_grad():
+        seen = model.encode(frames[:, 1:2])[:, 0]
+        logits = model.gate.logits(model.rollout(frames, actions, history=2, forecast=1)[:, 0], seen)
+    expected_gate = torch.nn.functional.softplus(-logits).mean().item()
+    assert plain["gate"].item() == pytest.approx(expected_gate, rel=1e-5)
+
+
+def test_the_gate_keeps_the_change_only_where_it_opens():
+    """With the gate shut (logits -inf) a prediction is exactly the last seen frame whatever the latent; open
+    (+inf) it is the last seen frame plus the whole decoded change."""
+    torch.manual_seed(0)
+    model = PixelWorldModel(TINY, action_dim=2)
+    frames, _ = moving_squares(2, 3)
+    latents = torch.randn(2, 1, TINY.latent)
+    last = model.gate.net[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(-1e4)
+        shut = model.predict_frames(frames, latents, history=2)
+        last.bias.fill_(1e4)
+        opened = model.predict_frames(frames, latents, history=2)
+        seen = to_float_frames(frames[:, 1:2])
+        change = model.decode(latents) - model.decode(model.encode(seen))
+    assert torch.equal(shut, seen)
+    assert torch.allclose(opened, (seen + change).clamp(0, 1), atol=1e-6) and not torch.equal(opened, shut)

@@ -92,7 +92,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             f"[wam] world_model.onnx ({world_model['trunk']}, ensemble {world_model['ensemble']}, history "
             f"{world_model['history']}): onnxruntime vs torch max |diff| {check['random']['max_abs_diff']:.3g} on "
             f"{check['random']['count']} random, {check['recorded']['max_abs_diff']:.3g} on "
-            f"{check['recorded']['count']} recorded windows; surprise monitor thresholds jump {monitor['threshold']:.4g}"
+            f"{check['recorded']['count']} recorded windows; surprise monitor thresholds: jump "
+            f"{monitor['threshold']:.4g}"
             + (f", stall {monitor['stall']['threshold']:.4g}" if monitor.get("stall") else "")
             + f", false alarms {monitor['false_alarm_rate_held_out']:.2%} per step on held-out rollouts "
             f"(target {monitor['false_alarm_rate_target']:.0%})"

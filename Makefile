@@ -35,9 +35,13 @@ else
 	$(VENV)/bin/wam train --task $(TASK) --num_envs $(NUM_ENVS) --max_iterations $(ITERS)
 endif
 
-# Unit tests (no simulator, seconds) and integration tests (real Isaac Lab envs on the CPU, a few envs).
+# Unit tests (no simulator, seconds) and integration tests (real Isaac Lab envs on the CPU, a few envs), on
+# TEST_WORKERS pytest-xdist processes, a test file per process at a time (its module-scoped env is started once).
+# Each process runs one torch thread (OMP_NUM_THREADS=1 in CI) and Warp's CPU kernels on one thread, so 2 workers
+# keep 2 cores busy; each holds its own Isaac Lab env and torch, so mind the memory before raising it.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest tests -q
+	$(VENV)/bin/python -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
 
 unit: $(STAMP)
 	$(VENV)/bin/python -m pytest tests/unit -q

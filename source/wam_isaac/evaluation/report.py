@@ -118,6 +118,9 @@ def visual_lines(visual: dict[str, Any], readout: dict[str, Any] | None) -> list
     for label, key in (("PSNR [dB] model", "psnr"), ("PSNR [dB] copy-last", "copy_last_psnr"),
                        ("SSIM model", "ssim"), ("SSIM copy-last", "copy_last_ssim")):  # fmt: skip
         lines.append(f"  {label:<26}" + "".join(f"{_number(visual['horizons'][h][key], 4):>10}" for h in horizons))
+    for key in ("psnr", "ssim") if "gate_open" in visual else ():
+        label = f"{key.upper()} gate held open"
+        lines.append(f"  {label:<26}" + "".join(f"{_number(visual['gate_open'][h][key], 4):>10}" for h in horizons))
     if readout is not None:
         lines.append("  state read-out of imagined latents, mean error per term (model / copy-last state):")
         for term, errors in readout["model"].items():

@@ -76,11 +76,13 @@ def scored_episodes(args, cfg, trained_on: str | None) -> tuple[list[int] | None
 @torch.no_grad()
 def score_windows(model, data, history: int, horizons: list[int], windows, device: str, batch: int = 16):
     """Roll the model out on every window; returns the frames at the horizons, predicted and true (N, n, ...), the
-    last seen frames (N, ...), and (with a read-out) the imagined states (N, 1 + F, S) from the last seen true state,
-    the true states (N, 1 + F, S) and the read-out of the last seen frame (N, S)."""
+    last seen frames (N, ...), the predicted frames with the change gate held open (``ungated``, a gated model),
+    and (with a read-out) the imagined states (N, 1 + F, S) from the last seen true state, the true states
+    (N, 1 + F, S) and the read-out of the last seen frame (N, S)."""
     forecast, length = max(horizons), history + max(horizons)
     at = torch.tensor([h - 1 for h in horizons])
-    out = {"predicted": [], "true": [], "last_seen": [], "imagined": [], "true_states": [], "read_seen": []}
+    out = {"predicted": [], "true": [], "last_seen": [], "imagined": [], "true_states": [], "read_seen": [],
+           "ungated": []}  # fmt: skip
     for first in range(0, len(windows), batch):
         chosen = windows[first : first + batch]
         frames, actions = data.batch(chosen, length, device)
@@ -89,6 +91,12 @@ def score_windows(model, data, history: int, horizons: list[int], windows, devic
         latents = model.encode(frames[:, :history])
         predicted, features = model.rollout(frames, actions, history, forecast, instruction, latents, True)
         out["predicted"].append(model.predict_frames(frames, predicted[:, at], history).cpu())
+        if model.gate is not None:  # the same latents, the whole decoded change: what the gate does
+            gate, model.gate = model.gate, None
+            try:
+                out["ungated"].append(model.predict_frames(frames, predicted[:, at], history).cpu())
+            finally:
+                model.gate = gate
         out["true"].append(frames[:, history:][:, at].cpu())
         out["last_seen"].append(frames[:, history - 1].cpu())
         if model.readout is not None:
@@ -99,6 +107,21 @@ def score_windows(model, data, history: int, horizons: list[int], windows, devic
             out["true_states"].append(states[:, history - 1 :].cpu())
             out["read_seen"].append(model.read_state(latents[:, -1], seen_features[:, -1]).cpu())
     return {name: torch.cat(values) if values else None for name, values in out.items()}
+
+
+def background_leak(scored: dict, horizons: list[int], threshold: float = 4.0 / 255.0) -> dict:
+    """Mean ``|predicted - last seen|`` [/255] over the pixels the true frame left unchanged (every channel within
+    ``threshold`` of the last seen frame), per horizon, with the gate and held open."""
+    from ..models.pixel_world_model import to_float_frames
+
+    last = to_float_frames(scored["last_seen"])[:, None]
+    true = to_float_frames(scored["true"])
+    static = ((true - last).abs().amax(dim=-3, keepdim=True) <= threshold).expand_as(true)
+    figures = {}
+    for name in ("predicted", "ungated"):
+        leak = (scored[name] - last).abs() * 255
+        figures[name] = [float(leak[:, i][static[:, i]].mean()) for i in range(len(horizons))]
+    return {"gated": figures["predicted"], "gate_open": figures["ungated"], "horizons": horizons}
 
 
 def readout_errors(scored: dict, schema, horizons: list[int]) -> dict:
@@ -155,6 +178,13 @@ def evaluate_pixel(args: argparse.Namespace, overrides: list[str], device: str) 
         "episodes": len({e for e, _ in windows}),
         "horizons": {str(h): by_column[str(c)] for h, c in zip(horizons, columns, strict=True)},
     }
+    if scored["ungated"] is not None:
+        ungated = horizon_fidelity(scored["ungated"], scored["true"], scored["last_seen"], columns)
+        visual["gate_open"] = {
+            str(h): {"psnr": ungated[str(c)]["psnr"], "ssim": ungated[str(c)]["ssim"]}
+            for h, c in zip(horizons, columns, strict=True)
+        }
+        visual["background_leak"] = background_leak(scored, horizons)
     task = manifest.get("task_id", "")
     if model.readout is None:
         physics = {"applicable": False, "reason": "the model has no state read-out (no world_model states)"}

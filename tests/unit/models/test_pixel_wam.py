@@ -103,3 +103,37 @@ def test_the_cascaded_planner_does_not_read_the_action_it_infers():
     expected = expected - weights.readout_weight * (losses["readout"] + losses["readout_imagined"])
     world = losses["reconstruction"] + losses["prediction"] + CFG.gate_weight * losses["gate"]
     assert expected.item() == pytest.approx(world.item(), rel=1e-5)
+
+
+class _FakeEnv:
+    """Frames of value 10 * step + env; env 1 ends at its second step."""
+
+    def __init__(self):
+        self.t, self.num_envs = 0, 2
+
+    def _obs(self):
+        return {"camera": torch.tensor([10 * self.t, 10 * self.t + 1], dtype=torch.uint8)[:, None, None, None]}
+
+    def reset(self, seed=0):
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, actions):
+        self.t += 1
+        terminated = torch.tensor([False, self.t == 2])
+        return self._obs(), torch.zeros(2), terminated, torch.zeros(2, dtype=torch.bool), {}
+
+
+def test_the_closed_loop_frame_window_restarts_with_each_episode():
+    """The per-env window of the last 3 frames slides with each step; an env that ends starts its new window with
+    copies of its first frame (as the state window does), the other env's window goes on."""
+    from wam_isaac.evaluation.visual_eval import FrameWindows
+
+    env = FrameWindows(_FakeEnv(), history=3)
+    env.reset(seed=0)
+    assert env.frames[:, :, 0, 0, 0].tolist() == [[0, 0, 0], [1, 1, 1]] and env.num_envs == 2
+    env.step(None)
+    env.step(None)
+    assert env.frames[:, :, 0, 0, 0].tolist() == [[0, 10, 20], [21, 21, 21]]
+    env.step(None)
+    assert env.frames[:, :, 0, 0, 0].tolist() == [[10, 20, 30], [21, 21, 31]]

@@ -17,12 +17,14 @@ never visited and has never been shown what to do there. The scripted expert can
 Everything runs in one process on one env (one simulator start). Artifacts under ``--out``: ``data/`` (the aggregate
 dataset, ``wam inspect``), ``round_<k>/`` (a ``wam train-model`` run: ``config.yaml``, ``checkpoints/last.pt``, events)
 and ``dagger.json`` (per round: the behaviour policy's figures, the dataset size, the checkpoint and its closed-loop
-figures). Overrides after the flags go to the WAM (``model.<field>=...``, ``train.<field>=...``).
+figures). Overrides after the flags go to the WAM (``model.<field>=...``, ``train.<field>=...``). ``--resume`` continues
+a finished or interrupted run in ``--out`` after its last completed round, up to ``--rounds`` (same flags).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -60,6 +62,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--eval_expert", action="store_true", help="score the expert (noise 0 and --expert_noise)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda:0 if available, else cpu)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generation and the training")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out after its last round")
     parser.set_defaults(run=run)
 
 
@@ -82,8 +85,14 @@ def check_args(args: argparse.Namespace, extra: list[str]) -> None:
         if "=" not in token or token.split(".")[0] not in ("model", "train"):
             raise UsageError(f"malformed override '{token}'; expected model.<field>=value or train.<field>=value")
     out = Path(args.out)
-    if (out / SUMMARY_NAME).exists() or (out / "data").exists():
-        raise UsageError(f"{out} already holds a DAgger run; choose another --out")
+    if args.resume:
+        if not (out / SUMMARY_NAME).exists():
+            raise UsageError(f"--resume: {out} holds no {SUMMARY_NAME}; start the run without --resume")
+        done = len(json.loads((out / SUMMARY_NAME).read_text())["rounds"])
+        if done > args.rounds:
+            raise UsageError(f"--resume: {out} already ran {done - 1} rounds after round 0; raise --rounds")
+    elif (out / SUMMARY_NAME).exists() or (out / "data").exists():
+        raise UsageError(f"{out} already holds a DAgger run; choose another --out or pass --resume")
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
@@ -131,16 +140,18 @@ def dagger(args: argparse.Namespace, extra: list[str], device: str) -> int:
     out.mkdir(parents=True, exist_ok=True)
     summary = {"task": args.task, "args": {k: v for k, v in vars(args).items() if k != "run"}, "overrides": extra}
     summary["rounds"] = []
+    if args.resume:  # the rounds done so far (a round interrupted before its summary entry runs again)
+        summary = json.loads((out / SUMMARY_NAME).read_text())
     with launch_simulation(env_cfg, {"device": device}):
         env = gym.make(args.task, cfg=env_cfg).unwrapped
         try:
             expert = load_expert(args.task, env)
             cfg_hash = config_hash(_jsonable(env_cfg.to_dict()))
-            if args.eval_expert:
+            if args.eval_expert and "expert" not in summary:
                 summary["expert"] = score_expert(env, expert, args)
                 write_summary(out, summary)
-            checkpoint = None
-            for index in range(args.rounds + 1):
+            checkpoint = summary["rounds"][-1]["checkpoint"] if summary["rounds"] else None
+            for index in range(len(summary["rounds"]), args.rounds + 1):
                 record = run_round(env, expert, args, extra, device, index, checkpoint, cfg_hash)
                 checkpoint = record["checkpoint"]
                 summary["rounds"].append(record)

@@ -7,6 +7,10 @@ Each task runs in its own process (Isaac Lab holds one simulation per process), 
 kernels on first use), then time ``steps`` env steps under uniform random actions, reading the camera group each
 step (what a rollout does). Rates are reported per second of wall time and per second of the process's CPU time (far
 less disturbed by other jobs); the ratio is camera / no camera of the CPU-time rates, the median over rounds.
+
+Visual domain randomization costs at resets only (colours and camera poses written per reset env), so its figure is
+measured on the camera task with episodes cut to 10 steps (every env resets every 10 steps, the worst case), with and
+without the ``visual_randomization`` event, alternating in the same rounds: ratio on / off of the CPU-time rates.
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ from wam_isaac.cli.bench import child_result
 TASKS = ("WAM-Push-Cube", "WAM-Push-Cube-Camera")
 NUM_ENVS = 16
 ROUNDS = 2
+SHORT_EPISODE_S = 0.4
+"""Episode length of the visual DR comparison [s]: 10 control steps."""
+VISUAL_DR = {"visual_dr_on": "on", "visual_dr_off": "off"}
+"""The visual DR comparison's runs of WAM-Push-Cube-Camera: event kept / removed."""
 
 _CHILD = r"""
 import json, sys, time, torch
@@ -26,10 +34,15 @@ from isaaclab.app import launch_simulation
 from isaaclab_tasks.utils import resolve_task_config
 import wam_isaac_tasks
 task, num_envs, steps, device = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+visual_dr, episode_length_s = sys.argv[5], float(sys.argv[6])
 overrides = [] if torch.cuda.is_available() else ["presets=newton_mjwarp"]
 env_cfg, _ = resolve_task_config(task, "rsl_rl_cfg_entry_point", overrides=overrides)
 env_cfg.scene.num_envs = num_envs
 env_cfg.sim.device = device
+if visual_dr == "off":
+    env_cfg.events.visual_randomization = None
+if episode_length_s > 0:
+    env_cfg.episode_length_s = episode_length_s
 with launch_simulation(env_cfg, {"device": device}):
     env = gym.make(task, cfg=env_cfg).unwrapped
     env.reset()
@@ -48,19 +61,25 @@ with launch_simulation(env_cfg, {"device": device}):
 """
 
 
-def measure(task: str, num_envs: int, steps: int, device: str) -> dict[str, float]:
+def measure(
+    task: str, num_envs: int, steps: int, device: str, visual_dr: str = "on", episode_length_s: float = 0.0
+) -> dict[str, float]:
     """Env-steps per second of wall time (``wall``) and of process CPU time (``cpu``) of ``task``, in a fresh
-    process."""
-    return child_result(_CHILD, [task, str(num_envs), str(steps), device], task)
+    process; ``visual_dr="off"`` removes the camera task's visual randomization event, ``episode_length_s > 0``
+    shortens the episodes."""
+    args = [task, str(num_envs), str(steps), device, visual_dr, str(episode_length_s)]
+    return child_result(_CHILD, args, f"{task} (visual DR {visual_dr})")
 
 
 def run(args) -> list[dict]:
     steps = 10 if args.quick else 60
     rounds = 1 if args.quick else ROUNDS
-    rates: dict[str, list[dict[str, float]]] = {task: [] for task in TASKS}
+    rates: dict[str, list[dict[str, float]]] = {name: [] for name in (*TASKS, *VISUAL_DR)}
     for _ in range(rounds):
         for task in TASKS:
             rates[task].append(measure(task, NUM_ENVS, steps, args.device))
+        for name, visual_dr in VISUAL_DR.items():
+            rates[name].append(measure(TASKS[1], NUM_ENVS, steps, args.device, visual_dr, SHORT_EPISODE_S))
     common = {"num_envs": NUM_ENVS, "device": args.device, "steps": steps, "rounds": rounds}
     figures = []
     for task in TASKS:
@@ -71,6 +90,15 @@ def run(args) -> list[dict]:
     ratios = [camera["cpu"] / plain["cpu"] for camera, plain in zip(rates[TASKS[1]], rates[TASKS[0]], strict=True)]
     figures.append({"name": "ratio/camera_vs_no_camera", "value": round(statistics.median(ratios), 3), "unit": "x",
                     "target": None, "per_round": [round(r, 3) for r in ratios], **common})  # fmt: skip
+    for name in VISUAL_DR:
+        value = statistics.median(rate["cpu"] for rate in rates[name])
+        figures.append({"name": f"cpu_env_steps/{TASKS[1]}/{name}", "value": round(value, 1),
+                        "unit": "env-steps/CPU-s", "target": None, "episode_length_s": SHORT_EPISODE_S,
+                        **common})  # fmt: skip
+    ratios = [on["cpu"] / off["cpu"] for on, off in zip(*(rates[name] for name in VISUAL_DR), strict=True)]
+    figures.append({"name": "ratio/visual_dr_on_vs_off", "value": round(statistics.median(ratios), 3), "unit": "x",
+                    "target": None, "per_round": [round(r, 3) for r in ratios], "episode_length_s": SHORT_EPISODE_S,
+                    **common})  # fmt: skip
     figures.append(pixel_training_throughput(args.device, updates=3 if args.quick else 20))
     return figures
 

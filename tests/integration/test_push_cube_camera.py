@@ -170,6 +170,12 @@ def test_visual_dr_is_drawn_per_episode_and_recorded_as_rendered(run):
             assert np.abs(table_top - expected).max() <= 1.5, (episode_id, table_top, expected, first)
             colours.append(first["table_color"])
     assert len(colours) >= 3 * NUM_ENVS and np.unique(np.round(colours, 4), axis=0).shape[0] == len(colours)
+    env = run[0]  # what the term reports applying is what the visual_dr group observes
+    observed = env.observation_manager.compute_group("visual_dr")
+    recorded = env.event_manager.get_term_cfg("visual_randomization").func.recorded_params()
+    assert set(recorded) == set(observed)
+    for name, value in recorded.items():
+        torch.testing.assert_close(value, observed[name], rtol=0, atol=0, msg=name)
 
 
 def _project(point: np.ndarray, camera_pos: np.ndarray, camera_quat: np.ndarray) -> tuple[float, float, float]:

@@ -38,6 +38,9 @@ RECOLOURED = ("robot", "table", "cube", "goal_marker")
 EVENT_NAME = "visual_randomization"
 """Name of the event term in the task's event config (the observation terms look it up by this name)."""
 
+VISUAL_PARAMS = ("table_color", "cube_color", "light_intensity", "light_color")
+"""The colour parameters the term draws (beside the camera pose)."""
+
 RGBRange = tuple[tuple[float, float, float], tuple[float, float, float]]
 """Per-channel (low, high) of a uniform draw of a linear RGB colour."""
 
@@ -133,6 +136,13 @@ class randomize_visuals(ManagerTermBase):
         gain = (self.light_intensity * self.light_color)[env_ids, None]  # (n, 1, 3)
         for name, colors in self._colors.items():
             colors[env_ids] = linear_to_srgb(albedo[name][env_ids].expand(n, colors.shape[1], 3) * gain)
+
+    def recorded_params(self) -> dict[str, torch.Tensor]:
+        """What this term applied to every env, each (num_envs, ...): the four colour parameters and the camera pose
+        (``camera_pos`` [m, env frame], ``camera_quat`` xyzw, ``world`` convention), as a DR reader would record
+        them per episode."""
+        params = {name: getattr(self, name).clone() for name in VISUAL_PARAMS}
+        return {**params, "camera_pos": camera_pos(self._env), "camera_quat": camera_quat(self._env)}
 
     def _jitter_camera(self, env: ManagerBasedEnv, ids: torch.Tensor, camera_cfg, eye_jitter: float, target_jitter):
         """Move the cameras of ``ids`` to eye + U(-eye_jitter, eye_jitter)^3 [m], looking at the target +

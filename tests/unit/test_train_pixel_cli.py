@@ -66,21 +66,24 @@ def test_a_tiny_run_scores_every_horizon(tmp_path):
 
 
 def test_wam_eval_scores_a_pixel_checkpoint(tmp_path):
-    """``wam eval`` on a 1-update pixel world model with a state read-out, on frames whose brightness rises one level
-    a step and states that rise 0.01 a step: copy-last's PSNR at horizon h is 20 log10(255 / h), as torchmetrics
-    computes it on those frames, and copy-last-state's error is 0.01 h sqrt(3); only the held-out env is scored."""
+    """``wam eval`` on a 1-update pixel world model with a state read-out and an instruction, on frames whose
+    brightness rises one level a step and states that rise 0.01 a step: copy-last's PSNR at horizon h is
+    20 log10(255 / h), as torchmetrics computes it on those frames, and copy-last-state's error is 0.01 h sqrt(3);
+    only the held-out env is scored."""
     from torchmetrics.functional.image import peak_signal_noise_ratio
 
     from wam_isaac.cli import main
 
     specs = {"obs/camera": KeySpec((16, 16, 3), "uint8"), "obs/world_model/pos": KeySpec((3,), "float32"),
-             "actions": KeySpec((2,), "float32")}  # fmt: skip
+             "obs/instruction/goal": KeySpec((2,), "float32"), "actions": KeySpec((2,), "float32")}  # fmt: skip
     episodes = []
     for env_id in range(3):
         steps = np.arange(40)
         frames = (10 * env_id + steps).astype(np.uint8)[:, None, None, None] * np.ones((1, 16, 16, 3), np.uint8)
         states = (0.1 * env_id + 0.01 * steps)[:, None].repeat(3, axis=1).astype(np.float32)
-        data = {"obs/camera": frames, "obs/world_model/pos": states, "actions": np.zeros((40, 2), np.float32)}
+        goal = np.full((40, 2), env_id, np.float32)
+        data = {"obs/camera": frames, "obs/world_model/pos": states, "obs/instruction/goal": goal,
+                "actions": np.zeros((40, 2), np.float32)}  # fmt: skip
         episodes.append(Episode(data, env_id, 0, False, {}, {"budget_end": 0}))
     with DatasetWriter(tmp_path / "d", "WAM-Test", "cafe", specs) as writer:
         writer.write_many(episodes)
@@ -104,6 +107,6 @@ def test_wam_eval_scores_a_pixel_checkpoint(tmp_path):
     readout = report["state_readout"]
     assert readout["copy_last"]["pos"] == pytest.approx([0.01 * h * np.sqrt(3) for h in (1, 8, 32)], rel=1e-4)
     assert report["physics"]["applicable"] is False and report["closed_loop"]["applicable"] is False
-    assert (out / "strip.png").stat().st_size > 0
+    assert (out / "strip.png").stat().st_size > 0 and (out / "rollout.mp4").stat().st_size > 0
     again = wam("eval", "--checkpoint", str(run / "model.pt"), "--data", str(tmp_path / "d"), "--out", str(out))
     assert again.returncode == 2 and "pass --overwrite" in again.stderr.splitlines()[-1]

@@ -37,6 +37,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--model", choices=("world", "joint", "cascaded"), default="world", help="pixel world model or WAM kind"
     )
+    parser.add_argument(
+        "--head_weight",
+        type=non_negative_float,
+        default=0.1,
+        help="weight of the read-out and behaviour-cloning losses against the frame losses (value: a tenth of it)",
+    )
     parser.add_argument("--no_readout", action="store_true", help="no state read-out head")
     parser.add_argument("--no_gate", action="store_true", help="add the whole decoded change (no change gate)")
     parser.add_argument("--updates", type=positive_int, default=500, help="Adam updates")
@@ -81,7 +87,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if height != width:
         raise UsageError(f"{args.frame_key} frames are {height}x{width}: the pixel world model needs square frames")
     model = PixelWorldModelCfg(image_size=height, image_channels=channels, change_gate=not args.no_gate)
-    wam = PixelWamCfg(kind=args.model, readout=not args.no_readout)
+    weight = args.head_weight
+    wam = PixelWamCfg(kind=args.model, readout=not args.no_readout, readout_weight=weight, action_weight=weight,
+                      value_weight=weight / 10)  # fmt: skip
     cfg = PixelTrainCfg(args.frame_key, args.history, args.forecast, args.batch, args.updates,
                         ssim_weight=args.ssim_weight, seed=args.seed, model=model, wam=wam)  # fmt: skip
     device = resolve_device(args.device)

@@ -25,6 +25,8 @@ from ..cli.errors import UsageError
 
 STRIP_NAME = "strip.png"
 """The predicted-vs-true picture ``wam eval`` writes beside the report for a pixel model."""
+VIDEO_NAME = "rollout.mp4"
+"""The predicted-vs-true video (true left, predicted right) of the same window as the strip."""
 
 
 def check_inputs(args: argparse.Namespace, device: str):
@@ -101,12 +103,27 @@ def score_windows(model, data, history: int, horizons: list[int], windows, devic
         out["last_seen"].append(frames[:, history - 1].cpu())
         if model.readout is not None:
             states = extras["states"]
-            seen_features = model.history_features(latents, extras.get("instruction"), actions[:, :history])
+            command = extras.get("instruction")
+            command = None if command is None else command[:, :history]
+            seen_features = model.history_features(latents, command, actions[:, :history])
             imagined = model.read_state(predicted, features)
             out["imagined"].append(torch.cat((states[:, history - 1 : history], imagined), dim=1).cpu())
             out["true_states"].append(states[:, history - 1 :].cpu())
             out["read_seen"].append(model.read_state(latents[:, -1], seen_features[:, -1]).cpu())
     return {name: torch.cat(values) if values else None for name, values in out.items()}
+
+
+@torch.no_grad()
+def rollout_video(model, data, window: tuple[int, int], history: int, forecast: int, path, device: str) -> None:
+    """``path``: the true frames after the ``history`` seen ones (left) beside the model's autoregressive predictions
+    from them (right), ``forecast`` frames of one window at the control rate (25 fps)."""
+    from .video import write_side_by_side
+
+    frames, actions = data.batch([window], history + forecast, device)
+    instruction = model.instruction_input(data.extras([window], history + forecast, device).get("instruction"))
+    predicted = model.predict_frames(frames, model.rollout(frames, actions, history, forecast, instruction), history)
+    as_uint8 = (predicted[0].movedim(-3, -1) * 255).round().to(torch.uint8).cpu().numpy()
+    write_side_by_side(frames[0, history:].cpu().numpy(), as_uint8, path, fps=25)
 
 
 def background_leak(scored: dict, horizons: list[int], threshold: float = 4.0 / 255.0) -> dict:
@@ -217,9 +234,10 @@ def evaluate_pixel(args: argparse.Namespace, overrides: list[str], device: str) 
     worst = int(psnr(scored["last_seen"], scored["true"][:, -1]).argmin())
     strip = frame_strip(scored["true"][worst], scored["predicted"][worst], scored["last_seen"][worst], columns)
     save_strip(out / STRIP_NAME, strip)
+    rollout_video(model, data, windows[worst], cfg.history, max(horizons), out / VIDEO_NAME, device)
     print(f"[wam] eval of {args.checkpoint} (pixel {cfg.wam.kind}) on {args.data}, {chosen}")
     print(summary_table(report))
-    print(f"[wam] wrote {out / REPORT_NAME} and {STRIP_NAME}")
+    print(f"[wam] wrote {out / REPORT_NAME}, {STRIP_NAME} and {VIDEO_NAME}")
     return 0
 
 

@@ -2,15 +2,18 @@
 depth group) with 4 envs: the camera group is each env's own view; frames in a generated dataset are the camera's
 output for the same step, the final frame of an episode (recorded before Isaac Lab's reset) is what the camera sees
 of the stored final state; rendering is deterministic for a fixed seed on the CPU; the visual DR recorded per episode
-is what was rendered (table colour, camera pose); depth frames are the camera's distance to the image plane."""
+(per step and in the episodes' DR record) is what was rendered (table colour, camera pose); depth frames are the
+camera's distance to the image plane."""
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
 import torch
 
 from wam_isaac.data import DatasetReader, DatasetWriter, iter_episodes
+from wam_isaac.data.shards import read_index
 from wam_isaac.labels.labeler import labeler_cfg_for
 from wam_isaac.rollout.driver import RolloutDriver
 from wam_isaac.rollout.policies import make_policy
@@ -151,16 +154,29 @@ def _episode_starts(reader):
         yield episode_id, reader.rows(episode_id, "obs/camera", 0, 1)[0], visual, marker
 
 
+def _dr_record(reader, episode_id: int) -> dict[str, np.ndarray]:
+    """The episode's DR record (``dr/<name>`` of its shard's episode index), without reading its steps."""
+    with h5py.File(reader.dataset_dir / reader.record(episode_id).shard, "r") as file:
+        index = read_index(file)
+    row = int(np.searchsorted(index["episode_id"], episode_id))
+    return {name[3:]: values[row] for name, values in index.items() if name.startswith("dr/")}
+
+
 def test_visual_dr_is_drawn_per_episode_and_recorded_as_rendered(run):
     """Each episode's recorded table albedo and light (constant within the episode, different between episodes)
     predict its frame's table-top colour within 1.5 levels of 255 (seen: <= 0.9): the recorded values are the applied
-    ones."""
+    ones. The episode's DR record (``dr/event/visual_randomization/<name>``, beside the physical DR) holds exactly the
+    values of its per-step ``obs/visual_dr`` terms."""
     _, out, _, _ = run
     colours = []
     with DatasetReader(out) as reader:
         for episode_id, frame, visual, _ in _episode_starts(reader):
+            dr = _dr_record(reader, episode_id)
+            recorded = {key.rsplit("/", 1)[1]: value for key, value in dr.items() if key.startswith("event/")}
+            assert set(recorded) == set(visual) and "cube/body_mass" in dr
             for name, values in visual.items():
                 np.testing.assert_array_equal(values, np.broadcast_to(values[0], values.shape), err_msg=name)
+                np.testing.assert_array_equal(recorded[name], values[0], err_msg=name)
             first = {name: values[0].astype(np.float64) for name, values in visual.items()}
             albedo = first["table_color"] * first["light_intensity"] * first["light_color"]
             expected = _srgb(np.clip(albedo, 0, 1) * TOP_FACE_SHADING)

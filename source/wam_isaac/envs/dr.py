@@ -2,7 +2,9 @@
 
 Rather than recording what each event sampled, the values are read from the simulator itself (masses, joint
 gains and friction, shape friction) and from the action pipeline (latency, strength): what is read is what the
-physics uses, whichever event (or override) set it. Datasets record these per episode.
+physics uses, whichever event (or override) set it. Event terms that randomize what the simulator cannot be asked for
+(e.g. the camera task's visual DR: colours, light) report what they applied through a ``recorded_params()`` method.
+Datasets record these per episode.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ def read_dr_params(env: ManagerBasedEnv) -> dict[str, torch.Tensor]:
     - ``<asset>/shape_friction`` [1], shape (num_envs, num_shapes), on the Newton backend (whose per-shape
       friction coefficient ``mu`` is what its material randomization writes);
     - ``action/<term>/latency`` [control steps] and ``action/<term>/strength`` [1], shape (num_envs,), for each
-      :class:`~wam_isaac.envs.actions.ActuationRandomizedAction` term.
+      :class:`~wam_isaac.envs.actions.ActuationRandomizedAction` term;
+    - ``event/<term>/<key>``, shape (num_envs, ...), for each active reset event term whose function (a class term)
+      has a ``recorded_params()`` method: what it returned (e.g. the visual DR's ``table_color``, ``camera_pos``).
     """
     params: dict[str, torch.Tensor] = {}
     for name, asset in {**env.scene.articulations, **env.scene.rigid_objects}.items():
@@ -48,4 +52,8 @@ def read_dr_params(env: ManagerBasedEnv) -> dict[str, torch.Tensor]:
         if isinstance(term, ActuationRandomizedAction):
             params[f"action/{term_name}/latency"] = term.latency.clone()
             params[f"action/{term_name}/strength"] = term.strength.clone()
+    for term_name in env.event_manager.active_terms.get("reset", []):
+        recorded = getattr(env.event_manager.get_term_cfg(term_name).func, "recorded_params", None)
+        if recorded is not None:
+            params.update({f"event/{term_name}/{key}": value.clone() for key, value in recorded().items()})
     return params

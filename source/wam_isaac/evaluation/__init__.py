@@ -8,7 +8,9 @@
 - ``closed_loop.py``: the action head in control of the real simulator (success, return, smoothness, limits);
 - ``report.py``: ``eval.json`` (atomic) and the summary table; ``plots.py``: the PNG plots;
 - ``visual_fidelity.py``: PSNR and SSIM of predicted camera frames per horizon beside copy-last (torchmetrics);
-- ``visual_strip.py``: a PNG of true / predicted / copy-last frames per horizon.
+- ``visual_strip.py``: a PNG of true / predicted / copy-last frames per horizon;
+- ``video.py``: MP4 / GIF writing (``write_video``, ``write_side_by_side`` of true and predicted frames) and the
+  camera recorder of ``wam play --video``.
 """
 
 from __future__ import annotations

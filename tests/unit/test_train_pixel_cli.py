@@ -65,7 +65,7 @@ def test_a_tiny_run_scores_every_horizon(tmp_path):
     assert set(payload) == {"format", "model", "cfg", "action_dim", "schema", "data"} and payload["schema"] is None
 
 
-def test_wam_eval_scores_a_pixel_checkpoint(tmp_path):
+def test_wam_eval_scores_a_pixel_checkpoint(tmp_path, capsys):
     """``wam eval`` on a 1-update pixel world model with a state read-out and an instruction, on frames whose
     brightness rises one level a step and states that rise 0.01 a step: copy-last's PSNR at horizon h is
     20 log10(255 / h), as torchmetrics computes it on those frames, and copy-last-state's error is 0.01 h sqrt(3);
@@ -108,5 +108,6 @@ def test_wam_eval_scores_a_pixel_checkpoint(tmp_path):
     assert readout["copy_last"]["pos"] == pytest.approx([0.01 * h * np.sqrt(3) for h in (1, 8, 32)], rel=1e-4)
     assert report["physics"]["applicable"] is False and report["closed_loop"]["applicable"] is False
     assert (out / "strip.png").stat().st_size > 0 and (out / "rollout.mp4").stat().st_size > 0
-    again = wam("eval", "--checkpoint", str(run / "model.pt"), "--data", str(tmp_path / "d"), "--out", str(out))
-    assert again.returncode == 2 and "pass --overwrite" in again.stderr.splitlines()[-1]
+    with pytest.raises(SystemExit) as exit_code:  # a second run does not replace the report unasked
+        main(["eval", "--checkpoint", str(run / "model.pt"), "--data", str(tmp_path / "d"), "--out", str(out)])
+    assert exit_code.value.code == 2 and "pass --overwrite" in capsys.readouterr().err.splitlines()[-1]

@@ -8,9 +8,12 @@ acts on a sliding window of the ``world_model`` and ``instruction`` groups, as `
 contributes at most its first ``ceil(episodes / num_envs)`` episodes (short episodes are not over-counted).
 
 The report goes to ``--out``/play.json, or beside the checkpoint as ``<checkpoint stem>.play.json``. Hydra overrides
-``env.<field>=...`` after the flags edit the env (e.g. ``env.episode_length_s=2``). ``--video`` (camera tasks, e.g.
-WAM-Push-Cube-Camera) records env 0's camera for the first ``--video_length`` steps to an MP4 beside the report
-(``play.mp4`` / ``<checkpoint stem>.play.mp4``), as Isaac Lab's ``--video`` records its viewport.
+``env.<field>=...`` after the flags edit the env (e.g. ``env.episode_length_s=2``). ``--video`` records env 0's
+camera for the first ``--video_length`` steps to an MP4 beside the report (``play.mp4`` / ``<checkpoint
+stem>.play.mp4``), as Isaac Lab's ``--video`` records its viewport: a camera task's camera group, else a viewer camera
+added to the scene (``--video_resolution`` px square, the task's viewpoint of
+:data:`wam_isaac.envs.viewer_camera.VIEWPOINTS`; no observation group reads it, so the policy sees what it was
+trained on; it renders every env on the recorded steps only: keep ``--num_envs`` small).
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", default=None, help=f"directory of {REPORT_NAME} (default: beside the checkpoint)")
     parser.add_argument("--video", action="store_true", help="record env 0's camera to an MP4 beside the report")
     parser.add_argument("--video_length", type=positive_int, default=200, help="steps recorded with --video")
+    parser.add_argument(
+        "--video_resolution",
+        type=positive_int,
+        default=256,
+        help="side [px] of the viewer camera added for --video on a task without a camera group",
+    )
     parser.set_defaults(run=run)
 
 
@@ -218,18 +227,39 @@ def play(
     if video is not None:
         from ..evaluation.video import CameraRecorder
 
+        viewpoint = None
         if getattr(env_cfg.observations, "camera", None) is None:
-            raise UsageError(f"--video records the camera group; {args.task} has none (try WAM-Push-Cube-Camera)")
-        recorder = CameraRecorder(env_index=0, max_frames=args.video_length)
+            viewpoint = add_viewer(env_cfg, args.task, args.video_resolution)
+        else:
+            recorder = CameraRecorder(env_index=0, max_frames=args.video_length)
     with launch_simulation(env_cfg, {"device": device}):
         env = gym.make(args.task, cfg=env_cfg).unwrapped
         try:
+            if video is not None and recorder is None:
+                from ..envs.viewer_camera import ViewerRecorder
+
+                recorder = ViewerRecorder(env, viewpoint, env_index=0, max_frames=args.video_length)
             stats = play_in_env(env, loaded, agent_cfg, args.episodes, args.seed, recorder=recorder)
             if recorder is not None:
                 recorder.write(video, fps=1.0 / env.step_dt)
+                print(f"[wam] play: wrote {len(recorder.frames)} frames of env 0 to {video}")
             return stats
         finally:
             env.close()
+
+
+def add_viewer(env_cfg, task: str, resolution: int):
+    """Add the task's viewer camera to ``env_cfg`` for ``--video``; returns its viewpoint."""
+    from ..envs.viewer_camera import add_viewer_camera, viewpoint_for
+
+    if resolution < 2:
+        raise UsageError(f"--video_resolution {resolution}: the viewer camera needs at least 2 px a side")
+    viewpoint = viewpoint_for(task, env_cfg)
+    try:
+        add_viewer_camera(env_cfg, viewpoint, resolution)
+    except ValueError as error:
+        raise UsageError(f"--video: {error}") from None
+    return viewpoint
 
 
 def play_in_env(env, loaded: LoadedCheckpoint, agent_cfg, episodes: int, seed: int = 0, recorder=None):

@@ -43,6 +43,12 @@ def add_parser(subparsers) -> None:
         default=0.1,
         help="weight of the read-out and behaviour-cloning losses against the frame losses (value: a tenth of it)",
     )
+    parser.add_argument(
+        "--ungated_weight",
+        type=non_negative_float,
+        default=0.0,
+        help="weight of the ungated prediction's squared error (keeps the decoded change trained under the gate)",
+    )
     parser.add_argument("--no_readout", action="store_true", help="no state read-out head")
     parser.add_argument("--no_gate", action="store_true", help="add the whole decoded change (no change gate)")
     parser.add_argument("--updates", type=positive_int, default=500, help="Adam updates")
@@ -86,7 +92,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     height, width, channels = manifest["keys"][args.frame_key]["shape"]
     if height != width:
         raise UsageError(f"{args.frame_key} frames are {height}x{width}: the pixel world model needs square frames")
-    model = PixelWorldModelCfg(image_size=height, image_channels=channels, change_gate=not args.no_gate)
+    model = PixelWorldModelCfg(image_size=height, image_channels=channels, change_gate=not args.no_gate,
+                               ungated_weight=args.ungated_weight)  # fmt: skip
     weight = args.head_weight
     wam = PixelWamCfg(kind=args.model, readout=not args.no_readout, readout_weight=weight, action_weight=weight,
                       value_weight=weight / 10)  # fmt: skip

@@ -57,6 +57,9 @@ class PixelWorldModelCfg:
     gate_weight: float = 0.01
     """Weight of the gate's binary cross-entropy in the loss (its head reads detached latents: it shapes nothing
     else)."""
+    ungated_weight: float = 0.0
+    """Weight of the squared error of the ungated prediction (the whole decoded change added) in the loss: keeps the
+    decoded change trained where the gate is shut (0: only the gated prediction is trained)."""
 
 
 def to_float_frames(frames: torch.Tensor) -> torch.Tensor:
@@ -228,10 +231,11 @@ class PixelWorldModel(nn.Module):
     ) -> torch.Tensor:
         """Frames (B, F, C, H, W) in [0, 1] of predicted latents (B, F, L) after the ``history`` frames of ``frames``:
         the last seen frame plus the decoded change from its latent, gated (module docstring). ``with_gate``: also
-        the gate's coarse logits (B, F, 1, side, side), or None without a gate."""
+        the gate's coarse logits (B, F, 1, side, side), or None without a gate, and the ungated prediction."""
         seen = to_float_frames(frames[:, history - 1 : history])
         seen_latent = self.encode(seen)
         change = self.decode(latents) - self.decode(seen_latent)
+        ungated = (seen + change).clamp(0.0, 1.0)
         logits = None
         if self.gate is not None:
             batch, steps = latents.shape[:2]
@@ -242,7 +246,7 @@ class PixelWorldModel(nn.Module):
             change = change * gate.view(batch, steps, 1, *size)
             logits = logits.view(batch, steps, *logits.shape[1:])
         predicted = (seen + change).clamp(0.0, 1.0)
-        return (predicted, logits) if with_gate else predicted
+        return (predicted, logits, ungated) if with_gate else predicted
 
     def gate_loss(self, logits: torch.Tensor | None, target: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
         """Binary cross-entropy of the gate's logits (B, F, 1, s, s) against where the true frames ``target``
@@ -267,8 +271,9 @@ class PixelWorldModel(nn.Module):
         reconstruction of every frame and the frames predicted by the F-step autoregressive rollout
         (:meth:`predict_frames`); ``structural`` is ``1 - SSIM`` of the predicted frames (torchmetrics' SSIM, the one
         :mod:`~wam_isaac.evaluation.visual_fidelity` scores, mean over frames); ``gate`` the change gate's
-        cross-entropy (:meth:`gate_loss`); ``total`` is ``reconstruction + prediction + ssim_weight * structural +
-        gate_weight * gate``. ``latent`` (the rollout's latents against the encoded true frames, per dimension) is
+        cross-entropy (:meth:`gate_loss`); ``ungated`` the squared error of the prediction without the gate;
+        ``total`` is ``reconstruction + prediction + ssim_weight * structural + gate_weight * gate + ungated_weight *
+        ungated``. ``latent`` (the rollout's latents against the encoded true frames, per dimension) is
         reported, not trained on: as a loss it let the encoder collapse every frame to one latent (perfectly
         predictable) in an overfitting run.
 
@@ -296,8 +301,9 @@ class PixelWorldModel(nn.Module):
         predicted, features = self.rollout(
             target, actions, history, forecast, instruction, latents=latents, with_features=True
         )
-        predicted_frames, logits = self.predict_frames(target, predicted, history, with_gate=True)
+        predicted_frames, logits, ungated = self.predict_frames(target, predicted, history, with_gate=True)
         prediction = nn.functional.mse_loss(predicted_frames, target[:, history:])
+        ungated_error = nn.functional.mse_loss(ungated, target[:, history:])
         gate = self.gate_loss(logits, target[:, history:], target[:, history - 1 : history])
         with torch.set_grad_enabled(torch.is_grad_enabled() and ssim_weight > 0):  # reported only at weight 0
             similarity = structural_similarity_index_measure(
@@ -306,6 +312,8 @@ class PixelWorldModel(nn.Module):
         structural = 1.0 - similarity
         latent = nn.functional.mse_loss(predicted.detach(), latents[:, history:].detach())
         total = reconstruction + prediction + ssim_weight * structural + self.cfg.gate_weight * gate
+        if self.cfg.ungated_weight > 0:
+            total = total + self.cfg.ungated_weight * ungated_error
         losses = {"total": total, "reconstruction": reconstruction, "prediction": prediction,
-                  "structural": structural, "gate": gate, "latent": latent}  # fmt: skip
+                  "structural": structural, "gate": gate, "latent": latent, "ungated": ungated_error}  # fmt: skip
         return losses, latents, predicted, features

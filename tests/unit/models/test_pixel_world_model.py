@@ -3,6 +3,8 @@ squares (frames and the frames it predicts from them) far below the error of the
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -83,6 +85,11 @@ def test_loss_terms_on_known_frames():
     weighted = model.loss(frames, actions, history=2, ssim_weight=0.5)
     assert plain["prediction"].item() == pytest.approx((16 / 255) ** 2, rel=1e-5)
     assert plain["structural"].item() == pytest.approx(1 - expected_ssim, abs=5e-5)
+    assert plain["ungated"].item() == pytest.approx(plain["prediction"].item())  # no change: the gate changes nothing
+    heavier = PixelWorldModel(replace(TINY, ungated_weight=2.0), action_dim=2)
+    heavier.load_state_dict(model.state_dict())
+    total = plain["total"].item() + 2.0 * plain["ungated"].item()
+    assert heavier.loss(frames, actions, history=2)["total"].item() == pytest.approx(total, rel=1e-5)
     gated = TINY.gate_weight * plain["gate"].item()
     assert plain["total"].item() == pytest.approx(plain["reconstruction"].item() + plain["prediction"].item() + gated)
     assert weighted["total"].item() == pytest.approx(plain["total"].item() + 0.5 * (1 - expected_ssim), abs=3e-5)

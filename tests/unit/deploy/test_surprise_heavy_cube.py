@@ -4,7 +4,8 @@ caught by the stall statistic in most episodes; a 10x heavier one is not reliabl
 The data (``data/push_cube_heavy_joint_pos.npz``) are the arm's measured joint-position changes and the one-step
 predictions (mean, std) of a GRU world model (history 8) under a plain PPO policy (iteration 100), 300 control
 steps of 32 envs with the training randomization: 16 envs with the trained cube masses (x U(0.5, 2)), 8 with the
-cube 10x, 8 with it 100x its default mass (``runs/h6/collect.py`` and ``predict.py`` of issue 13 recorded them).
+cube 10x, 8 with it 100x its default mass. ``scripts/record_monitor_fixture.py`` recorded them; its docstring gives
+the exact command (``--steps 300 --seed 0 --nominal 16 --per_factor 8 --factors 2,4,10,30,100 --keep 1,10,100``).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@
   and :class:`EnsembleWorldModel`.
 - ``wam.py``: :class:`JointWAM`, :class:`CascadedWAM`, :func:`build_model`.
 - ``pixel_world_model.py``: :class:`PixelWorldModel`, camera frames -> latent -> WAM trunk -> decoded frames.
+- ``pixel_wam.py``: :class:`PixelWAM`, the pixel world model with a state read-out, and the joint (action and value
+  heads on the shared latent) and cascaded (planned next frame, then inverse dynamics) pixel WAMs.
 - ``pixel_training.py``: training it on a dataset's frames and scoring it on held-out envs (``wam train-pixel``).
 """
 

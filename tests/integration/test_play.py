@@ -6,6 +6,7 @@ with a one-line error before anything is written."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from types import SimpleNamespace
 
@@ -15,7 +16,7 @@ from export_helpers import write_run
 from omegaconf import OmegaConf
 
 from wam_isaac.cli.errors import UsageError
-from wam_isaac.cli.play import load_checkpoint, play_in_env, run
+from wam_isaac.cli.play import add_parser, load_checkpoint, play_in_env, run
 
 pytestmark = pytest.mark.integration
 
@@ -92,9 +93,7 @@ def test_joint_wam_plays_push_cube_through_the_command(tmp_path, capsys):
     # first in the file: `run` builds its own env, and the module's cart-pole env is not built yet (one at a time)
     checkpoint = tmp_path / "push_joint.pt"
     tiny_joint_wam_checkpoint(checkpoint, PUSH_STATE, 3, data=str(tmp_path / "moved_dataset"))
-    args = SimpleNamespace(
-        task=PUSH, checkpoint=str(checkpoint), episodes=8, num_envs=4, device="cpu", seed=0, out=str(tmp_path / "o")
-    )
+    args = play_args(tmp_path, checkpoint, task=PUSH, episodes=8, num_envs=4)
     assert run(args, ["env.episode_length_s=0.39"]) == 0  # 10 control steps of 0.04 s
     report = json.loads((tmp_path / "o" / "play.json").read_text())
     assert (report["policy"], report["episodes"]) == ("wam train-model joint", 8)
@@ -137,10 +136,13 @@ def test_a_wam_of_other_observation_groups_is_refused_by_key(cartpole, tmp_path)
         play_in_env(cartpole, loaded, None, episodes=2)
 
 
-def play_args(tmp_path, checkpoint, task=CARTPOLE):
-    return SimpleNamespace(
-        task=task, checkpoint=str(checkpoint), episodes=4, num_envs=2, device="cpu", seed=0, out=str(tmp_path / "o")
-    )
+def play_args(tmp_path, checkpoint, task=CARTPOLE, episodes=4, num_envs=2) -> argparse.Namespace:
+    """``wam play``'s arguments through its own parser (every flag at its default unless given)."""
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    argv = ["play", "--task", task, "--checkpoint", str(checkpoint), "--episodes", str(episodes)]
+    argv += ["--num_envs", str(num_envs), "--device", "cpu", "--seed", "0", "--out", str(tmp_path / "o")]
+    return parser.parse_args(argv)
 
 
 def test_bad_checkpoints_are_refused_before_a_simulator_starts(cartpole_run, tmp_path):

@@ -36,6 +36,8 @@ def test_tasks_lists_the_three_wam_tasks():
         (["train", "--task", "WAM-Cartpole", "--device", "tpu"], "unknown device 'tpu'"),
         (["train", "--task", "WAM-Cartpole", "--bogus"], "unknown option '--bogus'"),
         (["bench", "nope"], "unknown benchmark 'nope'"),
+        (["dagger", "--task", "WAM-Quadruped-Flat", "--out", "x"], "task WAM-Quadruped-Flat has no scripted expert"),
+        (["dagger", "--task", "WAM-Push-Cube", "--out", "x", "--beta", "1.5"], "--beta must be in [0, 1], got 1.5"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):
@@ -112,3 +114,18 @@ def test_inspect_verify_names_the_corrupted_shard(tmp_path):
 def test_inspect_of_a_directory_without_a_dataset_is_one_line(tmp_path):
     result = wam("inspect", str(tmp_path))
     assert result.returncode == 2 and "cannot read dataset" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("task", ["WAM-Cartpole", "WAM-Push-Cube", "WAM-Quadruped-Flat"])
+def test_task_env_cfg_applies_checked_overrides_on_the_device(task):
+    import wam_isaac_tasks  # noqa: F401  (registers the tasks)
+    from wam_isaac.cli.common import task_env_cfg
+    from wam_isaac.cli.errors import UsageError
+
+    env_cfg, agent_cfg = task_env_cfg(task, ["env.episode_length_s=3.25"], "cpu")
+    assert env_cfg.episode_length_s == 3.25 and env_cfg.sim.device == "cpu"
+    assert agent_cfg is not None
+    default_cfg, _ = task_env_cfg(task, [], "cpu")
+    assert default_cfg.episode_length_s != 3.25
+    with pytest.raises(UsageError, match="'env.scene' has no field 'nope'"):
+        task_env_cfg(task, ["env.scene.nope=4"], "cpu")

@@ -146,3 +146,20 @@ def check_override_paths(overrides: list[str], env_cfg, agent_cfg) -> None:
             if not found:
                 where = ".".join([root, *path[:depth]])
                 raise UsageError(f"override '{token}': '{where}' has no field '{name}'")
+
+
+def task_env_cfg(task: str, overrides: list[str], device: str, entry_point: str = "rsl_rl_cfg_entry_point"):
+    """``(env_cfg, agent_cfg)`` of ``task`` with the ``env.<field>=...`` overrides applied (each checked against the
+    env config first: a :class:`UsageError` names an unknown field), on ``device``, with Newton's MuJoCo-Warp
+    physics preset where CUDA is missing (Isaac Lab's default preset needs Isaac Sim's PhysX there)."""
+    import torch
+
+    from isaaclab_tasks.utils import resolve_task_config
+
+    if overrides:
+        env_cfg, _ = resolve_task_config(task, entry_point, overrides=[])
+        check_override_paths(overrides, env_cfg, None)
+    hydra = list(overrides) + ([] if torch.cuda.is_available() else ["presets=newton_mjwarp"])
+    env_cfg, agent_cfg = resolve_task_config(task, entry_point, overrides=hydra)
+    env_cfg.sim.device = device
+    return env_cfg, agent_cfg

@@ -28,7 +28,7 @@ import json
 import time
 from pathlib import Path
 
-from .common import check_task, positive_int, resolve_device
+from .common import check_task, positive_int, resolve_device, task_env_cfg
 from .errors import UsageError
 
 SUMMARY_NAME = "dagger.json"
@@ -121,19 +121,14 @@ def wam_config(args: argparse.Namespace, extra: list[str], round_index: int, dev
 def dagger(args: argparse.Namespace, extra: list[str], device: str) -> int:
     """Start the env, run the rounds, write the summary."""
     import gymnasium as gym
-    import torch
 
     from isaaclab.app import launch_simulation
-
-    from isaaclab_tasks.utils import resolve_task_config
 
     from ..data import config_hash
     from ..rollout.policies import load_expert
     from .generate import _jsonable
 
-    hydra = [] if torch.cuda.is_available() else ["presets=newton_mjwarp"]
-    env_cfg, _ = resolve_task_config(args.task, "rsl_rl_cfg_entry_point", overrides=hydra)
-    env_cfg.sim.device = device
+    env_cfg, _ = task_env_cfg(args.task, [], device)
     env_cfg.scene.num_envs = args.num_envs
     env_cfg.seed = args.seed
     out = Path(args.out)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import check_override_paths, check_task, positive_int, resolve_device, split_overrides
+from .common import check_task, positive_int, resolve_device, split_overrides, task_env_cfg
 from .errors import UsageError
 
 
@@ -179,19 +179,12 @@ def evaluate(args, overrides, device, model, cfg, manifest) -> int:
 def closed_loop_in_simulator(args, overrides: list[str], device: str, model, history: int) -> dict:
     """Build the task's env (kit-less Newton on the CPU) and run the model's action head closed loop."""
     import gymnasium as gym
-    import torch
 
     from isaaclab.app import launch_simulation
 
-    from isaaclab_tasks.utils import resolve_task_config
-
     from ..evaluation.closed_loop import run_closed_loop
 
-    hydra = list(overrides) + ([] if torch.cuda.is_available() else ["presets=newton_mjwarp"])
-    env_cfg, _ = resolve_task_config(args.task, "rsl_rl_cfg_entry_point", overrides=[])
-    check_override_paths(overrides, env_cfg, None)
-    env_cfg, _ = resolve_task_config(args.task, "rsl_rl_cfg_entry_point", overrides=hydra)
-    env_cfg.sim.device = device
+    env_cfg, _ = task_env_cfg(args.task, overrides, device)
     env_cfg.scene.num_envs = args.num_envs
     env_cfg.seed = args.seed
     with launch_simulation(env_cfg, {"device": device}):

@@ -36,12 +36,12 @@ from pathlib import Path
 
 from .common import (
     add_env_args,
-    check_override_paths,
     check_task,
     positive_int,
     rank_context,
     resolve_device,
     split_overrides,
+    task_env_cfg,
 )
 from .errors import UsageError
 
@@ -179,12 +179,9 @@ def generate(args: argparse.Namespace, overrides: list[str], device: str, contex
     for signum in (signal.SIGTERM, signal.SIGUSR1):
         signal.signal(signum, lambda signum, frame: stop_requested.append(signum))
     import gymnasium as gym
-    import torch
     from tqdm import tqdm
 
     from isaaclab.app import launch_simulation
-
-    from isaaclab_tasks.utils import resolve_task_config
 
     from ..data import DatasetError, DatasetWriter, config_hash, summarize
     from ..distributed.context import DistContext
@@ -194,11 +191,7 @@ def generate(args: argparse.Namespace, overrides: list[str], device: str, contex
     from ..rollout.policies import PolicyError, load_expert, make_policy
 
     context = context or DistContext()
-    hydra = list(overrides) + ([] if torch.cuda.is_available() else ["presets=newton_mjwarp"])
-    env_cfg, _ = resolve_task_config(args.task, "rsl_rl_cfg_entry_point", overrides=[])
-    check_override_paths(overrides, env_cfg, None)
-    env_cfg, _ = resolve_task_config(args.task, "rsl_rl_cfg_entry_point", overrides=hydra)
-    env_cfg.sim.device = device
+    env_cfg, _ = task_env_cfg(args.task, overrides, device)
     if args.num_envs is not None:
         env_cfg.scene.num_envs = args.num_envs
     seed = 0 if args.seed is None else args.seed

@@ -25,7 +25,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import check_override_paths, check_task, positive_int, resolve_device, split_overrides
+from .common import check_task, positive_int, resolve_device, split_overrides, task_env_cfg
 from .errors import UsageError
 
 REPORT_NAME = "play.json"
@@ -209,18 +209,11 @@ def play(
     """Build the task's env (kit-less Newton on the CPU) and run the loaded policy in it; with ``video``, record env
     0's camera group for ``args.video_length`` steps to that MP4."""
     import gymnasium as gym
-    import torch
 
     from isaaclab.app import launch_simulation
 
-    from isaaclab_tasks.utils import resolve_task_config
-
     entry_point = loaded.run.agent_entry_point if loaded.kind == "rsl_rl" else "rsl_rl_cfg_entry_point"
-    hydra = list(overrides) + ([] if torch.cuda.is_available() else ["presets=newton_mjwarp"])
-    env_cfg, _ = resolve_task_config(args.task, entry_point, overrides=[])
-    check_override_paths(overrides, env_cfg, None)
-    env_cfg, agent_cfg = resolve_task_config(args.task, entry_point, overrides=hydra)
-    env_cfg.sim.device = device
+    env_cfg, agent_cfg = task_env_cfg(args.task, overrides, device, entry_point)
     env_cfg.scene.num_envs = args.num_envs
     env_cfg.seed = args.seed
     recorder = None

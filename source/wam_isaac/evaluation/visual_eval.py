@@ -287,16 +287,10 @@ def pixel_closed_loop(args, overrides: list[str], device: str, model, cfg) -> di
 
     from isaaclab.app import launch_simulation
 
-    from isaaclab_tasks.utils import resolve_task_config
-
-    from ..cli.common import check_override_paths
+    from ..cli.common import task_env_cfg
     from .closed_loop import run_closed_loop
 
-    hydra = list(overrides) + ([] if torch.cuda.is_available() else ["presets=newton_mjwarp"])
-    env_cfg, _ = resolve_task_config(args.task, "rsl_rl_cfg_entry_point", overrides=[])
-    check_override_paths(overrides, env_cfg, None)
-    env_cfg, _ = resolve_task_config(args.task, "rsl_rl_cfg_entry_point", overrides=hydra)
-    env_cfg.sim.device = device
+    env_cfg, _ = task_env_cfg(args.task, overrides, device)
     env_cfg.scene.num_envs = args.num_envs
     env_cfg.seed = args.seed
     if model.schema is None:

@@ -8,10 +8,9 @@ envs and its false-alarm rate measured on the other half (held-out rollouts: oth
 
 A threshold is set per calibration env, not on the pooled steps: each env keeps its randomized physics for the whole
 rollout, so its statistic is shifted as a whole, and a pooled quantile over a few envs is set by the ones that happened
-to be drawn (measured on WAM-Push-Cube, 16 envs x 300 steps, two world models, four 4-env calibrations each: a pooled
-99th percentile let 0.4-3.0 % of the held-out envs' steps alarm, the strictest env's 0.0-1.4 %). It is the strictest
-env's own quantile among those that are not outliers (:func:`robust_threshold`): one env with a few very large errors
-set a joint-WAM PPO export's threshold to 198.4 under the plain maximum.
+to be drawn (the README's "Sim-to-real export" section has the measured false-alarm rates of both rules). It is the
+strictest env's own quantile among those that are not outliers (:func:`robust_threshold`): under the plain maximum,
+one env with a few very large errors can set the threshold far above every other env's and blind the monitor.
 """
 
 from __future__ import annotations

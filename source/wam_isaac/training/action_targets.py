@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-import numpy as np
 import torch
 
 from ..data.errors import ManifestError
+from ..data.reader import DatasetReader
+from ..models.schema import ACTION_KEY
 from .sequences import Sequences, SequenceTable
 
 EXPERT_ACTION_KEY = "expert_actions"
@@ -52,40 +53,9 @@ class ExpertTargetTable(SequenceTable):
         ManifestError: the dataset has no ``expert_actions`` key, or it differs in shape from ``actions``.
     """
 
-    carries_action_targets = True
-    """Read by :func:`with_action_targets`: this table's batches carry the expert's actions."""
-
     def __init__(self, dataset_dir, schema, episode_ids=None, **kwargs) -> None:
-        super().__init__(dataset_dir, schema, episode_ids, **kwargs)
-        check_expert_labels(self.reader.manifest, dataset_dir)
-        self._widened: dict[int, tuple[torch.Tensor, tuple[torch.Tensor, ...]]] = {}
-        """Per block: the base block's action column it was made from, and the widened block."""
-
-    def _block(self, index: int) -> tuple[torch.Tensor, ...]:
-        block = super()._block(index)
-        cached = self._widened.get(index)
-        if cached is None or cached[0] is not block[2]:  # the base block was (re)loaded
-            both = torch.cat((block[2], self._expert_column(index)), dim=1)
-            self._widened = {i: v for i, v in self._widened.items() if i in self._cache}
-            self._widened[index] = (block[2], (*block[:2], both, *block[3:]))
-        return self._widened[index][1]
-
-    def _expert_column(self, index: int) -> torch.Tensor:
-        """The expert actions of block ``index``'s rows, (rows, A), zeros on final rows (laid out as the base table
-        lays out its columns: its shards' episodes in load order, each followed by its final row)."""
-        parts = []
-        for shard in self._blocks[index]:
-            records = [self.reader.episodes[i] for i in self._by_shard[shard]]
-            dataset = self.reader.column(shard, EXPERT_ACTION_KEY)
-            if len(records) == self._shard_sizes[shard]:
-                steps = np.asarray(dataset[()], dtype=np.float32)
-            else:
-                steps = np.concatenate([dataset[r.start : r.start + r.num_samples] for r in records]).astype(np.float32)
-            steps = steps.reshape(len(steps), -1)
-            if self.has_final:
-                steps = np.insert(steps, np.cumsum([r.num_samples for r in records]), 0.0, axis=0)
-            parts.append(steps)
-        return torch.from_numpy(np.concatenate(parts))
+        check_expert_labels(DatasetReader(dataset_dir).manifest, dataset_dir)
+        super().__init__(dataset_dir, schema, episode_ids, action_keys=(ACTION_KEY, EXPERT_ACTION_KEY), **kwargs)
 
 
 def check_expert_labels(manifest: dict, dataset_dir) -> None:
@@ -105,8 +75,9 @@ def check_expert_labels(manifest: dict, dataset_dir) -> None:
 
 def with_action_targets(batch: Sequences, table) -> Sequences:
     """``batch`` (windows of ``table``) with its behaviour-cloning targets split off the widened action column when
-    ``table`` carries them (:class:`ExpertTargetTable`); otherwise ``batch`` unchanged."""
-    if not getattr(table, "carries_action_targets", False):
+    ``table`` carries them (``action_keys`` beyond the executed actions: :class:`ExpertTargetTable`); otherwise
+    ``batch`` unchanged."""
+    if len(table.action_keys) < 2:
         return batch
     width = table.schema.action_dim
     values = {f.name: getattr(batch, f.name) for f in fields(Sequences)}

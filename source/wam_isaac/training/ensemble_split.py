@@ -59,7 +59,7 @@ def member_parts(table: SequenceTable, members: int, seed: int) -> Parts:
     for own in envs:
         own_set = set(own)
         episodes = [i for i, env in env_of.items() if env in own_set]
-        tables.append(SequenceTable(table.reader.dataset_dir, table.schema, episodes))
+        tables.append(SequenceTable(table.reader.dataset_dir, table.schema, episodes, action_keys=table.action_keys))
     return Parts(tables, list(range(members)), members)
 
 

@@ -101,8 +101,12 @@ class SequenceTable:
         episode_ids: Sequence[int] | None = None,
         *,
         max_resident_bytes: int = MAX_RESIDENT_BYTES,
+        action_keys: Sequence[str] = (ACTION_KEY,),
     ):
         self.schema = schema
+        self.action_keys = tuple(action_keys)
+        """Dataset keys of the action column, side by side ((rows, A) each): the executed ``actions`` first, then any
+        behaviour-cloning targets (:mod:`~wam_isaac.training.action_targets`); zeros on final rows."""
         self.reader = DatasetReader(dataset_dir)
         table = self.reader.episodes
         ids = sorted(table) if episode_ids is None else sorted(int(i) for i in episode_ids)
@@ -122,7 +126,8 @@ class SequenceTable:
         """Rows of each episode in the table: its steps, then its final row if :attr:`has_final`."""
         self.offsets = np.concatenate(([0], np.cumsum(self.rows_per_episode)[:-1])).astype(np.int64)
         """Row of each episode's first step."""
-        widths = [schema.state_dim, schema.instruction_dim, schema.action_dim, 1, 1, schema.contact_dim, 1]
+        action_width = schema.action_dim * len(self.action_keys)
+        widths = [schema.state_dim, schema.instruction_dim, action_width, 1, 1, schema.contact_dim, 1]
         row_bytes = 4 * sum(widths)  # float32
         total_rows = int(self.rows_per_episode.sum())
         budget = max_resident_bytes if total_rows * row_bytes <= max_resident_bytes else max_resident_bytes // 2
@@ -196,7 +201,8 @@ class SequenceTable:
         if index in self._cache:
             self._cache.move_to_end(index)
             return self._cache[index]
-        columns: dict[str, list[np.ndarray]] = {key: [] for key in self.schema.dataset_keys()}
+        keys = dict.fromkeys([*self.schema.dataset_keys(), *self.action_keys])
+        columns: dict[str, list[np.ndarray]] = {key: [] for key in keys}
         for shard in self._blocks[index]:
             ids = self._by_shard[shard]
             records = [self.reader.episodes[i] for i in ids]
@@ -221,7 +227,7 @@ class SequenceTable:
         block = (
             flat(list(schema.state_keys)),
             flat(list(schema.instruction_keys)),
-            flat([ACTION_KEY]),
+            flat(list(self.action_keys)),
             flat([REWARD_KEY])[:, 0],
             flat([TERMINATION_KEY])[:, 0] if schema.has_termination else torch.zeros(rows),
             flat(list(schema.contact_keys)),

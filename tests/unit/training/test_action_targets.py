@@ -20,6 +20,7 @@ from wam_isaac.data.specs import KeySpec
 from wam_isaac.data.writer import DatasetWriter
 from wam_isaac.models.schema import WamSchema
 from wam_isaac.training.action_targets import ExpertTargetTable, with_action_targets
+from wam_isaac.training.ensemble_split import member_parts
 from wam_isaac.training.run import dataset_schema, make_trainer
 
 
@@ -67,6 +68,18 @@ def test_expert_targets_align_with_their_rows_including_final_rows(expert_data):
         # the executed actions are the random ones, not the labels
         assert (batch.actions[steps] - batch.action_targets[steps]).abs().mean() > 0.3
         assert batch.to("cpu").action_targets is not None
+
+
+def test_ensemble_members_tables_keep_the_expert_labels(expert_data):
+    """``train.ensemble_split=env`` deals the episodes to per-member tables: each must still carry the labels (it
+    used to rebuild plain tables, and the members trained on the executed actions)."""
+    schema = dataset_schema(expert_data)
+    parts = member_parts(ExpertTargetTable(expert_data, schema), members=3, seed=0)
+    for table in parts.tables:
+        batch = with_action_targets(table.gather(table.window_starts(4), 4), table)
+        steps = batch.step_mask > 0
+        assert steps.sum() > 100
+        torch.testing.assert_close(batch.action_targets[steps], expert(batch.states[..., :2])[steps], atol=1e-6, rtol=0)
 
 
 def test_the_action_head_learns_the_expert_labels_not_the_executed_actions(expert_data, tmp_path):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
+from collections.abc import Iterator
 
 from .errors import UsageError
 
@@ -163,3 +165,20 @@ def task_env_cfg(task: str, overrides: list[str], device: str, entry_point: str 
     env_cfg, agent_cfg = resolve_task_config(task, entry_point, overrides=hydra)
     env_cfg.sim.device = device
     return env_cfg, agent_cfg
+
+
+@contextlib.contextmanager
+def simulation(env_cfg, device: str) -> Iterator[None]:
+    """Isaac Lab's ``launch_simulation`` for ``env_cfg`` on ``device``, with a :class:`UsageError` raised inside it
+    re-raised after the simulation has closed: ``launch_simulation`` prints the traceback of any exception that
+    leaves it, and a usage error is one line."""
+    from isaaclab.app import launch_simulation
+
+    refused = None
+    with launch_simulation(env_cfg, {"device": device}):
+        try:
+            yield
+        except UsageError as error:
+            refused = error
+    if refused is not None:
+        raise refused

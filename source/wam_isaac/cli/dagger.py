@@ -28,7 +28,7 @@ import json
 import time
 from pathlib import Path
 
-from .common import check_task, positive_int, resolve_device, task_env_cfg
+from .common import check_task, positive_int, resolve_device, simulation, task_env_cfg
 from .errors import UsageError
 
 SUMMARY_NAME = "dagger.json"
@@ -122,8 +122,6 @@ def dagger(args: argparse.Namespace, extra: list[str], device: str) -> int:
     """Start the env, run the rounds, write the summary."""
     import gymnasium as gym
 
-    from isaaclab.app import launch_simulation
-
     from ..data import config_hash
     from ..rollout.policies import load_expert
     from .generate import _jsonable
@@ -137,7 +135,7 @@ def dagger(args: argparse.Namespace, extra: list[str], device: str) -> int:
     summary["rounds"] = []
     if args.resume:  # the rounds done so far (a round interrupted before its summary entry runs again)
         summary = json.loads((out / SUMMARY_NAME).read_text())
-    with launch_simulation(env_cfg, {"device": device}):
+    with simulation(env_cfg, device):
         env = gym.make(args.task, cfg=env_cfg).unwrapped
         try:
             expert = load_expert(args.task, env)
@@ -256,10 +254,14 @@ def train_round(args, extra, device: str, index: int, previous: str | None) -> t
     last epoch's figures."""
     import torch
 
+    from ..data.errors import ManifestError
     from ..training.run import make_trainer, save_config
 
     cfg = wam_config(args, extra, index, device)
-    trainer = make_trainer(cfg, log=lambda line: print(line, flush=True))
+    try:
+        trainer = make_trainer(cfg, log=lambda line: print(line, flush=True))
+    except (ValueError, ManifestError) as error:  # a schema or manifest the trainer refuses, no batch fits the data
+        raise UsageError(f"round {index}: {error}") from None
     if previous is not None:  # weights and normalizers of the previous round
         payload = torch.load(previous, map_location=device, weights_only=False)
         trainer.model.load_state_dict(payload["model"])

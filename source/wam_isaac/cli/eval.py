@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import check_task, positive_int, resolve_device, split_overrides, task_env_cfg
+from .common import check_task, positive_int, resolve_device, simulation, split_overrides, task_env_cfg
 from .errors import UsageError
 
 
@@ -180,14 +180,12 @@ def closed_loop_in_simulator(args, overrides: list[str], device: str, model, his
     """Build the task's env (kit-less Newton on the CPU) and run the model's action head closed loop."""
     import gymnasium as gym
 
-    from isaaclab.app import launch_simulation
-
     from ..evaluation.closed_loop import run_closed_loop
 
     env_cfg, _ = task_env_cfg(args.task, overrides, device)
     env_cfg.scene.num_envs = args.num_envs
     env_cfg.seed = args.seed
-    with launch_simulation(env_cfg, {"device": device}):
+    with simulation(env_cfg, device):
         env = gym.make(args.task, cfg=env_cfg).unwrapped
         try:
             stats = run_closed_loop(env, model, model.schema, history, args.episodes, seed=args.seed)

@@ -40,6 +40,7 @@ from .common import (
     positive_int,
     rank_context,
     resolve_device,
+    simulation,
     split_overrides,
     task_env_cfg,
 )
@@ -181,8 +182,6 @@ def generate(args: argparse.Namespace, overrides: list[str], device: str, contex
     import gymnasium as gym
     from tqdm import tqdm
 
-    from isaaclab.app import launch_simulation
-
     from ..data import DatasetError, DatasetWriter, config_hash, summarize
     from ..distributed.context import DistContext
     from ..labels.labeler import labeler_cfg_for
@@ -229,7 +228,7 @@ def generate(args: argparse.Namespace, overrides: list[str], device: str, contex
 
     stats = None
     if steps > 0:
-        with launch_simulation(env_cfg, {"device": device}):
+        with simulation(env_cfg, device):
             env = gym.make(args.task, cfg=env_cfg).unwrapped
             try:
                 expert = load_expert(args.task, env) if args.expert_labels or args.beta > 0 else None

@@ -25,7 +25,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import check_task, positive_int, resolve_device, split_overrides, task_env_cfg
+from .common import check_task, positive_int, resolve_device, simulation, split_overrides, task_env_cfg
 from .errors import UsageError
 
 REPORT_NAME = "play.json"
@@ -210,8 +210,6 @@ def play(
     0's camera group for ``args.video_length`` steps to that MP4."""
     import gymnasium as gym
 
-    from isaaclab.app import launch_simulation
-
     entry_point = loaded.run.agent_entry_point if loaded.kind == "rsl_rl" else "rsl_rl_cfg_entry_point"
     env_cfg, agent_cfg = task_env_cfg(args.task, overrides, device, entry_point)
     env_cfg.scene.num_envs = args.num_envs
@@ -225,7 +223,7 @@ def play(
             viewpoint = add_viewer(env_cfg, args.task, args.video_resolution)
         else:
             recorder = CameraRecorder(env_index=0, max_frames=args.video_length)
-    with launch_simulation(env_cfg, {"device": device}):
+    with simulation(env_cfg, device):
         env = gym.make(args.task, cfg=env_cfg).unwrapped
         try:
             if video is not None and recorder is None:

@@ -45,11 +45,21 @@ def test_a_dataset_without_frames_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_negative_pretraining_is_refused(tmp_path, capsys):
+    from wam_isaac.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train-pixel", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--pretrain_updates", "-3"])
+    assert exit_info.value.code == 2
+    assert "--pretrain_updates: '-3' is not an integer >= 0" in capsys.readouterr().err.splitlines()[-1]
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_tiny_run_scores_every_horizon(tmp_path):
     _write(tmp_path / "d", (16, 16, 3), "uint8")
     run = tmp_path / "run"
     result = wam("train-pixel", "--data", str(tmp_path / "d"), "--out", str(run), "--updates", "2", "--batch", "2",
-                 "--ssim_weight", "0.5")  # fmt: skip
+                 "--ssim_weight", "0.5", "--pretrain_updates", "3")  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads((run / "eval.json").read_text())
     losses = report["final_losses"]  # the structural term weighed in
@@ -57,6 +67,8 @@ def test_a_tiny_run_scores_every_horizon(tmp_path):
         losses["reconstruction"] + losses["prediction"] + 0.5 * losses["structural"] + 0.01 * losses["gate"]
     )
     assert set(report["horizons"]) == {"1", "8", "32"}
+    # random frames: the decoder's sigmoid output after 3 reconstruction updates is far from them (1/12 for uniform noise)
+    assert 0.02 < report["pretrain_reconstruction"] < 0.5 and report["pretrain_seconds"] > 0
     assert report["val_episodes"] == 1 and report["windows"] == 1  # one held-out env; 40 steps fit one window of 36
     for figures in report["horizons"].values():  # random frames: no better than about 7.7 dB (uniform noise)
         assert 5.0 < figures["copy_last_psnr"] < 10.0 and np.isfinite(figures["psnr"])

@@ -28,6 +28,17 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
+    return value
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "train-pixel", help="train a pixel world model on camera frames, score PSNR/SSIM", description=__doc__
@@ -52,6 +63,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no_readout", action="store_true", help="no state read-out head")
     parser.add_argument("--no_gate", action="store_true", help="add the whole decoded change (no change gate)")
     parser.add_argument("--updates", type=positive_int, default=500, help="Adam updates")
+    parser.add_argument(
+        "--pretrain_updates",
+        type=non_negative_int,
+        default=0,
+        help="reconstruction-only updates of the encoder and decoder first (0: none)",
+    )
     parser.add_argument("--batch", type=positive_int, default=16, help="windows per update")
     parser.add_argument("--history", type=positive_int, default=4, help="frames the model conditions on")
     parser.add_argument("--forecast", type=positive_int, default=8, help="steps rolled out in training windows")
@@ -98,7 +115,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     wam = PixelWamCfg(kind=args.model, readout=not args.no_readout, readout_weight=weight, action_weight=weight,
                       value_weight=weight / 10)  # fmt: skip
     cfg = PixelTrainCfg(args.frame_key, args.history, args.forecast, args.batch, args.updates,
-                        ssim_weight=args.ssim_weight, seed=args.seed, model=model, wam=wam)  # fmt: skip
+                        pretrain_updates=args.pretrain_updates, ssim_weight=args.ssim_weight, seed=args.seed,
+                        model=model, wam=wam)  # fmt: skip
     device = resolve_device(args.device)
     try:
         trained, stats = train_pixel_world_model(args.data, cfg, device)

@@ -115,19 +115,47 @@ def checkpoint_task(checkpoint: WamCheckpoint, task: str | None) -> str:
         ) from None
 
 
-def random_windows(schema, history: int, count: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random world-model inputs: states N(0, 3^2) with unit quaternions, instructions and actions N(0, 3^2)."""
+RANDOM_WINDOWS = "mean + 3 std N(0, 1) of the model's input normalizers, unit quaternions"
+"""How the random windows of the world model's parity check are drawn (stated in the metadata)."""
+
+
+def random_windows(schema, history: int, count: int, seed: int = 0, graph=None) -> dict[str, np.ndarray]:
+    """Random world-model inputs with unit quaternions. With ``graph`` (a
+    :class:`~wam_isaac.export.world_model_onnx.WorldModelGraph`), every other entry is drawn from
+    ``mean + 3 std N(0, 1)`` of the model's own input normalizer (states, instructions, actions): the span of what it
+    was trained on, whatever the units (a cube's height varies by millimetres, a joint by radians); without,
+    ``N(0, 3^2)`` in raw units, which puts such entries thousands of stds out and makes float32 rounding inside the
+    network, not the export, decide the comparison."""
     rng = np.random.default_rng(seed)
-    states = 3.0 * rng.standard_normal((count, history, schema.state_dim))
-    for term in schema.quaternion_slices():
-        quat = states[..., term.start : term.stop]
-        states[..., term.start : term.stop] = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
-    return {
-        "states": states.astype(np.float32),
-        "instruction": (3.0 * rng.standard_normal((count, history, schema.instruction_dim))).astype(np.float32),
-        "prev_actions": (3.0 * rng.standard_normal((count, history, schema.action_dim))).astype(np.float32),
-        "action": (3.0 * rng.standard_normal((count, schema.action_dim))).astype(np.float32),
+    sizes = {
+        "states": schema.state_dim,
+        "instruction": schema.instruction_dim,
+        "prev_actions": schema.action_dim,
+        "action": schema.action_dim,
     }
+    centre = {name: np.zeros(size) for name, size in sizes.items()}
+    spread = {name: np.full(size, 3.0) for name, size in sizes.items()}
+    if graph is not None:
+        n = graph.members[0].normalizers
+        for layout in graph.space.layouts:
+            if not layout.rotation:
+                state = slice(layout.term.start, layout.term.stop)
+                centre["states"][state] = n.state.mean[layout.feature].double().numpy()
+                spread["states"][state] = 3.0 * n.state.std[layout.feature].double().numpy()
+        centre["instruction"], spread["instruction"] = (
+            n.instruction.mean.double().numpy(),
+            3 * n.instruction.std.double().numpy(),
+        )
+        for name in ("prev_actions", "action"):
+            centre[name], spread[name] = n.action.mean.double().numpy(), 3.0 * n.action.std.double().numpy()
+    shapes = {name: (count, history, size) for name, size in sizes.items()}
+    shapes["action"] = (count, schema.action_dim)
+    feed = {name: centre[name] + spread[name] * rng.standard_normal(shape) for name, shape in shapes.items()}
+    states = feed["states"]
+    for term in schema.quaternion_slices():
+        quat = rng.standard_normal(states[..., term.start : term.stop].shape)
+        states[..., term.start : term.stop] = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
+    return {name: value.astype(np.float32) for name, value in feed.items()}
 
 
 def graph_parity(graph, path: Path, feed: dict[str, np.ndarray]) -> tuple[float, list[np.ndarray]]:
@@ -150,7 +178,7 @@ def add_world_model(
     graph, entry = export_world_model_onnx(checkpoint.model, path, checkpoint.history)
     validate.check_model(path)
     schema, history = checkpoint.schema, checkpoint.history
-    feed = random_windows(schema, history, samples)
+    feed = random_windows(schema, history, samples, graph=graph)
     if graph.recurrent:
         rng = np.random.default_rng(1)
         feed["memory_in"] = rng.standard_normal((entry["recurrent"]["num_layers"], samples, graph.hidden))
@@ -209,7 +237,7 @@ def add_world_model(
         "monitor": monitor,
         "validation": {
             "tolerance": validate.TOLERANCE,
-            "random": {"count": samples, "max_abs_diff": parity_random},
+            "random": {"count": samples, "max_abs_diff": parity_random, "inputs": RANDOM_WINDOWS},
             "recorded": {"count": int(recording.dones.size), "max_abs_diff": parity_recorded},
         },
     }

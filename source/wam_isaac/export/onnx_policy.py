@@ -90,12 +90,38 @@ def write_onnx(
                 training=training,
                 dynamo=False,
             )
+            traced = graph(*inputs)
         except Exception as error:  # torch's exporter raises many types; one line names the model that failed
             raise ExportError(f"{what} does not export to ONNX: {str(error).splitlines()[0][:160]}") from None
     proto = onnx.load(str(path))
     if proto.ir_version > MAX_IR_VERSION:
         raise ExportError(f"torch wrote ONNX IR version {proto.ir_version}; robots' onnxruntime reads <= 9")
+    if fix_static_output_dims(proto, [tuple(t.shape) for t in _tensors(traced)], dynamic_axes):
+        onnx.save(proto, str(path))
     return proto
+
+
+def _tensors(value) -> list[torch.Tensor]:
+    """The tensors of a traced output in the exporter's order (nested tuples flattened, ``None`` dropped)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, tuple | list):
+        return [t for item in value for t in _tensors(item)]
+    return []
+
+
+def fix_static_output_dims(proto: onnx.ModelProto, shapes: list[tuple], dynamic_axes: dict) -> bool:
+    """Give every output dimension that is not a dynamic axis its traced size (``shapes``, in output order) where
+    the exporter left a generated symbol (e.g. ``Expandactions_dim_1`` for the action size of a joint WAM's actor):
+    the declared shape then says what a robot reads. Returns whether anything changed."""
+    changed = False
+    for value, shape in zip(proto.graph.output, shapes, strict=True):
+        dynamic = dynamic_axes.get(value.name, {})
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            if axis not in dynamic and dim.dim_param and axis < len(shape):
+                dim.dim_value = int(shape[axis])  # clears dim_param (a oneof)
+                changed = True
+    return changed
 
 
 def graph_entry(path: str | Path, proto: onnx.ModelProto) -> dict:

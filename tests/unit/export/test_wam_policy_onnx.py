@@ -115,6 +115,12 @@ def test_joint_wam_ppo_actor_through_the_runtime(tmp_path):
         "type": "gru", "num_layers": 1, "hidden_size": 16, "state_inputs": ["h_in"], "state_outputs": ["h_out"],
     }  # fmt: skip
     assert entry["normalizer_in_graph"]
+    # every size a robot reads is declared: only the batch is symbolic (torch left the action size as a generated
+    # symbol, Expandactions_dim_1)
+    assert [(o["name"], o["shape"]) for o in entry["outputs"]] == [
+        ("actions", ["batch", 2]),
+        ("h_out", [1, "batch", 16]),
+    ]
     observation = wam_observation_layout(stand_in_env(), SCHEMA, 1, JOINTS)
     assert observation["history_order"] == "term" and {t["history_length"] for t in observation["terms"]} == {0}
     metadata = {

@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from ..deploy import MetadataError, load_metadata
+    from ..deploy import MetadataError, Policy, SurpriseMonitor, load_metadata
     from ..export.transfer import transfer_eval
 
     overrides = split_overrides(extra)
@@ -49,6 +49,12 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         raise UsageError(f"--exported {args.exported} holds a world model only; transfer-eval runs a policy")
     if metadata["task"] != args.task:
         raise UsageError(f"--exported {args.exported} was exported for {metadata['task']}, not --task {args.task}")
+    try:  # what each env's runtime will load, refused here rather than with the simulator up
+        Policy.load(args.exported)
+        if metadata.get("world_model") is not None:
+            SurpriseMonitor.load(args.exported)
+    except MetadataError as error:
+        raise UsageError(f"--exported: {error}") from None
     if args.json is not None and not Path(args.json).resolve().parent.is_dir():
         raise UsageError(f"--json {args.json}: directory {Path(args.json).resolve().parent} does not exist")
     device = resolve_device(args.device or "cpu")

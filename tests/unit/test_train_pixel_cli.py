@@ -67,7 +67,7 @@ def test_a_tiny_run_scores_every_horizon(tmp_path):
         losses["reconstruction"] + losses["prediction"] + 0.5 * losses["structural"] + 0.01 * losses["gate"]
     )
     assert set(report["horizons"]) == {"1", "8", "32"}
-    # random frames: the decoder's sigmoid output after 3 reconstruction updates is far from them (1/12 for uniform noise)
+    # random frames: after 3 reconstruction updates the sigmoid decoder is far from them (1/12 for uniform noise)
     assert 0.02 < report["pretrain_reconstruction"] < 0.5 and report["pretrain_seconds"] > 0
     assert report["val_episodes"] == 1 and report["windows"] == 1  # one held-out env; 40 steps fit one window of 36
     for figures in report["horizons"].values():  # random frames: no better than about 7.7 dB (uniform noise)

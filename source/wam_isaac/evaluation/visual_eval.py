@@ -3,7 +3,9 @@
 1. visual fidelity: PSNR and SSIM of the frames the model predicts ``--horizons`` steps ahead (autoregressive in
    latent space from ``history`` true frames and the true actions), beside copy-last-frame
    (:func:`~.visual_fidelity.horizon_fidelity`), and ``strip.png`` (true / predicted / copy-last frames per horizon of
-   the window with the most motion);
+   the window with the most motion); and the autoencoder's share: the PSNR of the seen frame decoded from its latent,
+   and the fidelity of the *true* future frames' latents decoded as predictions are (the ceiling of any latent
+   dynamics with this encoder, decoder and gate);
 2. physical commonsense through the state read-out: the states the model reads out of the latents it imagines, from
    the last seen state on, checked by :func:`~.physics.compare_physics` beside the true trajectories of the same
    windows; and the read-out's error per state term and horizon beside copy-last-state (how far the imagined states
@@ -79,12 +81,14 @@ def scored_episodes(args, cfg, trained_on: str | None) -> tuple[list[int] | None
 def score_windows(model, data, history: int, horizons: list[int], windows, device: str, batch: int = 16):
     """Roll the model out on every window; returns the frames at the horizons, predicted and true (N, n, ...), the
     last seen frames (N, ...), the predicted frames with the change gate held open (``ungated``, a gated model),
-    and (with a read-out) the imagined states (N, 1 + F, S) from the last seen true state, the true states
-    (N, 1 + F, S) and the read-out of the last seen frame (N, S)."""
+    the true future frames' latents decoded as the predictions are (``true_latent``, N, n, C, H, W), the last seen
+    frame decoded from its latent (``reconstruction``, N, C, H, W), and (with a read-out) the imagined states
+    (N, 1 + F, S) from the last seen true state, the true states (N, 1 + F, S) and the read-out of the last seen
+    frame (N, S)."""
     forecast, length = max(horizons), history + max(horizons)
     at = torch.tensor([h - 1 for h in horizons])
     out = {"predicted": [], "true": [], "last_seen": [], "imagined": [], "true_states": [], "read_seen": [],
-           "ungated": []}  # fmt: skip
+           "ungated": [], "true_latent": [], "reconstruction": []}  # fmt: skip
     for first in range(0, len(windows), batch):
         chosen = windows[first : first + batch]
         frames, actions = data.batch(chosen, length, device)
@@ -100,6 +104,8 @@ def score_windows(model, data, history: int, horizons: list[int], windows, devic
             finally:
                 model.gate = gate
         out["true"].append(frames[:, history:][:, at].cpu())
+        out["true_latent"].append(model.predict_frames(frames, model.encode(frames[:, history:][:, at]), history).cpu())
+        out["reconstruction"].append(model.decode(latents[:, -1:])[:, 0].cpu())
         out["last_seen"].append(frames[:, history - 1].cpu())
         if model.readout is not None:
             states = extras["states"]
@@ -139,6 +145,23 @@ def background_leak(scored: dict, horizons: list[int], threshold: float = 4.0 / 
         leak = (scored[name] - last).abs() * 255
         figures[name] = [float(leak[:, i][static[:, i]].mean()) for i in range(len(horizons))]
     return {"gated": figures["predicted"], "gate_open": figures["ungated"], "horizons": horizons}
+
+
+def autoencoder_figures(scored: dict, horizons: list[int], columns: list[int]) -> dict:
+    """The autoencoder's share of the error: ``reconstruction_psnr`` [dB], the mean PSNR of the last seen frames
+    decoded from their latents, and ``true_latent``, PSNR [dB] and SSIM per horizon of the true future frames'
+    latents decoded as predictions are (last seen frame plus the gated decoded change): what perfect latent dynamics
+    would score with this encoder, decoder and gate."""
+    from .visual_fidelity import horizon_fidelity, psnr
+
+    ceiling = horizon_fidelity(scored["true_latent"], scored["true"], scored["last_seen"], columns)
+    return {
+        "reconstruction_psnr": float(psnr(scored["reconstruction"], scored["last_seen"]).mean()),
+        "true_latent": {
+            str(h): {"psnr": ceiling[str(c)]["psnr"], "ssim": ceiling[str(c)]["ssim"]}
+            for h, c in zip(horizons, columns, strict=True)
+        },
+    }
 
 
 def readout_errors(scored: dict, schema, horizons: list[int]) -> dict:
@@ -202,6 +225,7 @@ def evaluate_pixel(args: argparse.Namespace, overrides: list[str], device: str) 
             for h, c in zip(horizons, columns, strict=True)
         }
         visual["background_leak"] = background_leak(scored, horizons)
+    visual["autoencoder"] = autoencoder_figures(scored, horizons, columns)
     task = manifest.get("task_id", "")
     if model.readout is None:
         physics = {"applicable": False, "reason": "the model has no state read-out (no world_model states)"}
@@ -237,6 +261,13 @@ def evaluate_pixel(args: argparse.Namespace, overrides: list[str], device: str) 
     rollout_video(model, data, windows[worst], cfg.history, max(horizons), out / VIDEO_NAME, device)
     print(f"[wam] eval of {args.checkpoint} (pixel {cfg.wam.kind}) on {args.data}, {chosen}")
     print(summary_table(report))
+    ceiling = visual["autoencoder"]["true_latent"]
+    print(
+        f"[wam] autoencoder: seen frame decoded at {visual['autoencoder']['reconstruction_psnr']:.2f} dB; true "
+        "future latents decoded (the dynamics' ceiling): PSNR "
+        + " / ".join(f"{ceiling[str(h)]['psnr']:.2f}" for h in horizons)
+        + " dB"
+    )
     print(f"[wam] wrote {out / REPORT_NAME}, {STRIP_NAME} and {VIDEO_NAME}")
     return 0
 

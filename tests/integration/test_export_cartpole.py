@@ -88,16 +88,24 @@ def test_overwrite_replaces_only_after_a_successful_export(exported, tmp_path):
     assert np.isclose(second.metadata["robot"]["pd_gains"]["slider_to_cart"]["damping"], 10.0)
 
 
-def test_a_failed_validation_leaves_the_previous_export_untouched(exported, tmp_path, monkeypatch):
-    from wam_isaac.export import ExportError, validate
+def test_a_failed_validation_leaves_the_previous_export_untouched(exported, tmp_path, monkeypatch, capsys):
+    """Through ``wam export``: the refusal found with the simulator up is one line (no traceback from Isaac Lab's
+    ``launch_simulation``), exit 2, and the previous export is kept."""
+    from wam_isaac.export import validate
 
     checkpoint, _ = exported
     out = tmp_path / "kept"
     out.mkdir()
     (out / "policy.onnx").write_bytes(b"the previous export")
     monkeypatch.setattr(validate, "TOLERANCE", 0.0)  # no float32 graph meets it: the parity check must fail
-    with pytest.raises(ExportError, match="onnxruntime differs from torch"):
-        export_checkpoint(checkpoint, out, overwrite=True, num_envs=4, samples=100)
+    capsys.readouterr()
+    args = ["export", "--checkpoint", str(checkpoint), "--out", str(out), "--overwrite", "--num_envs", "4"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--samples", "100", "--calibration_steps", "10"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    assert "Traceback" not in err, err
+    assert err.splitlines()[-1].startswith("wam export: error: onnxruntime differs from torch"), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
     assert (out / "policy.onnx").read_bytes() == b"the previous export"
 

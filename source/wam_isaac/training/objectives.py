@@ -10,8 +10,11 @@ World-model loss over a window of H history and F forecast steps:
   dimension weighs as much as the same drift, in the same unit, of the other dimensions of its term. With
   ``teacher_forcing=True`` the forecast is fed the true states instead.
 
-Each predicted step costs the Gaussian negative log-likelihood of the normalized delta (mean over dimensions), plus
-weighted auxiliary terms: reward (MSE, normalized), termination and contacts (binary cross-entropy).
+Each predicted step costs the Gaussian negative log-likelihood of the normalized delta (mean over dimensions), each
+element weighted by its predicted variance to the power ``dynamics_beta`` (held constant: beta-NLL, Seitzer et al.
+2022), plus weighted auxiliary terms: reward (MSE, normalized), termination and contacts (binary cross-entropy). The
+plain NLL divides the mean's gradient by the variance, so a dimension the model finds hard early on (large predicted
+std: the cube's yaw, steered by where the tip meets a face) learns its mean slowly while the easy ones sharpen.
 
 Episode ends: a window may reach its episode's final row ``s_T`` (:attr:`Sequences.is_final`; padded windows repeat
 it after the end), so the last transition ``s_{T-1} -> s_T`` is predicted with its ``terminated`` flag (the
@@ -40,6 +43,11 @@ class LossCfg:
 
     teacher_forcing: bool = False
     """Feed the true states during the forecast (pure teacher forcing) instead of the model's own predictions."""
+    dynamics_beta: float = 0.5
+    """beta of the dynamics head's beta-NLL, in [0, 1]: each element's Gaussian NLL is weighted by
+    ``sigma^(2 beta)`` (no gradient through the weight), so the mean's gradient is ``(mu - x) / sigma^(2 - 2 beta)``.
+    0 is the plain NLL (the mean's gradient divided by the variance), 1 gives the mean the gradient of the squared
+    error. The logged ``dynamics_nll`` is the plain NLL whatever beta; ``dynamics_loss`` is the weighted one."""
     reward_weight: float = 0.1
     """Weight of the reward head's MSE."""
     termination_weight: float = 0.1
@@ -67,15 +75,34 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (per_step * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-def step_losses(model: WorldModel, prediction: StepPrediction, start, target_state, reward, terminated, contacts, mask):
+def beta_nll(mean: torch.Tensor, log_std: torch.Tensor, target: torch.Tensor, beta: float) -> torch.Tensor:
+    """Per-element beta-NLL: :func:`gaussian_nll` times ``sigma^(2 beta)``, the weight held constant (detached)."""
+    nll = gaussian_nll(mean, log_std, target)
+    return nll if beta == 0.0 else nll * torch.exp(2.0 * beta * log_std).detach()
+
+
+def step_losses(
+    model: WorldModel,
+    prediction: StepPrediction,
+    start,
+    target_state,
+    reward,
+    terminated,
+    contacts,
+    mask,
+    beta: float = 0.0,
+):
     """Loss terms of predictions (B, n, ·) that started from ``start`` and should land on ``target_state``, averaged
-    over the transitions where ``mask`` (B, n) is 1 (those that start on a recorded step)."""
+    over the transitions where ``mask`` (B, n) is 1 (those that start on a recorded step); ``beta``: see
+    :attr:`LossCfg.dynamics_beta`."""
     n = model.normalizers
     target_delta = model.delta_target(start, target_state)
     reward_error = prediction.reward[..., 0] - n.reward(reward[..., None])[..., 0]
     termination = F.binary_cross_entropy_with_logits(prediction.termination_logit[..., 0], terminated, reduction="none")
+    mean, log_std = prediction.delta_mean, prediction.delta_log_std
     terms = {
-        "dynamics_nll": masked_mean(gaussian_nll(prediction.delta_mean, prediction.delta_log_std, target_delta), mask),
+        "dynamics_nll": masked_mean(gaussian_nll(mean, log_std, target_delta), mask),
+        "dynamics_loss": masked_mean(beta_nll(mean, log_std, target_delta, beta), mask),
         "dynamics_mse": masked_mean((prediction.delta_mean - target_delta).square(), mask),
         "reward": masked_mean(reward_error.square(), mask),
         "termination": masked_mean(termination, mask),
@@ -105,6 +132,7 @@ def world_model_loss(model: WorldModel, batch: Sequences, history: int, cfg: Los
                 batch.terminated[:, s],
                 batch.contacts[:, s],
                 mask[:, s],
+                cfg.dynamics_beta,
             )
         )
     if batch.states.shape[1] > history:
@@ -121,11 +149,12 @@ def world_model_loss(model: WorldModel, batch: Sequences, history: int, cfg: Los
                 batch.terminated[:, s],
                 batch.contacts[:, s],
                 mask[:, s],
+                cfg.dynamics_beta,
             )
         )
     terms = {name: sum(part[name] for part in parts) / len(parts) for name in parts[0]}
     total = (
-        terms["dynamics_nll"]
+        terms["dynamics_loss"]
         + cfg.reward_weight * terms["reward"]
         + cfg.termination_weight * terms["termination"]
         + cfg.contact_weight * terms.get("contact", 0.0)

@@ -8,6 +8,10 @@ from the validation episodes (episodes shorter than that are skipped). The model
 units (position [m], rotation angle [rad], velocities, joints), a normalized error (over the term's typical one-step
 change) and the ratio model / copy-last, the headline. An ensemble is scored on its members' mean trajectory; the
 members' spread around it (same units) is its own uncertainty estimate.
+
+A rotation term's angle is also split into yaw (the turn about the world's up axis) and tilt (about horizontal axes,
+:func:`~wam_isaac.models.rotations.yaw_tilt_angles`), each an RMS over windows per predictor and horizon: a pushed
+cube turns about the table's normal and barely tilts, a walking base both, and the two have different causes.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..training.metrics import BASELINES, baseline_forecasts, ensemble_spread, fidelity_table, forecast
+from ..models.rotations import yaw_tilt_angles
+from ..models.schema import WamSchema
+from ..training.metrics import BASELINES, baseline_forecasts, ensemble_spread, fidelity_table, forecast, is_rotation
 from ..training.sequences import SequenceTable
 
-__all__ = ["FidelityResult", "evaluate_fidelity", "forecast", "validation_windows"]
+__all__ = ["FidelityResult", "evaluate_fidelity", "forecast", "rotation_split", "validation_windows"]
 
 
 @dataclass
@@ -51,6 +57,9 @@ class FidelityResult:
     """Predicted contact probabilities after each forecast step (the flags of ``predicted[:, 1:]``), (B, K, C)."""
     true_contacts: torch.Tensor
     """The dataset's contact flags after each forecast step (the flags of ``true[:, 1:]``), (B, K, C)."""
+    rotation_split: dict[str, dict[str, dict[str, list[float]]]] | None = None
+    """Per rotation term, its angle error split into ``yaw`` and ``tilt`` [rad]: ``{term: {"yaw" | "tilt":
+    {predictor: [per horizon]}}}`` (:func:`rotation_split`); empty without rotation terms."""
 
     @property
     def headline(self) -> dict[str, list[float]]:
@@ -67,6 +76,7 @@ class FidelityResult:
             "model_over_copy_last": self.headline,
             **self.table,
             "ensemble_spread": self.ensemble_spread,
+            "rotation_split": self.rotation_split,
         }
 
 
@@ -147,4 +157,35 @@ def evaluate_fidelity(
         baseline_states,
         torch.cat(contacts),
         torch.cat(true_contacts),
+        rotation_split(true[:, 1:], forecasts, schema, horizons),
     )
+
+
+def rotation_split(
+    true: torch.Tensor, predictions: dict[str, torch.Tensor], schema: WamSchema, horizons: list[int]
+) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """Yaw and tilt errors [rad] of every rotation term: the RMS over windows of
+    :func:`~wam_isaac.models.rotations.yaw_tilt_angles` between each predictor's states and the true ones.
+
+    Args:
+        true: the true states ``s_H .. s_{H+K-1}``, (B, K, S).
+        predictions: ``{predictor: (B, K, S)}``.
+        schema: the state layout.
+        horizons: horizons [steps], each in ``1..K``.
+
+    Returns:
+        ``{term: {"yaw" | "tilt": {predictor: [per horizon]}}}``.
+    """
+    at = [k - 1 for k in horizons]
+    split = {}
+    for term in schema.state_slices():
+        if not is_rotation(term):
+            continue
+        parts: dict[str, dict[str, list[float]]] = {"yaw": {}, "tilt": {}}
+        for predictor, states in predictions.items():
+            q = slice(term.start, term.stop)
+            yaw, tilt = yaw_tilt_angles(true[:, at, q], states[:, at, q])
+            parts["yaw"][predictor] = yaw.double().square().mean(0).sqrt().tolist()
+            parts["tilt"][predictor] = tilt.double().square().mean(0).sqrt().tolist()
+        split[term.name] = parts
+    return split

@@ -80,7 +80,8 @@ def summary_table(report: dict[str, Any]) -> str:
 
 def fidelity_lines(fidelity: dict[str, Any]) -> list[str]:
     """The fidelity table: per state term, the error of the model and of the baselines in physical units at each
-    horizon, the ratio model / copy-last (the headline), the ensemble's spread; then the normalized errors."""
+    horizon, the ratio model / copy-last (the headline), the ensemble's spread, a rotation's yaw / tilt split; then
+    the normalized errors."""
     horizons = fidelity["horizons"]
     header = "".join(f"{'@' + str(k):>10}" for k in horizons)
     lines = [
@@ -98,11 +99,27 @@ def fidelity_lines(fidelity: dict[str, Any]) -> list[str]:
             lines.append(f"  {'':<26}{'ensemble spread':<19}" + "".join(f"{_number(v, 4):>10}" for v in spread[term]))
         ratio = fidelity["model_over_copy_last"][term]
         lines.append(f"  {'':<26}{'model/copy-last':<19}" + "".join(f"{_number(v):>10}" for v in ratio))
+        lines += rotation_split_lines(term, (fidelity.get("rotation_split") or {}).get(term))
     overall = fidelity["model_over_copy_last"]["all"]
     lines.append(f"  {'all terms':<26}{'model/copy-last':<19}" + "".join(f"{_number(v):>10}" for v in overall))
     lines.append("  normalized error (over each term's typical one-step change, mean over terms):")
     for predictor, terms in fidelity["normalized"].items():
         lines.append(f"  {'':<26}{predictor:<19}" + "".join(f"{_number(v):>10}" for v in terms["all"]))
+    return lines
+
+
+def rotation_split_lines(term: str, split: dict[str, dict[str, list[float]]] | None) -> list[str]:
+    """A rotation term's yaw and tilt rows [rad]: each predictor's error and the model / copy-last ratio."""
+    lines = []
+    for part, errors in (split or {}).items():
+        label = f"{term} {part} [rad]"
+        for predictor, values in errors.items():
+            lines.append(f"  {label:<26}{predictor:<19}" + "".join(f"{_number(v, 4):>10}" for v in values))
+            label = ""
+        if "model" in errors and "copy_last" in errors:
+            pairs = zip(errors["model"], errors["copy_last"], strict=True)
+            ratio = [m / c if c > 0 else math.nan for m, c in pairs]
+            lines.append(f"  {'':<26}{'model/copy-last':<19}" + "".join(f"{_number(v):>10}" for v in ratio))
     return lines
 
 

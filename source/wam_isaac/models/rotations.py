@@ -67,3 +67,24 @@ def matrix_columns_from_quat(q: torch.Tensor) -> torch.Tensor:
     first = torch.stack((1 - 2 * (y * y + z * z), 2 * (x * y + w * z), 2 * (x * z - w * y)), dim=-1)
     second = torch.stack((2 * (x * y - w * z), 1 - 2 * (x * x + z * z), 2 * (y * z + w * x)), dim=-1)
     return torch.cat((first, second), dim=-1)
+
+
+def yaw_tilt_angles(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rotation from ``a`` to ``b`` (..., 4), ``b a^-1`` in the world frame, split by its swing-twist decomposition
+    about the world's up axis z: ``(yaw, tilt)`` [rad], each (...) in [0, pi]. ``yaw`` is the twist, the turn about z
+    (a heading error); ``tilt`` the swing about a horizontal axis, the angle between the two orientations' views of
+    the world's up axis (``R_a^T z`` and ``R_b^T z``), whatever their headings. Small angles add in quadrature to
+    :func:`quat_angle`; sign-invariant."""
+    a = a / a.norm(dim=-1, keepdim=True).clamp_min(1.0e-12)
+    b = b / b.norm(dim=-1, keepdim=True).clamp_min(1.0e-12)
+    relative = quat_multiply(b, quat_conjugate(a))
+    z, w = relative[..., 2], relative[..., 3]
+    yaw = 2.0 * torch.atan2(z.abs(), w.abs())
+    twist = torch.stack((torch.zeros_like(z), torch.zeros_like(z), z, w), dim=-1)
+    norm = twist.norm(dim=-1, keepdim=True)
+    identity = torch.zeros_like(twist)
+    identity[..., 3] = 1.0
+    twist = torch.where(norm > 1.0e-9, twist / norm.clamp_min(1.0e-12), identity)  # z = w = 0: a half turn about x/y
+    swing = quat_multiply(relative, quat_conjugate(twist))
+    tilt = 2.0 * torch.atan2(swing[..., :3].norm(dim=-1), swing[..., 3].abs())
+    return yaw, tilt

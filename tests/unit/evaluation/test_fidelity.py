@@ -10,9 +10,10 @@ import torch
 from cube_dataset import HISTORY, tiny_config
 from cube_states import SCHEMA
 
-from wam_isaac.evaluation.fidelity import evaluate_fidelity, forecast
+from wam_isaac.evaluation.fidelity import evaluate_fidelity, forecast, rotation_split
+from wam_isaac.evaluation.report import fidelity_lines
 from wam_isaac.models import EnsembleWorldModel, model_cfg
-from wam_isaac.models.rotations import quat_from_rotvec, quat_multiply
+from wam_isaac.models.rotations import quat_angle, quat_from_rotvec, quat_multiply, yaw_tilt_angles
 from wam_isaac.training.metrics import baseline_forecasts, ensemble_spread, fidelity_table
 from wam_isaac.training.run import load_model
 from wam_isaac.training.sequences import SequenceTable
@@ -90,6 +91,47 @@ def test_constant_velocity_continues_the_last_step_and_copy_last_holds_it():
     assert table["error"]["copy_last"]["cube_pos"] == pytest.approx([0.02, 0.08, 0.16], rel=1e-5)
 
 
+def test_yaw_and_tilt_of_known_rotations():
+    """0.2 rad about z then 0.1 rad about x, applied in the world frame to a cube tilted 0.3 rad and turned 2 rad:
+    yaw 0.2 and tilt 0.1 whatever the quaternions' signs; a half turn about x is all tilt, one about z all yaw."""
+    cube = quat_from_rotvec(torch.tensor([0.3, 0.1, 2.0]))
+    offset = quat_multiply(quat_from_rotvec(torch.tensor([0.1, 0.0, 0.0])), quat_from_rotvec(torch.tensor([0, 0, 0.2])))
+    moved = quat_multiply(offset, cube)
+    for a, b in ((cube, moved), (-cube, moved), (moved, -cube)):
+        yaw, tilt = yaw_tilt_angles(a, b)
+        assert (float(yaw), float(tilt)) == pytest.approx((0.2, 0.1), abs=1e-6)
+    assert float(quat_angle(cube, moved)) == pytest.approx(math.hypot(0.2, 0.1), abs=2e-3)  # about in quadrature
+    identity = torch.tensor([0.0, 0.0, 0.0, 1.0])
+    half_x, half_z = torch.tensor([1.0, 0.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 1.0, 0.0])
+    assert [float(v) for v in yaw_tilt_angles(identity, half_x)] == pytest.approx([0.0, math.pi])
+    assert [float(v) for v in yaw_tilt_angles(identity, half_z)] == pytest.approx([math.pi, 0.0])
+
+
+def test_the_rotation_split_of_known_offsets_and_its_report_rows():
+    """Half the windows turned 0.2 rad about z and tilted 0.1 rad about x from horizon 4 on: the model's yaw / tilt
+    are 0.2 / 0.1 over sqrt(2) there and 0 before; copy-last's tilt is 0 (the cube only spins) and its yaw is the
+    spin since the last true state (1 rad/s x 0.04 s per step)."""
+    windows = cube_windows(batch=4)
+    start, truth = windows[:, 0], windows[:, 1:]
+    predicted = truth.clone()
+    offset = quat_multiply(quat_from_rotvec(torch.tensor([0.1, 0.0, 0.0])), quat_from_rotvec(torch.tensor([0, 0, 0.2])))
+    predicted[:2, 3:, 9:13] = quat_multiply(offset.expand(2, 6, 4), predicted[:2, 3:, 9:13])
+    copy_last = start[:, None].expand_as(truth)
+    split = rotation_split(truth, {"model": predicted, "copy_last": copy_last}, SCHEMA, HORIZONS)
+    assert list(split) == ["cube_quat"]
+    assert split["cube_quat"]["yaw"]["model"] == pytest.approx([0.0, 0.2 / math.sqrt(2), 0.2 / math.sqrt(2)], abs=1e-5)
+    assert split["cube_quat"]["tilt"]["model"] == pytest.approx([0.0, 0.1 / math.sqrt(2), 0.1 / math.sqrt(2)], abs=1e-5)
+    assert split["cube_quat"]["yaw"]["copy_last"] == pytest.approx([0.04, 0.16, 0.32], abs=1e-5)
+    assert split["cube_quat"]["tilt"]["copy_last"] == pytest.approx([0.0, 0.0, 0.0], abs=1e-5)
+    table = fidelity_table(start, truth, {"model": predicted, "copy_last": copy_last}, SCHEMA, HORIZONS)
+    report = {"horizons": HORIZONS, "windows": 4, "episodes": 1, "skipped_episodes": 0, **table}
+    lines = fidelity_lines({**report, "model_over_copy_last": table["ratio"]["model"], "rotation_split": split})
+    yaw_row = next(i for i, line in enumerate(lines) if "cube_quat yaw [rad]" in line)
+    assert lines[yaw_row].split()[-4:] == ["model", "0.0000", "0.1414", "0.1414"]
+    assert lines[yaw_row + 2].split()[-3:] == ["0.000", "0.884", "0.442"]  # model / copy-last: 0.1414 / 0.16, / 0.32
+    assert any("cube_quat tilt [rad]" in line for line in lines[yaw_row:])
+
+
 def test_ensemble_spread_is_the_members_rms_distance_from_the_mean():
     mean = cube_windows()
     members = mean[None].repeat(2, 1, 1, 1)
@@ -160,6 +202,10 @@ def test_fidelity_uses_windows_of_history_plus_the_longest_horizon_and_counts_th
     assert result.predicted.shape == result.true.shape == (result.windows, 17, SCHEMA.state_dim)
     torch.testing.assert_close(result.predicted[:, 0], result.true[:, 0])  # both start at the last true state
     assert result.ensemble_spread is None
+    assert list(result.rotation_split) == ["cube_quat"]
+    for part in ("yaw", "tilt"):
+        assert set(result.rotation_split["cube_quat"][part]) == {"model", "copy_last", "constant_velocity"}
+        assert all(len(v) == 3 for v in result.rotation_split["cube_quat"][part].values())
     for predictor in ("model", "copy_last", "constant_velocity"):
         assert result.baselines.get(predictor, result.predicted).shape == result.true.shape
         values = result.table["error"][predictor]["cube_pos"]

@@ -82,6 +82,13 @@ def test_the_report_has_physical_unit_fidelity_for_every_state_term(trained):
             assert len(values) == len(HORIZONS) and all(math.isfinite(v) and v >= 0 for v in values), (predictor, term)
     quaternions = [term for term in terms if term.endswith("quat")]
     assert all(fidelity["units"][term] == "rad" for term in quaternions)
+    split = fidelity["rotation_split"]  # yaw / tilt of every rotation term (the cube's, the base's; none on Cartpole)
+    assert sorted(split) == sorted(quaternions)
+    for term in quaternions:
+        for predictor in ("model", "copy_last", "constant_velocity"):
+            yaw, tilt = split[term]["yaw"][predictor], split[term]["tilt"][predictor]
+            angle = fidelity["error"][predictor][term]
+            assert math.hypot(yaw[0], tilt[0]) == pytest.approx(angle[0], rel=0.05), (term, predictor)
     ratio = fidelity["model_over_copy_last"]
     for term in terms:
         model, copy_last = fidelity["error"]["model"][term], fidelity["error"]["copy_last"][term]

@@ -129,7 +129,9 @@ def evaluate_fidelity(
     baselines: dict[str, list[torch.Tensor]] = {name: [] for name in BASELINES}
     for first in range(0, len(starts), batch_size):
         batch = table.gather(starts[first : first + batch_size], span).to(device)
-        mean, member_states, contact = forecast(model, batch.states, batch.instruction, batch.actions, history)
+        mean, member_states, contact = forecast(
+            model, batch.states, batch.instruction, batch.actions, history, batch.action_before
+        )
         start = batch.states[:, history - 1 : history]
         predicted.append(torch.cat((start, mean), dim=1).cpu())
         true.append(batch.states[:, history - 1 :].cpu())

@@ -55,9 +55,10 @@ class JointWAM(WorldModel):
         the env's reward units, PPO's returns), (..., 1)."""
         return self.value_head(features)
 
-    def act_sequence(self, states, instruction, actions) -> torch.distributions.Normal:
-        """The policy at every step of true sequences (B, T, ·), conditioned on the steps up to each."""
-        features, _ = self.encode(self.tokens(states, instruction, previous_actions(actions)))
+    def act_sequence(self, states, instruction, actions, before=None) -> torch.distributions.Normal:
+        """The policy at every step of true sequences (B, T, ·), conditioned on the steps up to each; ``before``
+        (B, A): the action taken before their first step (default zeros: the sequences start episodes)."""
+        features, _ = self.encode(self.tokens(states, instruction, previous_actions(actions, before)))
         return self.policy(features)
 
     def act(self, states, instruction, prev_actions) -> torch.Tensor:

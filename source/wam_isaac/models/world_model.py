@@ -52,9 +52,11 @@ class Rollout:
     """The head outputs of every step, stacked along dim 1."""
 
 
-def previous_actions(actions: torch.Tensor) -> torch.Tensor:
-    """``a_{t-1}`` for every step of ``actions`` (B, T, A), zeros before the first."""
-    return torch.cat((torch.zeros_like(actions[:, :1]), actions[:, :-1]), dim=1)
+def previous_actions(actions: torch.Tensor, before: torch.Tensor | None = None) -> torch.Tensor:
+    """``a_{t-1}`` for every step of ``actions`` (B, T, A): the first step's is ``before`` (B, A), the action taken
+    just before the sequence (a window cut from the middle of an episode has one), or zeros (an episode's start)."""
+    first = torch.zeros_like(actions[:, :1]) if before is None else before[:, None].to(actions.dtype)
+    return torch.cat((first, actions[:, :-1]), dim=1)
 
 
 def stack_predictions(steps: list[StepPrediction]) -> StepPrediction:
@@ -143,9 +145,10 @@ class WorldModel(nn.Module):
         return self.space.compose(states, self.normalizers.delta.inverse(delta_norm))
 
     # sequences -----------------------------------------------------------------------------------------------------
-    def teacher_forced(self, states, instruction, actions, memory=None):
-        """Features and one-step predictions at every step of true sequences (B, T, ·)."""
-        features, memory = self.encode(self.tokens(states, instruction, previous_actions(actions)), memory)
+    def teacher_forced(self, states, instruction, actions, memory=None, before=None):
+        """Features and one-step predictions at every step of true sequences (B, T, ·); ``before`` (B, A): the action
+        taken before their first step (default zeros: the sequences start episodes)."""
+        features, memory = self.encode(self.tokens(states, instruction, previous_actions(actions, before)), memory)
         return features, self.predict_next(features, actions), memory
 
     def rollout(
@@ -155,6 +158,7 @@ class WorldModel(nn.Module):
         actions: torch.Tensor,
         history: int,
         teacher_states: torch.Tensor | None = None,
+        before: torch.Tensor | None = None,
     ) -> Rollout:
         """Autoregressive rollout over the forecast part of sequences.
 
@@ -165,13 +169,14 @@ class WorldModel(nn.Module):
                 ``s_{H+f}`` uses ``a_{H+f-1}``.
             history: H, the number of true steps the model conditions on.
             teacher_states: if given, (B, H + F, S) true states fed back instead of the predictions (teacher forcing).
+            before: (B, A), the action taken before the first step (default zeros: the sequences start episodes).
 
         Returns:
             the :class:`Rollout` of ``F = instruction.shape[1] - H`` steps.
         """
         forecast = instruction.shape[1] - history
         features, memory = self.encode(
-            self.tokens(states[:, :history], instruction[:, :history], previous_actions(actions[:, :history]))
+            self.tokens(states[:, :history], instruction[:, :history], previous_actions(actions[:, :history], before))
         )
         feature, state = features[:, -1], states[:, history - 1]
         predicted, inputs, steps = [], [], []

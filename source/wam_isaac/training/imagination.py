@@ -130,7 +130,8 @@ def ensemble_loss(wam: JointWAM, ensemble: DynamicsEnsemble, batch: Sequences, c
         return torch.zeros((), device=batch.states.device), {}
     states, instruction, actions = batch.states, batch.instruction, batch.actions
     with torch.no_grad():
-        features, _ = wam.encode(wam.tokens(states[:, :-1], instruction[:, :-1], previous_actions(actions[:, :-1])))
+        prev = previous_actions(actions[:, :-1], batch.action_before)
+        features, _ = wam.encode(wam.tokens(states[:, :-1], instruction[:, :-1], prev))
     actions_norm = wam.normalizers.action(actions[:, :-1])
     mask = batch.step_mask[:, :-1]
     totals, parts = [], []
@@ -322,14 +323,16 @@ def _rollout(wam, ensemble, start, valid, cfg, gamma, lam, generator, reward_fn)
     n, horizon, k = cfg.num_envs, cfg.horizon, ensemble.size
     starts = valid[torch.arange(n, device=device) % len(valid)]
     members = torch.arange(n, device=device) % k
-    tokens = wam.tokens(start.states[starts], start.instruction[starts], previous_actions(start.actions[starts]))
+    first = None if start.action_before is None else start.action_before[starts]
+    prev = previous_actions(start.actions[starts], first)
+    tokens = wam.tokens(start.states[starts], start.instruction[starts], prev)
     recurrent = wam.cfg.trunk.kind == "gru"
     before = wam.encode(tokens[:, :-1])[1] if tokens.shape[1] > 1 else None  # the memory before the branch step
     features, memory = wam.encode(tokens[:, -1:], before)
     if recurrent and before is None:
         before = torch.zeros_like(memory)
     feature, state, goal = features[:, 0], start.states[starts][:, -1], start.instruction[starts][:, -1]
-    previous = previous_actions(start.actions[starts])[:, -1]
+    previous = prev[:, -1]
     alive = torch.ones(n, dtype=torch.bool, device=device)
     steps: dict[str, list[torch.Tensor]] = {}
 

@@ -168,14 +168,15 @@ def ensemble_spread(
 
 
 @torch.no_grad()
-def forecast(model: nn.Module, states, instruction, actions, history: int):
+def forecast(model: nn.Module, states, instruction, actions, history: int, before=None):
     """Mean predicted states (B, K, S), the members' predicted states (M, B, K, S) for an ensemble (else ``None``),
-    and the predicted contact probabilities (B, K, C) (an ensemble's: the members' mean)."""
+    and the predicted contact probabilities (B, K, C) (an ensemble's: the members' mean); ``before`` (B, A): the action
+    taken before the windows' first step (default zeros)."""
     world_model = world_model_of(model)
     if isinstance(world_model, EnsembleWorldModel):
-        rollouts = world_model.rollout(states, instruction, actions, history)
+        rollouts = world_model.rollout(states, instruction, actions, history, before=before)
         mean = world_model.mean_state(rollouts)
         contacts = torch.stack([r.predictions.contact_logits.sigmoid() for r in rollouts]).mean(0)
         return mean, torch.stack([r.states for r in rollouts]), contacts
-    rollout = world_model.rollout(states, instruction, actions, history)
+    rollout = world_model.rollout(states, instruction, actions, history, before=before)
     return rollout.states, None, rollout.predictions.contact_logits.sigmoid()

@@ -119,7 +119,10 @@ def world_model_loss(model: WorldModel, batch: Sequences, history: int, cfg: Los
     mask = batch.step_mask
     if history > 1:  # one-step teacher-forced predictions inside the history
         _, prediction, _ = model.teacher_forced(
-            batch.states[:, : history - 1], batch.instruction[:, : history - 1], batch.actions[:, : history - 1]
+            batch.states[:, : history - 1],
+            batch.instruction[:, : history - 1],
+            batch.actions[:, : history - 1],
+            before=batch.action_before,
         )
         s = slice(0, history - 1)
         parts.append(
@@ -137,7 +140,9 @@ def world_model_loss(model: WorldModel, batch: Sequences, history: int, cfg: Los
         )
     if batch.states.shape[1] > history:
         teacher = batch.states if cfg.teacher_forcing else None
-        rollout = model.rollout(batch.states, batch.instruction, batch.actions, history, teacher_states=teacher)
+        rollout = model.rollout(
+            batch.states, batch.instruction, batch.actions, history, teacher_states=teacher, before=batch.action_before
+        )
         s = slice(history - 1, batch.states.shape[1] - 1)
         parts.append(
             step_losses(
@@ -177,7 +182,8 @@ def action_nll(
 def joint_loss(model: JointWAM, batch: Sequences, history: int, cfg: LossCfg):
     """World-model loss + behaviour cloning at every recorded step + n-step value regression, on one shared trunk."""
     total, terms = world_model_loss(model, batch, history, cfg)
-    features, _ = model.encode(model.tokens(batch.states, batch.instruction, previous_actions(batch.actions)))
+    prev = previous_actions(batch.actions, batch.action_before)
+    features, _ = model.encode(model.tokens(batch.states, batch.instruction, prev))
     policy = model.policy(features)
     mask, targets = batch.step_mask, action_targets(batch)
     terms["action_nll"] = action_nll(policy, targets, model.normalizers.action.std, mask)
@@ -217,7 +223,7 @@ def value_targets(model: JointWAM, batch: Sequences, values: torch.Tensor, gamma
 def cascaded_loss(model: CascadedWAM, batch: Sequences, history: int, cfg: LossCfg):
     """The world model's own loss + behaviour cloning of the policy at the last history step."""
     total, terms = world_model_loss(model.world_model, batch, history, cfg)
-    prev = previous_actions(batch.actions)
+    prev = previous_actions(batch.actions, batch.action_before)
     h = slice(0, history)
     distribution = model.policy_at_last(batch.states[:, h], batch.instruction[:, h], prev[:, h])
     target = action_targets(batch)[:, history - 1]

@@ -96,13 +96,18 @@ class TransitionReplay:
         """Windows of ``transitions`` transitions at logical ``starts`` of ``envs`` (B,) as :class:`Sequences` of
         ``transitions + 1`` states: ``s_t .. s_{t+k-1}`` then ``s'_{t+k-1}``. The extra last row's instruction
         repeats the one before; its action, reward and termination are 0 (no loss reads them); it is flagged
-        ``is_final`` where the last transition ended its episode (the row is then the final state ``s_T``)."""
+        ``is_final`` where the last transition ended its episode (the row is then the final state ``s_T``).
+        ``action_before`` is the action of the transition before each start, zeros where an episode ended there (the
+        window starts an episode) or the start is the oldest stored transition (nothing known before it)."""
         rows = self.rows(starts[:, None] + torch.arange(transitions, device=self.device))
         env = envs[:, None]
         last = (rows[:, -1], envs)
         states = torch.cat((self.states[rows, env], self.next_states[last][:, None]), dim=1)
         instruction = self.instruction[rows, env]
         zero = torch.zeros_like(self.rewards[rows[:, :1], env])
+        earlier = self.rows((starts - 1).clamp(min=0))
+        opens = (starts == 0) | self.dones[earlier, envs]
+        before = torch.where(opens[:, None], 0.0, self.actions[earlier, envs])
         return Sequences(
             states=states,
             instruction=torch.cat((instruction, instruction[:, -1:]), dim=1),
@@ -111,6 +116,7 @@ class TransitionReplay:
             terminated=torch.cat((self.terminated[rows, env], zero), dim=1),
             contacts=states.new_zeros(*states.shape[:2], 0),
             is_final=torch.cat((torch.zeros_like(self.rewards[rows, env]), self.dones[last][:, None].float()), dim=1),
+            action_before=before,
         )
 
     def sample(

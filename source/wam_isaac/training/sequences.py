@@ -64,6 +64,10 @@ class Sequences:
     """1 where the row is an episode's final state ``s_T`` (the state after its last action; its action, reward,
     flags and contacts are zero-filled, not data) or a padding copy of it after the end, 0 on recorded steps, (B, T);
     ``None``: every row is a step. No predicted transition starts on such a row; a value target bootstraps there."""
+    action_before: torch.Tensor | None = None
+    """The executed action taken just before each window's first row, (B, A): the previous action of that row, which
+    a window cut from the middle of an episode does not hold; zeros where the window starts its episode (Isaac Lab's
+    ``last_action`` after a reset). ``None``: treated as zeros (every window starts an episode)."""
 
     def to(self, device: torch.device | str) -> Sequences:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -289,28 +293,41 @@ class SequenceTable:
 
     def gather(self, starts: torch.Tensor, span: int) -> Sequences:
         """The windows of ``span`` rows beginning at rows ``starts`` (B,); rows past an episode's final row repeat it
-        (padded windows, see :meth:`window_starts`)."""
+        (padded windows, see :meth:`window_starts`); :attr:`Sequences.action_before` is the executed action of the
+        row before each start (zeros at an episode's first step)."""
         starts = torch.as_tensor(starts, dtype=torch.long)
         offsets = torch.arange(span)
+        episode = np.searchsorted(self.offsets, starts.numpy(), side="right") - 1
+        opens = torch.from_numpy(self.offsets[episode]) == starts  # (B,): the window starts its episode
         if self.has_final:  # each window's own last row: its episode's final row
-            episode = np.searchsorted(self.offsets, starts.numpy(), side="right") - 1
             last = torch.from_numpy(self.offsets[episode] + self.rows_per_episode[episode] - 1)
             offsets = torch.minimum(offsets, (last - starts)[:, None])  # (B, span)
         if len(self._blocks) == 1:
-            rows = starts[:, None] + offsets
-            return Sequences(*(column[rows] for column in self._block(0)))
+            block = self._block(0)
+            return Sequences(
+                *(column[starts[:, None] + offsets] for column in block), self._before(block, starts, opens)
+            )
         which = np.searchsorted(self._block_starts, starts.numpy(), side="right") - 1
-        parts: list[list[torch.Tensor]] = [[] for _ in COLUMNS]
+        parts: list[list[torch.Tensor]] = [[] for _ in range(len(COLUMNS) + 1)]
         order = []
         for index in np.unique(which):
             positions = torch.from_numpy(np.flatnonzero(which == index))
             own = offsets[positions] if offsets.dim() == 2 else offsets
-            rows = starts[positions, None] - int(self._block_starts[index]) + own
-            for part, column in zip(parts, self._block(int(index)), strict=True):
-                part.append(column[rows])
+            local = starts[positions] - int(self._block_starts[index])
+            block = self._block(int(index))
+            for part, column in zip(parts, block, strict=False):
+                part.append(column[local[:, None] + own])
+            parts[-1].append(self._before(block, local, opens[positions]))
             order.append(positions)
         inverse = torch.argsort(torch.cat(order))
         return Sequences(*(torch.cat(part)[inverse] for part in parts))
+
+    def _before(self, block: tuple[torch.Tensor, ...], rows: torch.Tensor, opens: torch.Tensor) -> torch.Tensor:
+        """The executed action (the action column's first ``A`` entries) of the row before each of ``rows`` (block
+        rows, (B,)), zeros where ``opens`` (the row is its episode's first step: nothing was done before it)."""
+        executed = block[COLUMNS.index("actions")][:, : self.schema.action_dim]
+        before = executed[(rows - 1).clamp(min=0)]
+        return torch.where(opens[:, None], torch.zeros_like(before), before)
 
     def batches(
         self,

@@ -243,7 +243,9 @@ class Trainer:
         """``error@k/<term>`` (physical units), ``ratio@k[/<term>]`` (model / copy-last) and ``normalized@k`` of the
         model's rollouts on ``batch``."""
         history = self.cfg.train.history
-        predicted, _, _ = forecast(self.model, batch.states, batch.instruction, batch.actions, history)
+        predicted, _, _ = forecast(
+            self.model, batch.states, batch.instruction, batch.actions, history, batch.action_before
+        )
         baselines = baseline_forecasts(batch.states, history, self.schema)
         table = fidelity_table(
             batch.states[:, history - 1],

@@ -52,7 +52,7 @@ class WorldModelSteps:
     @torch.no_grad()
     def policy_on(self, batch: Sequences) -> torch.distributions.Normal:
         """The policy at every step of true windows (trunk from zero memory at the window's first step)."""
-        return self.wam.act_sequence(batch.states, batch.instruction, batch.actions)
+        return self.wam.act_sequence(batch.states, batch.instruction, batch.actions, batch.action_before)
 
     @torch.no_grad()
     def heldout_errors(self) -> dict[str, float]:
@@ -65,7 +65,9 @@ class WorldModelSteps:
             return {}
         was_training = self.wam.training
         self.wam.eval()
-        predicted = self.wam.rollout(batch.states, batch.instruction, batch.actions, history).states[:, -1]
+        predicted = self.wam.rollout(
+            batch.states, batch.instruction, batch.actions, history, before=batch.action_before
+        ).states[:, -1]
         self.wam.train(was_training)
         true, last = batch.states[:, -1], batch.states[:, history - 1]
         schema = self.wam.schema

@@ -103,6 +103,7 @@ def test_final_rows_zero_filled_fields_change_no_loss(walker_table):
         batch.terminated,
         batch.contacts,
         batch.is_final,
+        batch.action_before,
     )
     with torch.no_grad():
         _, terms = model_loss(model, batch, 2, LossCfg())

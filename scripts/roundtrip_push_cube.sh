@@ -8,7 +8,8 @@
 #   CHECKPOINT   rsl-rl run checkpoint (plain PPO or joint-WAM PPO), e.g. logs/rsl_rl/wam_push_cube/<run>/model_112.pt
 #   WORLD_MODEL  optional wam train-model checkpoint exported beside a plain PPO policy (a joint-WAM PPO run's
 #                checkpoint brings its own world model)
-# environment: OUT_ROOT (default runs/h13), NUM_ENVS (32), EPISODES (64: 2 per env), HEAVY_EPISODES (32), SEED (0)
+# environment: OUT_ROOT (default runs/h13), NUM_ENVS (32), EPISODES (128: 4 per env), HEAVY_EPISODES (64), SEED (0);
+#   the README's figures use these defaults
 #
 # Each step's figures are printed by wam itself and kept in the .log/.json files; the export replaces an existing
 # export of the same NAME (--overwrite: the old one stays if the new one fails validation).
@@ -34,8 +35,8 @@ cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 out_root=${OUT_ROOT:-runs/h13}
 num_envs=${NUM_ENVS:-32}
-episodes=${EPISODES:-64}
-heavy_episodes=${HEAVY_EPISODES:-32}
+episodes=${EPISODES:-128}
+heavy_episodes=${HEAVY_EPISODES:-64}
 seed=${SEED:-0}
 wam=.venv/bin/wam
 export_dir=$out_root/export_$name

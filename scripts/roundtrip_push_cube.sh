@@ -5,9 +5,10 @@
 #
 # usage: scripts/roundtrip_push_cube.sh NAME CHECKPOINT [WORLD_MODEL]
 #   NAME         label of the artifacts: runs/h13/export_NAME/, runs/h13/transfer_NAME{,_heavy100}.{json,log}
-#   CHECKPOINT   rsl-rl run checkpoint (plain PPO or joint-WAM PPO), e.g. logs/rsl_rl/wam_push_cube/<run>/model_112.pt
+#   CHECKPOINT   rsl-rl run checkpoint (plain PPO or joint-WAM PPO), e.g. logs/rsl_rl/wam_push_cube/<run>/model_112.pt,
+#                or a wam train-model / wam dagger joint or cascaded WAM checkpoint (<run>/checkpoints/last.pt)
 #   WORLD_MODEL  optional wam train-model checkpoint exported beside a plain PPO policy (a joint-WAM PPO run's
-#                checkpoint brings its own world model)
+#                checkpoint and a joint WAM bring their own world model)
 # environment: OUT_ROOT (default runs/h13), NUM_ENVS (32), EPISODES (128: 4 per env), HEAVY_EPISODES (64), SEED (0);
 #   the README's figures use these defaults
 #
@@ -23,7 +24,7 @@ name=$1
 checkpoint=$2
 world_model=${3:-}
 if [[ ! -f $checkpoint ]]; then
-    echo "$0: CHECKPOINT $checkpoint does not exist; expected an rsl-rl model_<i>.pt" >&2
+    echo "$0: CHECKPOINT $checkpoint does not exist; expected an rsl-rl model_<i>.pt or a wam train-model last.pt" >&2
     exit 2
 fi
 if [[ -n $world_model && ! -f $world_model ]]; then
@@ -52,10 +53,11 @@ echo "== export $checkpoint -> $export_dir"
 echo "== transfer-eval (a)-(d): $num_envs envs, $episodes episodes per condition"
 { time $wam transfer-eval --exported "$export_dir" --task WAM-Push-Cube --num_envs "$num_envs" \
     --episodes "$episodes" --seed "$seed" --json "$out_root/transfer_$name.json"; } \
-    2>&1 | tee "$out_root/transfer_$name.log" | grep -E '^\[wam\]|^condition|^training|^wider|^obs_|^solver|^real|^user|rror'
+    2>&1 | tee "$out_root/transfer_$name.log" \
+    | grep -E '^\[wam\]|^condition|^training|^wider|^obs_|^solver|^real|^user|rror'
 
 echo "== transfer-eval training DR, cube x100: $heavy_episodes episodes"
 { time $wam transfer-eval --exported "$export_dir" --task WAM-Push-Cube --num_envs "$num_envs" \
-    --episodes "$heavy_episodes" --seed "$seed" --conditions training --json "$out_root/transfer_${name}_heavy100.json" \
-    "$heavy"; } \
+    --episodes "$heavy_episodes" --seed "$seed" --conditions training \
+    --json "$out_root/transfer_${name}_heavy100.json" "$heavy"; } \
     2>&1 | tee "$out_root/transfer_${name}_heavy100.log" | grep -E '^\[wam\]|^condition|^training|^real|^user|rror'

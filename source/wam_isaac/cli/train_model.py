@@ -98,6 +98,12 @@ def check_config(cfg) -> None:
             f"history + forecast = {cfg.train.history + cfg.train.forecast} exceeds the transformer's context "
             f"{cfg.model.trunk.context}; raise model.trunk.context"
         )
+    beta = cfg.train.loss.dynamics_beta
+    if not 0.0 <= beta <= 1.0:
+        raise UsageError(
+            "train.loss.dynamics_beta must be in [0, 1] (0: the plain Gaussian NLL, 1: the squared error's gradient), "
+            f"got {beta}"
+        )
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:

@@ -57,7 +57,9 @@ class TrainCfg:
     (its ``expert_actions``, the scripted expert's action on every recorded state: ``wam generate --expert_labels``;
     DAgger). The world model always conditions on the executed actions."""
     loss: LossCfg = field(default_factory=LossCfg)
-    """Loss weights and options."""
+    """Loss weights and options. A saved config without ``loss.dynamics_beta`` (a run from before beta-NLL) loads
+    with ``dynamics_beta`` 0.0, the plain NLL it trained with, not the default
+    (:func:`~wam_isaac.training.run.config_from_dict`)."""
 
 
 @dataclass

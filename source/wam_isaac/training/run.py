@@ -118,11 +118,20 @@ def save_config(cfg: TrainModelCfg, run_dir: str | os.PathLike) -> Path:
     return path
 
 
+PLAIN_NLL_BETA = 0.0
+"""``train.loss.dynamics_beta`` of a saved config without it: runs saved before beta-NLL trained on the plain NLL."""
+
+
 def config_from_dict(data: dict[str, Any]) -> TrainModelCfg:
-    """A :class:`TrainModelCfg` from its dict form (as stored in checkpoints)."""
+    """A :class:`TrainModelCfg` from its dict form (as stored in checkpoints). Missing fields take the defaults,
+    except ``train.loss.dynamics_beta``: a config saved without it is a run from before beta-NLL, which trained (and
+    resumes) with the plain NLL, :data:`PLAIN_NLL_BETA`."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainModelCfg), data))
+    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainModelCfg), data))
+    if "dynamics_beta" not in ((data.get("train") or {}).get("loss") or {}):
+        cfg.train.loss.dynamics_beta = PLAIN_NLL_BETA
+    return cfg
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, TrainModelCfg, dict]:

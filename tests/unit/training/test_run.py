@@ -1,15 +1,16 @@
 """run: a model saved by the trainer and rebuilt by ``load_model`` predicts exactly as it did; a checkpoint does not
-resume on a dataset of another schema."""
+resume on a dataset of another schema; a config saved before beta-NLL loads with the plain NLL it trained with."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from linear_system import small_cfg
+from omegaconf import OmegaConf
 
 from wam_isaac.models import EnsembleWorldModel, JointWAM, SchemaError
 from wam_isaac.training.checkpoint import load_checkpoint
-from wam_isaac.training.run import load_model, make_trainer
+from wam_isaac.training.run import config_from_dict, load_model, make_trainer
 
 
 def predictions(model, batch, history: int) -> list[torch.Tensor]:
@@ -53,3 +54,20 @@ def test_resume_on_a_dataset_of_another_schema_names_the_key(smooth_data, tmp_pa
     message = "key 'obs/world_model/vel' has shape \\[1\\] in the dataset, the model expects \\[2\\]"
     with pytest.raises(SchemaError, match=message):
         make_trainer(cfg, resume=checkpoint, log=None)
+
+
+@pytest.mark.parametrize(("saved_beta", "loaded_beta"), [(None, 0.0), (0.25, 0.25), (0.5, 0.5), (0.0, 0.0)])
+def test_a_config_saved_before_beta_nll_loads_with_the_plain_nll(tmp_path, saved_beta, loaded_beta):
+    """A checkpoint's config without ``train.loss.dynamics_beta`` trained on the plain NLL (beta 0), so it loads
+    with 0.0, not the default 0.5; a saved beta loads as saved; the other fields load as saved either way."""
+    cfg = small_cfg(tmp_path / "data", tmp_path / "run", "mlp", lr=1.0e-3)
+    cfg.train.loss.reward_weight = 0.3
+    assert cfg.train.loss.dynamics_beta == 0.5  # the default a new run trains with
+    saved = OmegaConf.to_container(OmegaConf.structured(cfg))  # as the trainer writes it into checkpoints
+    if saved_beta is None:
+        del saved["train"]["loss"]["dynamics_beta"]
+    else:
+        saved["train"]["loss"]["dynamics_beta"] = saved_beta
+    loaded = config_from_dict(saved)
+    assert loaded.train.loss.dynamics_beta == loaded_beta
+    assert (loaded.train.lr, loaded.train.loss.reward_weight, loaded.model.kind) == (1.0e-3, 0.3, "mlp")

@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 from ..models.config import ModelCfg
 from .objectives import LossCfg
 
+PLAIN_NLL_BETA = 0.0
+"""``dynamics_beta`` of a run saved without one (``wam train-model`` config, WamPPO checkpoint): runs from before
+beta-NLL trained on the plain Gaussian NLL, and resume with it."""
+
 
 @dataclass
 class TrainCfg:
@@ -58,7 +62,7 @@ class TrainCfg:
     DAgger). The world model always conditions on the executed actions."""
     loss: LossCfg = field(default_factory=LossCfg)
     """Loss weights and options. A saved config without ``loss.dynamics_beta`` (a run from before beta-NLL) loads
-    with ``dynamics_beta`` 0.0, the plain NLL it trained with, not the default
+    with ``dynamics_beta`` 0.0 (:data:`PLAIN_NLL_BETA`), the plain NLL it trained with, not the default
     (:func:`~wam_isaac.training.run.config_from_dict`)."""
 
 

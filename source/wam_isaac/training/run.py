@@ -20,7 +20,7 @@ from ..models.schema import WamSchema
 from ..models.wam import build_model
 from .action_targets import ACTION_TARGETS, ExpertTargetTable, check_expert_labels
 from .checkpoint import load_checkpoint
-from .config import TrainModelCfg
+from .config import PLAIN_NLL_BETA, TrainModelCfg
 from .sequences import SequenceTable
 from .split import split_episodes
 from .trainer import Trainer, fit_normalizers, normalizer_sample
@@ -116,10 +116,6 @@ def save_config(cfg: TrainModelCfg, run_dir: str | os.PathLike) -> Path:
     temp.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     os.replace(temp, path)
     return path
-
-
-PLAIN_NLL_BETA = 0.0
-"""``train.loss.dynamics_beta`` of a saved config without it: runs saved before beta-NLL trained on the plain NLL."""
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainModelCfg:

@@ -58,6 +58,7 @@ from ..models.rl_adapters import (
 )
 from ..models.schema import WamSchema
 from ..models.wam import JointWAM
+from .config import PLAIN_NLL_BETA
 from .imagination import DynamicsEnsemble, ImaginationCfg, imagination_active
 from .objectives import LossCfg
 from .replay import TransitionReplay
@@ -258,14 +259,19 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
 
     # modes, checkpoints, multi-GPU -----------------------------------------------------------------------------------
     def save(self) -> dict:
-        """PPO's dict plus ``wam_state_dict``, ``wam_schema``, ``wam_model_cfg``, the replay and WamPPO's counters."""
+        """PPO's dict plus ``wam_state_dict``, ``wam_schema``, ``wam_model_cfg``, the replay and WamPPO's counters and
+        world-model ``dynamics_beta``."""
         saved = super().save()
         saved.update(
             wam_state_dict=self.wam.state_dict(),
             wam_schema=self.wam.schema.to_dict(),
             wam_model_cfg=model_cfg_dict(self.wam.cfg),
             replay_state_dict=self.replay.state_dict(),
-            wam_ppo_state={"iteration": self.iteration, "normalizers_fitted": self.normalizers_fitted},
+            wam_ppo_state={
+                "iteration": self.iteration,
+                "normalizers_fitted": self.normalizers_fitted,
+                "dynamics_beta": self.loss_cfg.dynamics_beta,
+            },
         )
         if self.ensemble is not None:
             saved["ensemble_state_dict"] = self.ensemble.state_dict()
@@ -275,7 +281,9 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
 
     def load(self, loaded_dict: dict, load_cfg: dict | None, strict: bool) -> bool:
         """PPO's load, then the WAM (normalizers included), the replay (unless ``load_cfg["replay"]`` is false) and
-        the counters; a ``load_cfg`` without WamPPO's keys (Isaac Lab's ``--no-resume_optimizer_state``) loads them."""
+        the counters (a ``load_cfg`` without WamPPO's keys, as Isaac Lab's ``--no-resume_optimizer_state``, loads
+        them); when the iteration is loaded (a resume), also the world-model loss's ``dynamics_beta``, or
+        :data:`~wam_isaac.training.config.PLAIN_NLL_BETA` from a checkpoint saved before beta-NLL."""
         load_iteration = super().load(loaded_dict, load_cfg, strict)
         load_cfg = load_cfg or {}
         if "wam_state_dict" in loaded_dict and load_cfg.get("actor", True):
@@ -288,6 +296,8 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
             self.replay.load_state_dict(loaded_dict["replay_state_dict"])
         state = loaded_dict.get("wam_ppo_state", {})
         self.normalizers_fitted = bool(state.get("normalizers_fitted", self.normalizers_fitted))
+        if load_iteration:  # the run continues on the loss it trained with (saved before beta-NLL: the plain NLL)
+            self.loss_cfg.dynamics_beta = float(state.get("dynamics_beta", PLAIN_NLL_BETA))
         if load_iteration and "iteration" in state:
             self.iteration = int(state["iteration"])
             if self.policy_learning_rate is not None and self.iteration >= self.critic_warmup_iterations:

@@ -1,7 +1,7 @@
 """WamPPO without a simulator (:mod:`wam_ppo_synthetic`): one update equals rsl-rl PPO's when the world model is
 off, the optimizer holds each parameter once, the critic warm-up freezes the policy, save -> load restores
-everything, a pretrained checkpoint is fine-tuned (or refused by key), and inside rsl-rl's OnPolicyRunner the
-held-out prediction error falls."""
+everything (a checkpoint from before beta-NLL resumes on the plain NLL), a pretrained checkpoint is fine-tuned (or
+refused by key), and inside rsl-rl's OnPolicyRunner the held-out prediction error falls."""
 
 from __future__ import annotations
 
@@ -114,6 +114,7 @@ def test_save_then_load_restores_wam_replay_optimizer_and_counters(tmp_path):
         collect(alg, env)
         alg.update()
     assert alg.normalizers_fitted and alg.iteration == 2
+    alg.loss_cfg.dynamics_beta = 0.25  # not the default (0.5) a fresh algorithm starts with
     torch.save({**alg.save(), "iter": 2, "infos": None}, tmp_path / "model_2.pt")
     loaded = torch.load(tmp_path / "model_2.pt", weights_only=False)
     assert set(loaded) >= {"wam_state_dict", "wam_schema", "wam_model_cfg", "replay_state_dict", "optimizer_state_dict"}
@@ -129,7 +130,17 @@ def test_save_then_load_restores_wam_replay_optimizer_and_counters(tmp_path):
     for index, state in mine["state"].items():
         for key, value in state.items():
             assert torch.equal(value, theirs["state"][index][key]), (index, key)
-    assert fresh.iteration == 2 and fresh.normalizers_fitted
+    assert fresh.iteration == 2 and fresh.normalizers_fitted and fresh.loss_cfg.dynamics_beta == 0.25
+    # a checkpoint from before beta-NLL (no dynamics_beta) resumes on the plain NLL it trained with; a load that
+    # does not resume the iteration (a new run from its weights) keeps its own beta
+    state = {key: value for key, value in loaded["wam_ppo_state"].items() if key != "dynamics_beta"}
+    before_beta_nll = build_algorithm(SyntheticPushEnv(num_envs=8, episode_length=10, seed=9))
+    assert before_beta_nll.loss_cfg.dynamics_beta == 0.5
+    assert before_beta_nll.load({**loaded, "wam_ppo_state": state}, None, strict=True)
+    assert before_beta_nll.loss_cfg.dynamics_beta == 0.0
+    weights_only = build_algorithm(SyntheticPushEnv(num_envs=8, episode_length=10, seed=9))
+    assert not weights_only.load(loaded, {"actor": True, "critic": True, "iteration": False}, strict=True)
+    assert weights_only.loss_cfg.dynamics_beta == 0.5 and weights_only.iteration == 0
     # Isaac Lab's --no-resume_optimizer_state: no WamPPO keys in load_cfg, optimizer not loaded, the rest is
     other = build_algorithm(SyntheticPushEnv(num_envs=8, episode_length=10, seed=9))
     no_optimizer = {"actor": True, "critic": True, "optimizer": False, "iteration": True, "rnd": True}

@@ -90,8 +90,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         check, monitor = world_model["validation"], world_model["monitor"]
         print(
             f"[wam] world_model.onnx ({world_model['trunk']}, ensemble {world_model['ensemble']}, history "
-            f"{world_model['history']}): onnxruntime vs torch max |diff| {check['random']['max_abs_diff']:.3g} on "
-            f"{check['random']['count']} random, {check['recorded']['max_abs_diff']:.3g} on "
+            f"{world_model['history']}): onnxruntime vs torch max |diff| {check['random']['max_abs_diff']:.3g} "
+            f"(/ max(1, |value|): {check['random']['max_scaled_diff']:.3g}) on {check['random']['count']} random, "
+            f"{check['recorded']['max_abs_diff']:.3g} ({check['recorded']['max_scaled_diff']:.3g}) on "
             f"{check['recorded']['count']} recorded windows; surprise monitor thresholds: jump "
             f"{monitor['threshold']:.4g}"
             + (f", stall {monitor['stall']['threshold']:.4g}" if monitor.get("stall") else "")

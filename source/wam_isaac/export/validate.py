@@ -122,6 +122,14 @@ def parity_recorded(path: str | Path, policy_entry: dict, recording: Recording) 
     return worst
 
 
+def scaled_diff(got: np.ndarray, want: np.ndarray) -> float:
+    """Max over elements of ``|got - want| / max(1, |want|)``: the absolute difference for values up to 1, the
+    relative one above (float32 values of 100 lie 7.6e-6 apart, so no absolute bound of 1e-5 holds for them)."""
+    want = np.asarray(want, dtype=np.float64)
+    diff = np.abs(np.asarray(got, dtype=np.float64) - want) / np.maximum(1.0, np.abs(want))
+    return float(diff.max(initial=0.0))
+
+
 def require(name: str, value: float) -> None:
     """Raise unless a parity figure is within :data:`TOLERANCE`."""
     if not value <= TOLERANCE:

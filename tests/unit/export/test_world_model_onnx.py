@@ -180,3 +180,25 @@ def test_random_windows_span_what_the_model_was_trained_on(tmp_path):
         np.testing.assert_allclose(spread, 3 * member.normalizers.action.std.numpy(), rtol=0.1)
     worst, _ = graph_parity(graph, tmp_path / "wm.onnx", {n: feed[n] for n in graph.input_names})
     assert worst <= 1e-5
+
+
+def test_parity_of_outputs_above_1_is_relative(tmp_path):
+    """Outputs in physical units reach tens to hundreds (a DAgger joint WAM predicted a reward of 91 on a random
+    window, where float32 values lie 7.6e-6 apart, and was refused at 2.3e-5 absolute): the world model's parity is
+    |diff| / max(1, |value|), absolute up to 1, relative above."""
+    from wam_isaac.export import validate
+    from wam_isaac.export.wam_checkpoint import graph_parity_scaled, random_windows
+
+    model = tiny("mlp")
+    with torch.no_grad():
+        world_model_of(model).normalizers.reward.std.fill_(3000.0)
+    graph, _ = export_world_model_onnx(model, tmp_path / "wm.onnx", HISTORY)
+    feed = random_windows(SCHEMA, HISTORY, 400, graph=graph)
+    absolute, scaled, outputs = graph_parity_scaled(
+        graph, tmp_path / "wm.onnx", {n: feed[n] for n in graph.input_names}
+    )
+    assert np.abs(outputs[graph.output_names.index("reward")]).max() > 100.0
+    assert scaled <= validate.TOLERANCE < absolute, (scaled, absolute)
+    assert validate.scaled_diff(np.float32([0.5 + 2e-5]), np.float32([0.5])) > validate.TOLERANCE  # absolute below 1
+    assert validate.scaled_diff(np.float32([300.03]), np.float32([300.0])) > validate.TOLERANCE  # 1e-4 relative
+    assert validate.scaled_diff(np.float32([300.0015]), np.float32([300.0])) <= validate.TOLERANCE

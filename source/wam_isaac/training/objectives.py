@@ -47,7 +47,9 @@ class LossCfg:
     """beta of the dynamics head's beta-NLL, in [0, 1]: each element's Gaussian NLL is weighted by
     ``sigma^(2 beta)`` (no gradient through the weight), so the mean's gradient is ``(mu - x) / sigma^(2 - 2 beta)``.
     0 is the plain NLL (the mean's gradient divided by the variance), 1 gives the mean the gradient of the squared
-    error. The logged ``dynamics_nll`` is the plain NLL whatever beta; ``dynamics_loss`` is the weighted one."""
+    error. The logged ``dynamics_nll`` is the plain NLL whatever beta; ``dynamics_loss`` is the weighted one. A saved
+    config (or WamPPO checkpoint) without it is a run from before beta-NLL and loads with 0.0
+    (:data:`~wam_isaac.training.config.PLAIN_NLL_BETA`)."""
     reward_weight: float = 0.1
     """Weight of the reward head's MSE."""
     termination_weight: float = 0.1

@@ -193,7 +193,9 @@ def export_env(
         policy_path = tmp / POLICY_FILE
         policy_entry = export_policy_onnx(actor, policy_path)
         validate.check_model(policy_path)
-        parity_random = validate.parity_random(actor, group_sizes, policy_path, policy_entry, samples)
+        parity_random = validate.parity_random(
+            actor, group_sizes, policy_path, policy_entry, samples, observed=recording.observations
+        )
         parity_recorded = validate.parity_recorded(policy_path, policy_entry, recording)
         validate.require("random", parity_random)
         validate.require("recorded", parity_recorded)
@@ -207,7 +209,7 @@ def export_env(
         metadata.update(policy=policy_entry, observation=observation)
         metadata["validation"] = {
             "tolerance": validate.TOLERANCE,
-            "random": {"count": samples, "max_abs_diff": parity_random},
+            "random": {"count": samples, "max_abs_diff": parity_random, "inputs": validate.RANDOM_OBSERVATIONS},
             "recorded": {"count": int(recording.dones.size), "max_abs_diff": parity_recorded},
         }
         if world_model is not None:

@@ -84,14 +84,38 @@ def _torch_state(state: dict[str, np.ndarray]):
     return tensors[0] if len(tensors) == 1 else tuple(tensors)
 
 
+RANDOM_OBSERVATIONS = "mean + 3 max(std, 1e-3) N(0, 1) of the recorded observations, per entry"
+"""How the random observations of the policy's parity check are drawn when a recording is given (in the metadata)."""
+
+
+def random_observations(observed: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` random observations, (count, D) float32, each entry drawn from ``mean + 3 max(std, 1e-3) N(0, 1)``
+    of ``observed`` (..., D): the span of what the policy sees, whatever the units (a cube's height varies by
+    millimetres, a joint by radians). ``N(0, 3^2)`` in raw units would put such entries thousands of stds out, where
+    float32 rounding inside the network, not the export, decides the comparison."""
+    flat = np.asarray(observed, dtype=np.float64).reshape(-1, observed.shape[-1])
+    centre, spread = flat.mean(0), 3.0 * np.maximum(flat.std(0), 1e-3)
+    return (centre + spread * rng.standard_normal((count, flat.shape[1]))).astype(np.float32)
+
+
 def parity_random(
-    actor, group_sizes: list[tuple[str, int]], path: str | Path, policy_entry: dict, count: int, seed: int = 0
+    actor,
+    group_sizes: list[tuple[str, int]],
+    path: str | Path,
+    policy_entry: dict,
+    count: int,
+    seed: int = 0,
+    observed: np.ndarray | None = None,
 ) -> float:
-    """Max |diff| of actions (and hidden states) between onnxruntime and torch on ``count`` random observations
-    (standard normal, times 3) and, for recurrent policies, random hidden states."""
+    """Max |diff| of actions (and hidden states) between onnxruntime and torch on ``count`` random observations and,
+    for recurrent policies, random hidden states. The observations are drawn around ``observed`` (recorded
+    observations, (..., D): :func:`random_observations`) if given, else standard normal times 3."""
     rng = np.random.default_rng(seed)
     obs_dim = sum(size for _, size in group_sizes)
-    obs = (3.0 * rng.standard_normal((count, obs_dim))).astype(np.float32)
+    if observed is not None:
+        obs = random_observations(observed, count, rng)
+    else:
+        obs = (3.0 * rng.standard_normal((count, obs_dim))).astype(np.float32)
     zeros = _ort_state(policy_entry, count)
     state = {name: rng.standard_normal(value.shape).astype(np.float32) for name, value in zeros.items()}
     outputs = session(path).run(None, {"obs": obs, **state})

@@ -54,6 +54,31 @@ def test_parity_random_across_batch_sizes(tmp_path, recurrent):
         validate.require("random", worst)
 
 
+def test_random_observations_span_the_recorded_ones_per_entry():
+    """Entries in millimetres and in radians each get their own spread; a constant entry gets the 1e-3 floor."""
+    rng = np.random.default_rng(0)
+    observed = np.stack(
+        [0.4 + 0.001 * rng.standard_normal(5000), 2.0 * rng.standard_normal(5000), np.full(5000, 7.0)], 1
+    )
+    drawn = validate.random_observations(observed.reshape(50, 100, 3), 20000, np.random.default_rng(1))
+    assert drawn.shape == (20000, 3) and drawn.dtype == np.float32
+    assert np.all(np.abs(drawn.mean(0) - [0.4, 0.0, 7.0]) < [1e-4, 0.1, 1e-4])
+    np.testing.assert_allclose(drawn.std(0), [0.003, 6.0, 0.003], rtol=0.05)
+
+
+def test_parity_random_around_recorded_observations(tmp_path):
+    actor = make_actor(None, seed=1)
+    metadata = write_synthetic_export(tmp_path, actor)
+    observed = np.random.default_rng(2).standard_normal((10, 4, OBS_DIM)).astype(np.float32)
+    worst = validate.parity_random(actor, GROUPS, tmp_path / "policy.onnx", metadata["policy"], 500, observed=observed)
+    assert worst < 1e-5
+    actor.obs_normalizer._mean.add_(0.5)  # still a comparison of the graph with the torch policy
+    assert (
+        validate.parity_random(actor, GROUPS, tmp_path / "policy.onnx", metadata["policy"], 100, observed=observed)
+        > 1e-3
+    )
+
+
 @pytest.mark.parametrize("recurrent", [None, "gru"])
 def test_parity_recorded_carries_and_resets_the_state(tmp_path, recurrent):
     actor = make_actor(recurrent, seed=2)

@@ -1,6 +1,7 @@
 """Observation terms for the privileged (``critic``) group: the physical parameters domain randomization gave
 each environment. Pure functions ``f(env, ...) -> Tensor`` as Isaac Lab's own terms. And the group type of what a
-WAM predicts and is conditioned on (:class:`TermByTermGroupCfg`)."""
+WAM predicts and is conditioned on (:class:`TermByTermGroupCfg`), and the tasks' ``previous_action`` group
+(:class:`PreviousActionGroupCfg`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from isaaclab.envs.mdp import last_action
 from isaaclab.managers import ManagerTermBase, ObservationGroupCfg, ObservationTermCfg, SceneEntityCfg
 from isaaclab.utils import configclass
 
@@ -26,6 +28,19 @@ class TermByTermGroupCfg(ObservationGroupCfg):
     def __post_init__(self):
         self.enable_corruption = False
         self.concatenate_terms = False
+
+
+@configclass
+class PreviousActionGroupCfg(ObservationGroupCfg):
+    """The action of the previous step (0 after a reset): the ``a_{t-1}`` a joint WAM reads beside the state, the
+    tasks' ``previous_action`` group (exact, one concatenated term)."""
+
+    actions = ObservationTermCfg(func=last_action)
+    """Previous policy action [1], shape (num_envs, action dim)."""
+
+    def __post_init__(self):
+        self.enable_corruption = False
+        self.concatenate_terms = True
 
 
 def body_mass(env: ManagerBasedEnv, asset_cfg: SceneEntityCfg = SceneEntityCfg("robot")) -> torch.Tensor:

@@ -91,21 +91,11 @@ class ObservationsCfg:
         joint_vel = ObsTerm(func=mdp.joint_vel)
         """Cart speed [m/s] and pole rate [rad/s], 2."""
 
-    @configclass
-    class PreviousActionCfg(ObsGroup):
-        """The action of the previous step (0 after a reset): the ``a_{t-1}`` a joint WAM reads beside the state."""
-
-        actions = ObsTerm(func=mdp.last_action)
-        """Previous policy action [1], 1."""
-
-        def __post_init__(self):
-            self.enable_corruption = False
-            self.concatenate_terms = True
-
     policy: PolicyCfg = PolicyCfg()
     critic: CriticCfg = CriticCfg()
     world_model: WorldModelCfg = WorldModelCfg()
-    previous_action: PreviousActionCfg = PreviousActionCfg()
+    previous_action: wam_obs.PreviousActionGroupCfg = wam_obs.PreviousActionGroupCfg()
+    """The previous policy action [1], 1."""
 
 
 @configclass

@@ -174,22 +174,12 @@ class ObservationsCfg:
         goal = ObsTerm(func=mdp.generated_commands, params={"command_name": "goal"})
         """Goal (x, y) in the env frame [m], 2."""
 
-    @configclass
-    class PreviousActionCfg(ObsGroup):
-        """The action of the previous step (0 after a reset): the ``a_{t-1}`` a joint WAM reads beside the state."""
-
-        actions = ObsTerm(func=mdp.last_action)
-        """Previous policy action [1], 3."""
-
-        def __post_init__(self):
-            self.enable_corruption = False
-            self.concatenate_terms = True
-
     policy: PolicyCfg = PolicyCfg()
     critic: CriticCfg = CriticCfg()
     world_model: WorldModelCfg = WorldModelCfg()
     instruction: InstructionCfg = InstructionCfg()
-    previous_action: PreviousActionCfg = PreviousActionCfg()
+    previous_action: wam_obs.PreviousActionGroupCfg = wam_obs.PreviousActionGroupCfg()
+    """The previous policy action [1], 3."""
 
 
 @configclass

@@ -161,22 +161,12 @@ class ObservationsCfg:
         base_velocity = ObsTerm(func=mdp.generated_commands, params={"command_name": "base_velocity"})
         """(v_x [m/s], v_y [m/s], yaw rate [rad/s]) in the base's heading frame, 3."""
 
-    @configclass
-    class PreviousActionCfg(ObsGroup):
-        """The action of the previous step (0 after a reset): the ``a_{t-1}`` a joint WAM reads beside the state."""
-
-        actions = ObsTerm(func=mdp.last_action)
-        """Previous policy action [1], 12."""
-
-        def __post_init__(self):
-            self.enable_corruption = False
-            self.concatenate_terms = True
-
     policy: PolicyCfg = PolicyCfg()
     critic: CriticCfg = CriticCfg()
     world_model: WorldModelCfg = WorldModelCfg()
     instruction: InstructionCfg = InstructionCfg()
-    previous_action: PreviousActionCfg = PreviousActionCfg()
+    previous_action: wam_obs.PreviousActionGroupCfg = wam_obs.PreviousActionGroupCfg()
+    """The previous policy action [1], 12."""
 
 
 @configclass

@@ -51,7 +51,11 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("generate", help="generate a labeled dataset", description=__doc__)
     add_env_args(parser)
     parser.add_argument("--steps", type=positive_int, required=True, help="env steps (each advances all envs)")
-    parser.add_argument("--policy", required=True, help="random, scripted, or the path of an rsl-rl checkpoint")
+    parser.add_argument(
+        "--policy",
+        required=True,
+        help="random, scripted, or the path of an rsl-rl checkpoint or of a wam train-model joint / cascaded WAM",
+    )
     parser.add_argument("--out", required=True, help="dataset directory (created; must be empty unless --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="replace the dataset in a non-empty --out")
     parser.add_argument("--resume", action="store_true", help="continue the (killed, preempted) dataset in --out")

@@ -10,8 +10,9 @@ scalars (logged at each reset by the tasks' success terms), against env steps = 
 :data:`SMOOTHING` iterations is at or above it; a run that never does counts as not reached (``null``), and a
 variant's figure is the median over its seeds (``null`` if most seeds did not reach it).
 
-The pretrained variant generates a scripted-expert dataset and pretrains a joint WAM once per task (``wam generate``,
-``wam train-model --model joint``), then fine-tunes it per seed; its env steps include the dataset's transitions.
+The pretrained variant pretrains a joint WAM once per task by DAgger on the task's scripted expert (``wam dagger``, MLP
+trunk: behaviour cloning of a noisy expert's dataset alone left the WAM far from the expert, see the README's "Joint
+WAM in rsl-rl PPO"), then fine-tunes its last round per seed; its env steps include every DAgger round's transitions.
 
 Sizes (:data:`SETTINGS`) are chosen so that the whole benchmark takes about an hour on a 2-core CPU; on a GPU, run
 ``wam bench sample_efficiency --device cuda:0`` after raising ``num_envs`` and ``max_iterations`` (the same script).
@@ -52,10 +53,13 @@ class TaskSetting:
     max_iterations: int
     seeds: tuple[int, ...]
     dataset_envs: int = 64
-    """Envs of the pretraining dataset (scripted expert, noise 0.1)."""
-    dataset_steps: int = 300
-    """Steps per env of the pretraining dataset."""
-    pretrain_epochs: int = 10
+    """Envs of the DAgger pretraining (round 0: the scripted expert with noise 0.1)."""
+    dataset_steps: int = 150
+    """Steps per env of each DAgger round."""
+    pretrain_epochs: int = 25
+    """Epochs of DAgger's round 0 (later rounds: ``wam dagger``'s default)."""
+    dagger_rounds: int = 5
+    """DAgger rounds after round 0."""
 
 
 SETTINGS = (
@@ -64,7 +68,11 @@ SETTINGS = (
 )
 TASKS_ENV = "WAM_SAMPLE_EFFICIENCY_TASKS"
 """Environment variable: comma-separated task ids to run (default: every task of :data:`SETTINGS`)."""
-QUICK = (TaskSetting("WAM-Cartpole", threshold=0.9, num_envs=64, max_iterations=8, seeds=(1,), dataset_steps=50),)
+QUICK = (
+    TaskSetting(
+        "WAM-Cartpole", threshold=0.9, num_envs=64, max_iterations=8, seeds=(1,), dataset_steps=50, dagger_rounds=1
+    ),
+)
 
 
 def _wam(args: list[str], cwd: Path) -> None:
@@ -106,20 +114,19 @@ def _median_or_none(values: list[int | None]) -> float | None:
 
 
 def _pretrain(setting: TaskSetting, device: str, work: Path) -> tuple[Path, int]:
-    """A joint WAM pretrained on a scripted-expert dataset; returns its checkpoint and the dataset's transitions."""
-    data, model = work / "pretrain_data", work / "pretrain_model"
+    """A joint WAM pretrained by DAgger on the task's scripted expert; returns its last round's checkpoint and the
+    transitions of every round (the env steps the pretraining cost)."""
+    out = work / "pretrain_dagger"
     _wam(
-        ["generate", "--task", setting.task, "--num_envs", str(setting.dataset_envs), "--steps",
-         str(setting.dataset_steps), "--policy", "scripted", "--noise", "0.1", "--out", str(data), "--device", device],
+        ["dagger", "--task", setting.task, "--out", str(out), "--num_envs", str(setting.dataset_envs),
+         "--steps", str(setting.dataset_steps), "--rounds", str(setting.dagger_rounds),
+         "--epochs", str(setting.pretrain_epochs), "--eval_episodes", str(setting.dataset_envs),
+         "--device", device, "model.trunk.kind=mlp"],
         work,
     )  # fmt: skip
-    _wam(
-        ["train-model", "--data", str(data), "--model", "joint", "--out", str(model), "--device", device,
-         "--epochs", str(setting.pretrain_epochs)],
-        work,
-    )  # fmt: skip
-    manifest = json.loads((data / "manifest.json").read_text())
-    return model / "checkpoints" / "last.pt", int(manifest["totals"]["transitions"])
+    summary = json.loads((out / "dagger.json").read_text())
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    return work / summary["rounds"][-1]["checkpoint"], int(manifest["totals"]["transitions"])
 
 
 def _train(setting: TaskSetting, variant: str, seed: int, device: str, work: Path, pretrained: Path | None) -> Path:

@@ -41,7 +41,8 @@ def test_two_ranks_take_the_steps_of_one_process_with_the_same_global_batch(line
     losses = global_step_losses(reference, STEPS)
     assert len(losses) == len(ranks[0]["losses"]) == STEPS
     torch.testing.assert_close(torch.tensor(ranks[0]["losses"]), torch.tensor(losses), rtol=LOSS_TOLERANCE, atol=0)
-    assert losses[-1] < losses[0] - 0.5, losses  # not vacuous: the steps trained the model
+    # not vacuous: the steps trained the model (the loss's scale depends on train.loss.dynamics_beta: compare ratios)
+    assert sum(losses[-3:]) < 0.9 * sum(losses[:3]), losses
     for name, value in reference.model.state_dict().items():
         torch.testing.assert_close(ranks[0]["state"][name], value, rtol=0, atol=PARAMETER_TOLERANCE, msg=name)
 

@@ -170,15 +170,9 @@ def task_env_cfg(task: str, overrides: list[str], device: str, entry_point: str 
 @contextlib.contextmanager
 def simulation(env_cfg, device: str) -> Iterator[None]:
     """Isaac Lab's ``launch_simulation`` for ``env_cfg`` on ``device``, with a :class:`UsageError` raised inside it
-    re-raised after the simulation has closed: ``launch_simulation`` prints the traceback of any exception that
-    leaves it, and a usage error is one line."""
-    from isaaclab.app import launch_simulation
+    re-raised after the simulation has closed (:func:`wam_isaac.envs.simulation.launched`): a usage error is one
+    line, not launch_simulation's traceback."""
+    from ..envs.simulation import launched
 
-    refused = None
-    with launch_simulation(env_cfg, {"device": device}):
-        try:
-            yield
-        except UsageError as error:
-            refused = error
-    if refused is not None:
-        raise refused
+    with launched(env_cfg, device, (UsageError,)):
+        yield

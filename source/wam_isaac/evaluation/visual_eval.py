@@ -316,9 +316,7 @@ def pixel_closed_loop(args, overrides: list[str], device: str, model, cfg) -> di
     """Build the camera task's env (kit-less Newton on the CPU) and run the pixel WAM closed loop."""
     import gymnasium as gym
 
-    from isaaclab.app import launch_simulation
-
-    from ..cli.common import task_env_cfg
+    from ..cli.common import simulation, task_env_cfg
     from .closed_loop import run_closed_loop
 
     env_cfg, _ = task_env_cfg(args.task, overrides, device)
@@ -328,7 +326,7 @@ def pixel_closed_loop(args, overrides: list[str], device: str, model, cfg) -> di
         return {"applicable": False, "reason": "the model was trained without world_model states (no schema)"}
     if not hasattr(env_cfg.observations, cfg.frame_key.split("/", 1)[-1]):
         return {"applicable": False, "reason": f"task {args.task} has no '{cfg.frame_key}' observation group"}
-    with launch_simulation(env_cfg, {"device": device}):
+    with simulation(env_cfg, device):
         env = FrameWindows(gym.make(args.task, cfg=env_cfg).unwrapped, cfg.history, cfg.frame_key.split("/", 1)[-1])
         try:
             stats = run_closed_loop(

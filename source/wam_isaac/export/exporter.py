@@ -120,16 +120,16 @@ def task_env(task: str, agent_entry_point: str, device: str, num_envs: int, seed
     """A live env of ``task`` (``num_envs`` envs on ``device``) and the task's agent config, closed afterwards;
     ``overrides`` are Hydra overrides (``env.<field>=...``), then ``configure(env_cfg)`` edits the env config before
     the env is built. An :class:`ExportError` raised with the env up (bad input found only then, a failed parity
-    check) leaves after the simulation has closed, as :func:`wam_isaac.cli.common.simulation` does for usage errors,
-    so that it stays one line."""
+    check) leaves after the simulation has closed (:func:`wam_isaac.envs.simulation.launched`), so that it stays one
+    line."""
     import gymnasium as gym
     import torch
-
-    from isaaclab.app import launch_simulation
 
     from isaaclab_tasks.utils import resolve_task_config
 
     import wam_isaac_tasks  # noqa: F401  (registers the tasks)
+
+    from ..envs.simulation import launched
 
     if task not in gym.registry:
         raise ExportError(f"task {task} is not registered here; see `wam tasks`")
@@ -140,17 +140,12 @@ def task_env(task: str, agent_entry_point: str, device: str, num_envs: int, seed
     env_cfg.seed = seed
     if configure is not None:
         configure(env_cfg)
-    refused = None
-    with launch_simulation(env_cfg, {"device": device}):
+    with launched(env_cfg, device, (ExportError,)):
         env = gym.make(task, cfg=env_cfg).unwrapped
         try:
             yield env, agent_cfg
-        except ExportError as error:
-            refused = error  # re-raised once closed: launch_simulation prints the traceback of what leaves it
         finally:
             env.close()
-    if refused is not None:
-        raise refused
 
 
 def export_env(

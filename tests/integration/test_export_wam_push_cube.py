@@ -135,6 +135,7 @@ def test_joint_wam_policy_in_the_simulator(env, tmp_path):
     checkpoint = WamCheckpoint(tmp_path / "joint.pt", model, schema, "joint", HISTORY, epoch=1)
     result = export_wam_env(env, checkpoint, TASK, tmp_path / "joint", samples=100, calibration_steps=12)
     assert result.parity_random <= 1e-5 and result.parity_recorded <= 1e-5
+    assert result.metadata["validation"]["random"]["inputs"].startswith("mean + 3 max(std, 1e-3)")  # around recorded
     assert sorted(result.metadata["files"]) == ["policy.onnx", "world_model.onnx"]
     policies = [Policy.load(tmp_path / "joint") for _ in range(NUM_ENVS)]
     worst, ends = [0.0], [0]

@@ -333,18 +333,17 @@ def export_wam_env(
             )
             validate.check_model(tmp / POLICY_FILE)
             observation = wam_observation_layout(env, checkpoint.schema, checkpoint.history, actions["joint_names"])
-            rng = np.random.default_rng(0)
-            random_obs = (3.0 * rng.standard_normal((samples, observation["size"]))).astype(np.float32)
-            parity_random, _ = graph_parity(graph, tmp / POLICY_FILE, {"obs": random_obs})
             arrays = (recording.states, recording.instruction, recording.prev_actions)
             windows = graph.window(*(torch.from_numpy(array).flatten(0, 1) for array in arrays)).numpy()
+            random_obs = validate.random_observations(windows, samples, np.random.default_rng(0))
+            parity_random, _ = graph_parity(graph, tmp / POLICY_FILE, {"obs": random_obs})
             (got,) = validate.session(tmp / POLICY_FILE).run(None, {"obs": windows})
             parity_recorded = float(np.abs(got - recording.actions.reshape(len(windows), -1)).max())
             validate.require("random", parity_random)
             validate.require("recorded", parity_recorded)
             policy_validation = {
                 "tolerance": validate.TOLERANCE,
-                "random": {"count": samples, "max_abs_diff": parity_random},
+                "random": {"count": samples, "max_abs_diff": parity_random, "inputs": validate.RANDOM_OBSERVATIONS},
                 "recorded": {"count": int(recording.dones.size), "max_abs_diff": parity_recorded},
             }
         world_model = add_world_model(env, tmp, checkpoint, recording, samples, false_alarm_rate)

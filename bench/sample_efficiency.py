@@ -2,13 +2,18 @@
 with imagination, and fine-tuned from a pretrained joint WAM with the pretraining data's env steps counted), printed
 as ratios to PPO's env steps; learning curves as a PNG.
 
-Every run is a ``wam train`` subprocess (Isaac Lab's rsl-rl training path) in a scratch directory, selected by the
-agent entry point (``rsl_rl_cfg_entry_point``, ``rsl_rl_wam_cfg_entry_point``,
-``rsl_rl_wam_imagination_cfg_entry_point``); the curves are the runs' own TensorBoard ``Metrics/success_rate``
-scalars (logged at each reset by the tasks' success terms), against env steps = iteration x num_envs x
-``num_steps_per_env``. A run reaches the threshold at the first iteration where the mean success rate over the last
-:data:`SMOOTHING` iterations is at or above it; a run that never does counts as not reached (``null``), and a
-variant's figure is the median over its seeds (``null`` if most seeds did not reach it).
+Every run is a ``wam train`` subprocess (Isaac Lab's rsl-rl training path) in its own directory under
+``logs/bench/sample_efficiency_runs/<time>/<task>/`` (TensorBoard events and checkpoints kept), selected by the agent
+entry point (``rsl_rl_cfg_entry_point``, ``rsl_rl_wam_cfg_entry_point``, ``rsl_rl_wam_imagination_cfg_entry_point``).
+Its curve is read live from rsl-rl's console log: ``Metrics/success_rate`` (the tasks' success term, the same signal
+for every variant) against ``Total steps``. A run reaches the threshold at the first iteration where the mean
+success rate over the last :data:`SMOOTHING` iterations is at or above it, and is then stopped (SIGTERM: ``wam
+train`` checkpoints and exits 0); a run that never does counts as not reached (``null``) at its budget. A variant's
+figure is the median over its seeds (``null`` if most seeds did not reach it); its ratio to PPO carries a bound
+(``=``, ``<`` when PPO did not reach the threshold within its budget, ``>`` when the variant did not).
+
+The from-scratch joint-WAM variants start with no critic warm-up (it exists to protect a pretrained policy) and,
+with imagination, imagine from iteration ``imagination_warmup`` on.
 
 The pretrained variant pretrains a joint WAM once per task by DAgger on the task's scripted expert (``wam dagger``, MLP
 trunk: behaviour cloning of a noisy expert's dataset alone left the WAM far from the expert, see the README's "Joint
@@ -20,13 +25,19 @@ Sizes (:data:`SETTINGS`) are chosen so that the whole benchmark takes about an h
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
+import re
+import signal
 import statistics
 import subprocess
 import sys
-import tempfile
+import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,12 +71,23 @@ class TaskSetting:
     """Epochs of DAgger's round 0 (later rounds: ``wam dagger``'s default)."""
     dagger_rounds: int = 5
     """DAgger rounds after round 0."""
+    scratch_budget_ratio: float = 1.0
+    """The from-scratch joint-WAM runs stop at this multiple of PPO's median env steps (a run that has not reached
+    the threshold by then is reported as ``> ratio``): it bounds the wall time without hiding a loss."""
+    imagination_warmup: int = 10
+    """Iterations before imagined rollouts join the PPO batch (the task config's 50 is never reached in a bench
+    run)."""
 
 
 SETTINGS = (
     TaskSetting("WAM-Cartpole", threshold=0.9, num_envs=256, max_iterations=60, seeds=(1, 2, 3), dataset_steps=200),
-    TaskSetting("WAM-Push-Cube", threshold=0.3, num_envs=256, max_iterations=40, seeds=(1, 2, 3)),
+    TaskSetting(
+        "WAM-Push-Cube", threshold=0.3, num_envs=512, max_iterations=80, seeds=(1, 2, 3), scratch_budget_ratio=0.5
+    ),
 )
+JOBS_ENV = "WAM_SAMPLE_EFFICIENCY_JOBS"
+"""Environment variable: runs at a time (default 1; on a 2-core CPU, 2 gain throughput since a run's physics
+stepping is mostly one thread)."""
 TASKS_ENV = "WAM_SAMPLE_EFFICIENCY_TASKS"
 """Environment variable: comma-separated task ids to run (default: every task of :data:`SETTINGS`)."""
 QUICK = (
@@ -83,18 +105,30 @@ def _wam(args: list[str], cwd: Path) -> None:
         raise RuntimeError(f"wam {' '.join(args)} failed ({result.returncode}):\n{tail}")
 
 
-def _curve(run_dir: Path, num_envs: int) -> tuple[list[int], list[float]]:
-    """(env steps, success rate) at each logged iteration of a run."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+TOTAL_STEPS = re.compile(r"^\s*Total steps:\s+(\d+)")
+SUCCESS = re.compile(r"^\s*Metrics/success_rate:\s+([-+0-9.eE]+|nan)")
 
-    from wam_isaac.export.run_dir import load_params_yaml  # Isaac Lab writes python tuples (!!python/tuple)
 
-    agent = load_params_yaml((run_dir / "params" / "agent.yaml").read_text())
-    per_iteration = num_envs * int(agent["num_steps_per_env"])
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    scalars = events.Scalars("Metrics/success_rate") if "Metrics/success_rate" in events.Tags()["scalars"] else []
-    return [(s.step + 1) * per_iteration for s in scalars], [float(s.value) for s in scalars]
+class CurveReader:
+    """(env steps, success rate) per logged iteration, read from rsl-rl's console log line by line (``Total
+    steps: N`` opens an iteration's block, ``Metrics/success_rate: x`` is the success term's mean over the episodes
+    that ended in it; an iteration where none ended prints no rate and adds no point)."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.success: list[float] = []
+        self._total: int | None = None
+        self.per_iteration: int | None = None
+        """Env steps of one iteration (the first block's total)."""
+
+    def feed(self, line: str) -> None:
+        if match := TOTAL_STEPS.match(line):
+            self._total = int(match.group(1))
+            self.per_iteration = self.per_iteration or self._total
+        elif (match := SUCCESS.match(line)) and self._total is not None:
+            self.steps.append(self._total)
+            self.success.append(float(match.group(1)))
+            self._total = None
 
 
 def steps_to_threshold(steps: list[int], success: list[float], threshold: float, offset: int = 0) -> int | None:
@@ -117,6 +151,7 @@ def _pretrain(setting: TaskSetting, device: str, work: Path) -> tuple[Path, int]
     """A joint WAM pretrained by DAgger on the task's scripted expert; returns its last round's checkpoint and the
     transitions of every round (the env steps the pretraining cost)."""
     out = work / "pretrain_dagger"
+    started = time.perf_counter()
     _wam(
         ["dagger", "--task", setting.task, "--out", str(out), "--num_envs", str(setting.dataset_envs),
          "--steps", str(setting.dataset_steps), "--rounds", str(setting.dagger_rounds),
@@ -126,43 +161,120 @@ def _pretrain(setting: TaskSetting, device: str, work: Path) -> tuple[Path, int]
     )  # fmt: skip
     summary = json.loads((out / "dagger.json").read_text())
     manifest = json.loads((out / "data" / "manifest.json").read_text())
-    return work / summary["rounds"][-1]["checkpoint"], int(manifest["totals"]["transitions"])
+    transitions = int(manifest["totals"]["transitions"])
+    _progress(f"{setting.task} DAgger pretraining: {transitions} env steps, {time.perf_counter() - started:.0f} s")
+    return out / summary["rounds"][-1]["checkpoint"], transitions
 
 
-def _train(setting: TaskSetting, variant: str, seed: int, device: str, work: Path, pretrained: Path | None) -> Path:
-    """One ``wam train`` run in its own directory; returns its run directory."""
+@dataclass
+class Run:
+    """One ``wam train`` run's curve and outcome."""
+
+    variant: str
+    seed: int
+    steps: list[int]
+    """Env steps at each logged iteration, pretraining steps included."""
+    success: list[float]
+    reached: int | None
+    """Env steps at which the threshold was reached (pretraining included); ``None``: not within the budget."""
+    budget: int
+    """Env steps the run was allowed (pretraining included)."""
+    per_iteration: int
+    wall_time: float
+
+
+_LOCK = threading.Lock()
+
+
+def _progress(message: str) -> None:
+    with _LOCK:
+        print(f"[sample_efficiency] {message}", file=sys.stderr, flush=True)
+
+
+def _train(
+    setting: TaskSetting,
+    variant: str,
+    seed: int,
+    device: str,
+    work: Path,
+    max_iterations: int,
+    offset: int = 0,
+    overrides: tuple[str, ...] = (),
+) -> Run:
+    """One ``wam train`` run in its own directory, read live from its console log and ended (SIGTERM: ``wam train``
+    checkpoints after the iteration in progress and exits 0) as soon as it reaches the threshold."""
     cwd = work / f"{variant}_seed{seed}"
     cwd.mkdir(parents=True)
     args = ["train", "--task", setting.task, "--agent", AGENTS[variant], "--num_envs", str(setting.num_envs),
-            "--max_iterations", str(setting.max_iterations), "--seed", str(seed), "--device", device]  # fmt: skip
-    if pretrained is not None:
-        args.append(f"agent.algorithm.pretrained_checkpoint={pretrained}")
-    _wam(args, cwd)
-    return next(p.parent for p in (cwd / "logs").rglob("events.out.tfevents.*"))
+            "--max_iterations", str(max_iterations), "--seed", str(seed), "--device", device, *overrides]  # fmt: skip
+    reader, tail, reached = CurveReader(), deque(maxlen=15), None
+    started = time.perf_counter()
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with (
+        (cwd / "train.log").open("w") as log,
+        subprocess.Popen(
+            [sys.executable, "-m", "wam_isaac", *args], cwd=cwd, env=environment, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        ) as process,
+    ):  # fmt: skip
+        for line in process.stdout:
+            log.write(line)
+            tail.append(line.rstrip())
+            reader.feed(line)
+            if reached is None:
+                reached = steps_to_threshold(reader.steps, reader.success, setting.threshold, offset)
+                if reached is not None:
+                    process.send_signal(signal.SIGTERM)
+        returncode = process.wait()
+    if returncode != 0:
+        raise RuntimeError(f"wam {' '.join(args)} failed ({returncode}), log {cwd / 'train.log'}:\n" + "\n".join(tail))
+    per_iteration = reader.per_iteration or 0
+    run = Run(
+        variant, seed, [s + offset for s in reader.steps], reader.success, reached,
+        max_iterations * per_iteration + offset, per_iteration, time.perf_counter() - started,
+    )  # fmt: skip
+    _progress(
+        f"{setting.task} {variant} seed {seed}: threshold {setting.threshold} at {reached} env steps"
+        f" (budget {run.budget}), last success {run.success[-1] if run.success else None}, {run.wall_time:.0f} s"
+    )
+    return run
 
 
-def _plot(curves: dict, path: Path) -> None:
-    """Success rate against env steps, one panel per task, the mean over seeds per variant."""
+def ratio_to_ppo(runs: list[Run], ppo: list[Run]) -> tuple[float | None, str | None]:
+    """A variant's median env steps over PPO's, with its bound: ``"="`` when both reached the threshold; ``"<"``
+    when PPO did not within its budget (its median exceeds the smallest budget of its runs that did not reach, so
+    the ratio is below the value); ``">"`` when the variant did not (the same argument on its side); ``(None,
+    None)`` when neither did."""
+    mine, theirs = _median_or_none([r.reached for r in runs]), _median_or_none([r.reached for r in ppo])
+    if mine is not None and theirs is not None:
+        return mine / theirs, "="
+    if mine is not None:
+        return mine / min(r.budget for r in ppo if r.reached is None), "<"
+    if theirs is not None:
+        return min(r.budget for r in runs if r.reached is None) / theirs, ">"
+    return None, None
+
+
+def _plot(runs: dict[str, list[Run]], thresholds: dict[str, float], path: Path) -> None:
+    """Success rate against env steps, one panel per task, every seed a line, one colour per variant; a dot where
+    a run reached the threshold (dashed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = sorted({task for task, _ in curves})
-    figure, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
-    for axis, task in zip(axes[0], tasks, strict=True):
-        for (curve_task, variant), runs in sorted(curves.items()):
-            if curve_task != task or not runs:
-                continue
-            length = min(len(s) for s, _ in runs)
-            if length == 0:
-                continue
-            steps = runs[0][0][:length]
-            mean = [statistics.fmean(r[1][i] for r in runs) for i in range(length)]
-            axis.plot(steps, mean, label=f"{variant} ({len(runs)} seeds)")
-        axis.set_title(task)
+    figure, axes = plt.subplots(1, len(runs), figsize=(7 * len(runs), 4.5), squeeze=False)
+    for axis, (task, task_runs) in zip(axes[0], runs.items(), strict=True):
+        for colour, variant in enumerate(AGENTS):
+            for index, run in enumerate(r for r in task_runs if r.variant == variant):
+                label = f"{variant} ({sum(r.variant == variant for r in task_runs)} seeds)" if index == 0 else None
+                axis.plot(run.steps, run.success, color=f"C{colour}", alpha=0.8, linewidth=1.2, label=label)
+                if run.reached is not None:
+                    axis.plot([run.reached], [thresholds[task]], "o", color=f"C{colour}", markersize=5)
+        axis.axhline(thresholds[task], color="k", linestyle="--", linewidth=0.8)
+        axis.set_title(f"{task}: success rate while training (threshold {thresholds[task]})")
         axis.set_xlabel("env steps (pretraining data included)")
-        axis.set_ylabel("success rate")
+        axis.set_ylabel(f"Metrics/success_rate (mean of {SMOOTHING} its. for the threshold)")
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
@@ -170,7 +282,9 @@ def _plot(curves: dict, path: Path) -> None:
 
 
 def run(args) -> list[dict]:
-    """Every task's variants x seeds; one figure per task and variant (median env steps, ratio to PPO)."""
+    """Every task: DAgger pretraining beside PPO's seeds, then the joint-WAM variants' seeds (from scratch capped at
+    ``scratch_budget_ratio`` x PPO's median), ``$WAM_SAMPLE_EFFICIENCY_JOBS`` runs at a time (default 1); one figure
+    per task and variant (median env steps, ratio to PPO with its bound)."""
     settings = QUICK if args.quick else SETTINGS
     if os.environ.get(TASKS_ENV):
         wanted = os.environ[TASKS_ENV].split(",")
@@ -178,57 +292,72 @@ def run(args) -> list[dict]:
         if unknown:
             raise ValueError(f"{TASKS_ENV} names {unknown}; expected some of {[s.task for s in settings]}")
         settings = tuple(s for s in settings if s.task in wanted)
+    jobs = int(os.environ.get(JOBS_ENV, "1"))
+    if jobs < 1:
+        raise ValueError(f"{JOBS_ENV}={jobs}; expected a positive number of concurrent runs")
     out_dir = Path("logs", "bench")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figures, curves = [], {}
+    root = out_dir / "sample_efficiency_runs" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    figures, all_runs = [], {}
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="wam_sample_eff_") as scratch:
-        for setting in settings:
-            work = Path(scratch) / setting.task
-            work.mkdir()
-            pretrained, offset = _pretrain(setting, args.device, work)
-            results = {}
-            for variant in AGENTS:
-                reached = []
-                for seed in setting.seeds:
-                    run_started = time.perf_counter()
-                    run_dir = _train(
-                        setting, variant, seed, args.device, work, pretrained if variant == "wam_pretrained" else None
-                    )
-                    steps, success = _curve(run_dir, setting.num_envs)
-                    extra = offset if variant == "wam_pretrained" else 0
-                    curves.setdefault((setting.task, variant), []).append(([s + extra for s in steps], success))
-                    reached.append(steps_to_threshold(steps, success, setting.threshold, extra))
-                    print(
-                        f"[sample_efficiency] {setting.task} {variant} seed {seed}: threshold at {reached[-1]}"
-                        f" env steps, final success {success[-1] if success else None},"
-                        f" {time.perf_counter() - run_started:.0f} s",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                results[variant] = (_median_or_none(reached), reached)
-            baseline = results["ppo"][0]
-            for variant, (median, reached) in results.items():
-                ratio = median / baseline if median is not None and baseline else None
-                figures.append(
-                    {
-                        "name": f"sample_efficiency/{setting.task}/{variant}",
-                        "value": ratio,
-                        "unit": "x PPO env steps",
-                        "target": "<= 0.5 (wam, WAM-Push-Cube)" if variant != "ppo" else None,
-                        "median_env_steps": median,
-                        "env_steps_per_seed": reached,
-                        "threshold": setting.threshold,
-                        "num_envs": setting.num_envs,
-                        "max_iterations": setting.max_iterations,
-                        "pretraining_env_steps": offset if variant == "wam_pretrained" else 0,
-                    }
-                )
+    for setting in settings:
+        work = root / setting.task
+        work.mkdir(parents=True)
+        device = args.device
+        with ThreadPoolExecutor(jobs) as pool:
+            pretraining = pool.submit(_pretrain, setting, device, work)
+            ppo = [pool.submit(_train, setting, "ppo", s, device, work, setting.max_iterations) for s in setting.seeds]
+            ppo_runs = [future.result() for future in ppo]
+            median = _median_or_none([r.reached for r in ppo_runs])
+            cap = setting.max_iterations
+            if median is not None:
+                cap = min(cap, math.ceil(setting.scratch_budget_ratio * median / ppo_runs[0].per_iteration))
+            scratch = ("agent.algorithm.critic_warmup_iterations=0",)
+            imagination = (*scratch, f"agent.algorithm.imagination.warmup_iterations={setting.imagination_warmup}")
+            later = [
+                pool.submit(_train, setting, variant, s, device, work, cap, 0, extra)
+                for variant, extra in (("wam", scratch), ("wam_imagination", imagination))
+                for s in setting.seeds
+            ]
+            checkpoint, offset = pretraining.result()
+            pretrained = (f"agent.algorithm.pretrained_checkpoint={checkpoint}",)
+            budget = setting.max_iterations
+            later += [
+                pool.submit(_train, setting, "wam_pretrained", s, device, work, budget, offset, pretrained)
+                for s in setting.seeds
+            ]
+            task_runs = ppo_runs + [future.result() for future in later]
+        all_runs[setting.task] = task_runs
+        for variant in AGENTS:
+            runs = [r for r in task_runs if r.variant == variant]
+            ratio, bound = ratio_to_ppo(runs, ppo_runs)
+            figures.append(
+                {
+                    "name": f"sample_efficiency/{setting.task}/{variant}",
+                    "value": ratio,
+                    "bound": bound,
+                    "unit": "x PPO env steps",
+                    "target": "<= 0.5 (wam, WAM-Push-Cube)" if variant != "ppo" else None,
+                    "median_env_steps": _median_or_none([r.reached for r in runs]),
+                    "env_steps_per_seed": [r.reached for r in runs],
+                    "budget_env_steps_per_seed": [r.budget for r in runs],
+                    "wall_time_s_per_seed": [round(r.wall_time) for r in runs],
+                    "threshold": setting.threshold,
+                    "num_envs": setting.num_envs,
+                    "pretraining_env_steps": offset if variant == "wam_pretrained" else 0,
+                }
+            )
     plot = out_dir / "sample_efficiency.png"
-    _plot(curves, plot)
-    raw = [{"task": task, "variant": variant, "runs": runs} for (task, variant), runs in curves.items()]
-    (out_dir / "sample_efficiency_curves.json").write_text(json.dumps(raw))
+    _plot(all_runs, {s.task: s.threshold for s in settings}, plot)
+    raw = {task: [dataclasses.asdict(r) for r in runs] for task, runs in all_runs.items()}
+    (root / "curves.json").write_text(json.dumps(raw))
     figures.append(
-        {"name": "sample_efficiency/wall_time", "value": time.perf_counter() - started, "unit": "s", "plot": str(plot)}
+        {
+            "name": "sample_efficiency/wall_time",
+            "value": time.perf_counter() - started,
+            "unit": "s",
+            "plot": str(plot),
+            "runs": str(root),
+            "jobs": jobs,
+        }
     )
     return figures

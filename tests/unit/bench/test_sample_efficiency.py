@@ -40,16 +40,45 @@ def test_median_needs_most_seeds_to_reach(bench):
     assert bench._median_or_none([None, None]) is None
 
 
-def test_curve_reads_a_run_directory_as_isaac_lab_writes_it(bench, tmp_path):
-    """Isaac Lab's params/agent.yaml holds python tuples (``!!python/tuple``), which ``yaml.safe_load`` refuses."""
+def test_curve_reader_reads_rsl_rl_console_log(bench, tmp_path, capsys):
+    """The reader against the text rsl-rl's own Logger prints: one point per iteration where episodes ended (the
+    iteration without a reset prints no rate and adds none), ``Metrics/success_rate`` and not the reward term whose
+    name also ends in ``success_rate``, env steps = iterations x envs x steps per env."""
+    import torch
+    from rsl_rl.utils.logger import Logger
     from torch.utils.tensorboard import SummaryWriter
 
-    (tmp_path / "params").mkdir()
-    (tmp_path / "params" / "agent.yaml").write_text(
-        "num_steps_per_env: 16\nactor:\n  std_range: !!python/tuple\n  - 0.0\n  - 1.0\n"
-    )
-    writer = SummaryWriter(str(tmp_path))
-    for step, value in enumerate([0.0, 0.25, 1.0]):
-        writer.add_scalar("Metrics/success_rate", value, step)
-    writer.close()
-    assert bench._curve(tmp_path, 8) == ([128, 256, 384], [0.0, 0.25, 1.0])
+    logger = Logger(str(tmp_path), {"num_steps_per_env": 24, "algorithm": {}}, {}, 4, False, 1, 0, "cpu")
+    logger.writer = SummaryWriter(str(tmp_path))
+    rates = [0.0, None, 0.25, 1.0]  # None: no episode ended in that iteration
+    for it, rate in enumerate(rates):
+        if rate is not None:
+            extras = {
+                "log": {"Metrics/success_rate": torch.tensor(rate), "Episode_Reward/success_rate": torch.tensor(7.0)}
+            }
+            logger.process_env_step(torch.ones(4), torch.tensor([1, 0, 0, 0]), extras)
+        logger.log(it, 0, len(rates), 1.0, 0.5, {"surrogate": 0.1}, 1e-3, torch.ones(2), None)
+        logger.ep_extras.clear()  # the runner clears them after each log
+    logger.writer.close()
+    reader = bench.CurveReader()
+    for line in capsys.readouterr().out.splitlines(keepends=True):
+        reader.feed(line)
+    assert reader.steps == [96, 288, 384]
+    assert reader.success == [0.0, 0.25, 1.0]
+    assert reader.per_iteration == 96
+
+
+def _run(bench, reached, budget=1000):
+    return bench.Run("x", 1, [], [], reached, budget, 100, 0.0)
+
+
+def test_ratio_to_ppo_bounds_a_censored_side(bench):
+    ppo = [_run(bench, r) for r in (400, 600, 500)]
+    assert bench.ratio_to_ppo([_run(bench, r) for r in (100, 300, 200)], ppo) == (0.4, "=")
+    # the variant did not reach it in 2 of 3 seeds within 700 / 800 steps: its median exceeds 700
+    late = [_run(bench, None, 700), _run(bench, 650, 900), _run(bench, None, 800)]
+    assert bench.ratio_to_ppo(late, ppo) == (1.4, ">")
+    # PPO did not reach it in 2 of 3 seeds within 2000 steps: the ratio is below 300 / 2000
+    slow_ppo = [_run(bench, None, 2000), _run(bench, 1500, 2000), _run(bench, None, 2000)]
+    assert bench.ratio_to_ppo([_run(bench, r) for r in (300, 200, 400)], slow_ppo) == (0.15, "<")
+    assert bench.ratio_to_ppo(late, slow_ppo) == (None, None)

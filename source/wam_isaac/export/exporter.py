@@ -165,13 +165,13 @@ def export_env(
     wrapped, actor, agent_cfg = load_policy(env, run, agent_cfg)
     actions = action_layout(env, agent_cfg.clip_actions)
     flatten = None
-    if hasattr(actor, "wam"):  # a joint-WAM PPO run: its actor reads the WAM's state, instruction, previous action
-        from .wam_checkpoint import joint_wam_of_run
+    if hasattr(actor, "wam"):  # a WamPPO run: its actor reads the WAM's state, instruction, previous action
+        from .wam_checkpoint import wam_of_run
         from .wam_policy_onnx import wam_observation_layout
 
         if world_model is not None:
-            raise ExportError("--world-model: a joint-WAM PPO run exports its own world model beside its policy")
-        world_model, group_sizes, flatten = joint_wam_of_run(actor, run)
+            raise ExportError("--world-model: a WamPPO run exports its own world model beside its policy")
+        world_model, group_sizes, flatten = wam_of_run(actor, run)
         observation = wam_observation_layout(env, actor.schema, 1, actions["joint_names"])
     else:
         obs = wrapped.get_observations()

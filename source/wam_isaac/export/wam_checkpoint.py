@@ -47,9 +47,10 @@ class WamCheckpoint:
         return self.kind in ("joint", "cascaded")
 
 
-def joint_wam_of_run(actor, run) -> tuple[WamCheckpoint, list[tuple[str, int]], object]:
-    """The joint WAM of a WamPPO run's actor (a copy on the CPU) as a :class:`WamCheckpoint`, the actor's flat input
-    groups ``(name, size)`` in order, and the function flattening the env's nested groups into them."""
+def wam_of_run(actor, run) -> tuple[WamCheckpoint, list[tuple[str, int]], object]:
+    """The WAM of a WamPPO run's actor (a copy on the CPU; a joint WAM, or a cascaded one) as a
+    :class:`WamCheckpoint`, the actor's flat input groups ``(name, size)`` in order, and the function flattening the
+    env's nested groups into them."""
     import copy
 
     from ..models.rl_adapters import INSTRUCTION_GROUP, PREVIOUS_ACTION_GROUP, STATE_GROUP, flatten_observations
@@ -57,8 +58,8 @@ def joint_wam_of_run(actor, run) -> tuple[WamCheckpoint, list[tuple[str, int]], 
     schema = actor.schema
     world_model = ((run.agent_yaml.get("algorithm") or {}).get("world_model")) or {}
     checkpoint = WamCheckpoint(
-        run.checkpoint, copy.deepcopy(actor.wam).cpu().eval(), schema, "joint", int(world_model.get("history", 8)),
-        run.iteration,
+        run.checkpoint, copy.deepcopy(actor.model).cpu().eval(), schema, actor.model.cfg.kind,
+        int(world_model.get("history", 8)), run.iteration,
     )  # fmt: skip
     groups = [(STATE_GROUP, schema.state_dim)]
     groups += [(INSTRUCTION_GROUP, schema.instruction_dim)] if schema.instruction_dim else []

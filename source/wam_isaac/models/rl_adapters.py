@@ -1,5 +1,6 @@
 """rsl-rl 5.5 models over one :class:`~wam_isaac.models.wam.JointWAM`: the actor is its action head, the shared
-critic its value head, both on its trunk.
+critic its value head, both on its trunk; or over a :class:`~wam_isaac.models.wam.CascadedWAM` (MLP world model):
+the actor is its policy (:class:`CascadedActor`), the critic rsl-rl's own MLP.
 
 rsl-rl's PPO calls models as ``model(obs, masks, hidden_state, stochastic_output)`` and reads their distribution
 through ``output_*`` / ``get_output_log_prob`` / ``get_kl_divergence`` (the contract of ``rsl_rl.models.MLPModel``).
@@ -25,7 +26,7 @@ from tensordict import TensorDict
 from torch import nn
 
 from .schema import WamSchema
-from .wam import JointWAM
+from .wam import CascadedWAM, JointWAM
 
 STATE_GROUP = "world_model"
 """Observation group holding the state the WAM predicts (and reads)."""
@@ -94,6 +95,15 @@ class WamActor(nn.Module):
     @property
     def schema(self) -> WamSchema:
         return self.wam.schema
+
+    @property
+    def model(self) -> nn.Module:
+        """The whole WAM this actor acts with (what a checkpoint's ``wam_state_dict`` holds)."""
+        return self.wam
+
+    def policy_parameters(self) -> list[nn.Parameter]:
+        """The parameters that make the policy (frozen during a critic warm-up): the trunk and the action head."""
+        return [*self.wam.trunk.parameters(), *self.wam.action_head.parameters()]
 
     # inputs and features -------------------------------------------------------------------------------------------
     def tokens(self, obs: Mapping) -> torch.Tensor:
@@ -205,6 +215,71 @@ class WamActor(nn.Module):
         )
 
 
+class CascadedActor(WamActor):
+    """A cascaded WAM's policy as an rsl-rl actor: its action head on the current step and the world model's
+    prediction ``cascade_horizon`` steps ahead (:meth:`CascadedWAM.policy_at_last` on a one-step history).
+
+    Its world model must be :attr:`~CascadedWAM.per_step` (an MLP trunk), which makes the actor feed-forward. The
+    prediction is detached, so PPO's loss reaches the action head alone; :attr:`wam` is the world model, which
+    WamPPO's world-model steps train (and through it the policy's input). There is no value head: the critic is
+    rsl-rl's MLP on the ``critic`` group.
+    """
+
+    def __init__(self, cascaded: CascadedWAM) -> None:
+        nn.Module.__init__(self)
+        if not cascaded.per_step:
+            raise ValueError(
+                f"a cascaded WAM with a '{cascaded.cfg.trunk.kind}' world-model trunk cannot act inside rsl-rl (its"
+                " policy reads a history): train it with model.trunk.kind=mlp"
+            )
+        self.cascaded = cascaded
+        self.hidden_state = None
+        self._distribution: torch.distributions.Normal | None = None
+        self._last = None
+
+    @property
+    def wam(self):
+        """The world model (a :class:`~wam_isaac.models.world_model.WorldModel`)."""
+        return self.cascaded.world_model
+
+    @property
+    def model(self) -> nn.Module:
+        return self.cascaded
+
+    @property
+    def is_recurrent(self) -> bool:
+        return False
+
+    def policy_parameters(self) -> list[nn.Parameter]:
+        """The action head's (the world model is not the policy's: its prediction reaches the policy detached)."""
+        return list(self.cascaded.action_head.parameters())
+
+    def forward(self, obs, masks=None, hidden_state=None, stochastic_output: bool = False) -> torch.Tensor:
+        """A sampled action (``stochastic_output``) or the mean action, physical units (..., A)."""
+        from rsl_rl.utils import unpad_trajectories
+
+        if masks is not None:
+            obs = unpad_trajectories(obs, masks)
+        schema, previous = self.schema, obs[PREVIOUS_ACTION_GROUP]
+        batch = previous.shape[:-1]
+        one_step = [
+            x.reshape(-1, 1, x.shape[-1])
+            for x in (
+                group_vector(obs, STATE_GROUP, schema.state_keys, batch),
+                group_vector(obs, INSTRUCTION_GROUP, schema.instruction_keys, batch),
+                previous,
+            )
+        ]
+        policy = self.cascaded.policy_at_last(*one_step)
+        mean, std = policy.mean.reshape(*batch, -1), policy.stddev.reshape(*batch, -1)
+        self._distribution = torch.distributions.Normal(mean, std)
+        return self._distribution.sample() if stochastic_output else mean
+
+    def as_onnx(self, verbose: bool = False) -> nn.Module:
+        """A deterministic copy for ONNX export (see :class:`OnnxCascadedPolicy`)."""
+        return OnnxCascadedPolicy(self.cascaded)
+
+
 class WamValue(nn.Module):
     """The joint WAM's value head as rsl-rl's critic (the shared critic): it reads the actor's trunk features.
 
@@ -281,3 +356,25 @@ class OnnxWamPolicy(nn.Module):
     @property
     def output_names(self) -> list[str]:
         return ["actions", "h_out"] if self.recurrent else ["actions"]
+
+
+class OnnxCascadedPolicy(nn.Module):
+    """A cascaded WAM's mean action (MLP world model) as an exportable graph: ``obs`` (batch, S + I + A), laid out
+    as :class:`OnnxWamPolicy`'s, -> ``actions`` (batch, A) in physical units, the lookahead inside the graph."""
+
+    is_recurrent = False
+    input_names = ["obs"]
+    output_names = ["actions"]
+
+    def __init__(self, cascaded: CascadedWAM) -> None:
+        super().__init__()
+        self.cascaded = copy.deepcopy(cascaded).cpu().eval()
+        schema = cascaded.schema
+        self.split = [schema.state_dim, schema.instruction_dim, schema.action_dim]
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        states, instruction, previous = (x[:, None] for x in obs.split(self.split, dim=-1))
+        return self.cascaded.act(states, instruction, previous)
+
+    def get_dummy_inputs(self) -> tuple[torch.Tensor]:
+        return (torch.zeros(1, sum(self.split)),)

@@ -116,6 +116,32 @@ class CascadedWAM(nn.Module):
         """Mean action for the last step of histories (B, H, ·)."""
         return self.policy_at_last(states, instruction, prev_actions).mean
 
+    @property
+    def per_step(self) -> bool:
+        """Whether the world model's features at a step depend on that step alone (an MLP trunk): the policy then
+        needs no history, and acts inside rsl-rl as a feed-forward actor."""
+        return self.cfg.trunk.kind == "mlp"
+
+    def act_sequence(self, states, instruction, actions, before=None) -> torch.distributions.Normal:
+        """The policy at every step of true sequences (B, T, ·), ``before`` as for :meth:`JointWAM.act_sequence`;
+        each step is the last of a one-step history, which is exact for a :attr:`per_step` world model only.
+
+        Raises:
+            ValueError: the world model's trunk carries memory (GRU or transformer).
+        """
+        if not self.per_step:
+            raise ValueError(
+                f"a cascaded WAM acts on whole sequences with an mlp world-model trunk only, not"
+                f" '{self.cfg.trunk.kind}'"
+            )
+        batch, steps = states.shape[:2]
+        one_step = [x.reshape(batch * steps, 1, x.shape[-1]) for x in (states, instruction)]
+        previous = previous_actions(actions, before).reshape(batch * steps, 1, actions.shape[-1])
+        policy = self.policy_at_last(*one_step, previous)
+        return torch.distributions.Normal(
+            policy.mean.reshape(batch, steps, -1), policy.stddev.reshape(batch, steps, -1)
+        )
+
 
 def build_model(schema: WamSchema, cfg: ModelCfg) -> nn.Module:
     """The model ``cfg.kind`` names: a (possibly ensembled) world model, a joint or a cascaded WAM."""

@@ -5,7 +5,8 @@ Selected by the rsl-rl algorithm config's ``class_name`` (``wam_isaac.training.w
 (``isaaclab train --agent rsl_rl_wam_cfg_entry_point``, ``wam train --agent ...``). One
 :class:`~wam_isaac.models.wam.JointWAM` (``alg.wam``) is the network: the actor is its action head
 (:class:`~wam_isaac.models.rl_adapters.WamActor`), the critic its value head on the same trunk or rsl-rl's MLP on the
-``critic`` group.
+``critic`` group. A pretrained cascaded WAM (MLP world model) fine-tunes the same way: its policy is the actor
+(:class:`~wam_isaac.models.rl_adapters.CascadedActor`), its world model ``alg.wam``, the critic rsl-rl's MLP.
 
 What differs from :class:`rsl_rl.algorithms.PPO`:
 
@@ -51,13 +52,15 @@ from ..models.rl_adapters import (
     INSTRUCTION_GROUP,
     PREVIOUS_ACTION_GROUP,
     STATE_GROUP,
+    CascadedActor,
     WamActor,
     WamValue,
     flatten_observations,
     group_vector,
 )
 from ..models.schema import WamSchema
-from ..models.wam import JointWAM
+from ..models.wam import CascadedWAM
+from ..models.world_model import WorldModel
 from .config import PLAIN_NLL_BETA
 from .imagination import DynamicsEnsemble, ImaginationCfg, imagination_active
 from .objectives import LossCfg
@@ -65,7 +68,7 @@ from .replay import TransitionReplay
 from .wam_ppo_build import (
     WAM_KEYS,
     PretrainedCheckpointError,
-    build_joint_wam,
+    build_wam,
     enable_final_observations,
     model_cfg_dict,
     scratch_model_cfg,
@@ -79,7 +82,7 @@ __all__ = [
     "ImaginedSamples",
     "PretrainedCheckpointError",
     "WamPPO",
-    "build_joint_wam",
+    "build_wam",
     "enable_final_observations",
     "imagined_figures",
     "model_cfg_dict",
@@ -129,7 +132,8 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
         with warnings.catch_warnings():  # PPO's optimizer chains the shared parameters twice; replaced below
             warnings.filterwarnings("ignore", message=".*duplicate parameters.*")
             super().__init__(actor, critic, storage, **ppo_kwargs)
-        self.wam: JointWAM = actor.wam
+        self.wam: WorldModel = actor.wam
+        """The world model the world-model steps train: the joint WAM itself, or a cascaded WAM's world model."""
         if anchor_kl_weight < 0.0 or anchor_decay_iterations < 0:
             raise ValueError(
                 f"anchor_kl_weight ({anchor_kl_weight}) and anchor_decay_iterations ({anchor_decay_iterations}) must"
@@ -141,7 +145,7 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
         """A frozen copy of the initial actor (the pretrained policy of a fine-tune) the anchor term pulls towards;
         ``None`` without an anchor. Not in the optimizer."""
         if self.anchor_kl_weight > 0.0:
-            self.anchor = WamActor(copy.deepcopy(self.wam)).requires_grad_(False)
+            self.anchor = copy.deepcopy(actor).requires_grad_(False)
         self.imagination = ImaginationCfg(**(imagination or {}))
         self.ensemble: DynamicsEnsemble | None = None
         """The dynamics ensemble imagination rolls out (the WAM's head and ``ensemble_size - 1`` extra heads)."""
@@ -167,7 +171,7 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
         """The critic's parameters that are not the actor's (an MLP critic's; none for the shared critic)."""
         self.optimizer = type(self.optimizer)(self.parameters_once, lr=self.learning_rate)
         wam = self.wam
-        self.frozen_in_warmup = list(chain(wam.trunk.parameters(), wam.action_head.parameters()))
+        self.frozen_in_warmup = actor.policy_parameters()
         """The policy's parameters, frozen during the critic warm-up."""
         self.world_model_params = list(chain(wam.trunk.parameters(), wam.dynamics.parameters(), extra_heads))
         """The parameters the world-model loss (and the extra heads' loss) reaches."""
@@ -263,9 +267,9 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
         world-model ``dynamics_beta``."""
         saved = super().save()
         saved.update(
-            wam_state_dict=self.wam.state_dict(),
+            wam_state_dict=self.actor.model.state_dict(),
             wam_schema=self.wam.schema.to_dict(),
-            wam_model_cfg=model_cfg_dict(self.wam.cfg),
+            wam_model_cfg=model_cfg_dict(self.actor.model.cfg),
             replay_state_dict=self.replay.state_dict(),
             wam_ppo_state={
                 "iteration": self.iteration,
@@ -276,7 +280,7 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
         if self.ensemble is not None:
             saved["ensemble_state_dict"] = self.ensemble.state_dict()
         if self.anchor is not None:
-            saved["anchor_state_dict"] = self.anchor.wam.state_dict()
+            saved["anchor_state_dict"] = self.anchor.model.state_dict()
         return saved
 
     def load(self, loaded_dict: dict, load_cfg: dict | None, strict: bool) -> bool:
@@ -287,11 +291,11 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
         load_iteration = super().load(loaded_dict, load_cfg, strict)
         load_cfg = load_cfg or {}
         if "wam_state_dict" in loaded_dict and load_cfg.get("actor", True):
-            self.wam.load_state_dict(loaded_dict["wam_state_dict"], strict=strict)
+            self.actor.model.load_state_dict(loaded_dict["wam_state_dict"], strict=strict)
         if self.ensemble is not None and "ensemble_state_dict" in loaded_dict and load_cfg.get("actor", True):
             self.ensemble.load_state_dict(loaded_dict["ensemble_state_dict"], strict=strict)
         if self.anchor is not None and "anchor_state_dict" in loaded_dict:
-            self.anchor.wam.load_state_dict(loaded_dict["anchor_state_dict"], strict=strict)
+            self.anchor.model.load_state_dict(loaded_dict["anchor_state_dict"], strict=strict)
         if "replay_state_dict" in loaded_dict and load_cfg.get("replay", True):
             self.replay.load_state_dict(loaded_dict["replay_state_dict"])
         state = loaded_dict.get("wam_ppo_state", {})
@@ -335,10 +339,15 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
             )
         enable_final_observations(env)
         env_schema = WamSchema.from_observations(obs, [env.num_actions])
-        wam = build_joint_wam(env_schema, wam_cfg, device)
-        actor = WamActor(wam).to(device)
+        wam = build_wam(env_schema, wam_cfg, device)
+        actor = (CascadedActor(wam) if isinstance(wam, CascadedWAM) else WamActor(wam)).to(device)
         print(f"Actor Model: {actor}")
         if wam_cfg.get("shared_critic", True):
+            if isinstance(wam, CascadedWAM):
+                raise PretrainedCheckpointError(
+                    f"pretrained checkpoint '{wam_cfg['pretrained_checkpoint']}' holds a cascaded WAM, which has no"
+                    " value head: set agent.algorithm.shared_critic=false (rsl-rl's MLP critic)"
+                )
             critic = WamValue(actor)
         else:
             critic_class, critic_cfg = resolve_class(cfg["critic"])

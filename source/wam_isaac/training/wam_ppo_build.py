@@ -1,5 +1,6 @@
-"""Building WamPPO's joint WAM: from a pretrained ``wam train-model`` checkpoint (checked against the task's
-observation groups) or from scratch, and the env setting WamPPO needs (``compute_final_obs``)."""
+"""Building WamPPO's WAM: a joint WAM from a pretrained ``wam train-model`` checkpoint (checked against the task's
+observation groups) or from scratch, or a pretrained cascaded WAM; and the env setting WamPPO needs
+(``compute_final_obs``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from ..cli.errors import UsageError
 from ..models.config import ModelCfg, TrunkCfg
 from ..models.schema import SchemaError, WamSchema
-from ..models.wam import JointWAM
+from ..models.wam import CascadedWAM, JointWAM
 
 WAM_KEYS = (
     "world_model_weight",
@@ -31,7 +32,8 @@ WAM_KEYS = (
 
 
 class PretrainedCheckpointError(UsageError, SchemaError):
-    """The pretrained checkpoint cannot be fine-tuned on this task (missing, not a joint WAM, other observations)."""
+    """The pretrained checkpoint cannot be fine-tuned on this task (missing, not a WAM with a policy, other
+    observations)."""
 
 
 def enable_final_observations(env) -> None:
@@ -60,12 +62,14 @@ def scratch_model_cfg(settings: dict | None) -> ModelCfg:
     )
 
 
-def build_joint_wam(env_schema: WamSchema, wam_cfg: dict, device) -> JointWAM:
-    """The joint WAM: loaded from ``pretrained_checkpoint`` (checked against the env's observation groups) or new.
+def build_wam(env_schema: WamSchema, wam_cfg: dict, device) -> JointWAM | CascadedWAM:
+    """The WAM: loaded from ``pretrained_checkpoint`` (a joint or cascaded WAM, checked against the env's observation
+    groups) or a new joint WAM.
 
     Raises:
-        PretrainedCheckpointError: the checkpoint is missing, unreadable, not a joint WAM, or made for other
-            observation groups (the message names the first differing key).
+        PretrainedCheckpointError: the checkpoint is missing, unreadable, holds no policy (a world model) or a
+            cascaded WAM whose world model reads a history, or was made for other observation groups (the message
+            names the first differing key).
     """
     path = wam_cfg.get("pretrained_checkpoint")
     if not path:
@@ -75,16 +79,19 @@ def build_joint_wam(env_schema: WamSchema, wam_cfg: dict, device) -> JointWAM:
         model.schema.check_observations_compatible(env_schema)
     except SchemaError as error:
         raise PretrainedCheckpointError(f"pretrained checkpoint '{path}' does not fit this task: {error}") from None
-    rescale_value_head(model)
+    if isinstance(model, JointWAM):
+        rescale_value_head(model)
     return model.train()
 
 
-def load_pretrained(path: str, device="cpu") -> JointWAM:
-    """The joint WAM of a ``wam train-model --model joint`` checkpoint, unchecked against any task; what a command
+def load_pretrained(path: str, device="cpu") -> JointWAM | CascadedWAM:
+    """The joint or cascaded WAM of a ``wam train-model`` checkpoint, unchecked against any task; what a command
     calls before it starts a simulator (``wam train`` with ``agent.algorithm.pretrained_checkpoint``).
 
     Raises:
-        PretrainedCheckpointError: the file is missing, unreadable or holds another kind of model.
+        PretrainedCheckpointError: the file is missing, unreadable, holds a world model alone, or a cascaded WAM
+            whose world model is not per step (its policy reads a history, which rsl-rl's feed-forward storage
+            cannot give it).
     """
     from .checkpoint import CheckpointError
     from .run import load_model
@@ -95,10 +102,15 @@ def load_pretrained(path: str, device="cpu") -> JointWAM:
         model, train_cfg, _ = load_model(path, device=device)
     except CheckpointError as error:
         raise PretrainedCheckpointError(str(error)) from None
-    if not isinstance(model, JointWAM):
+    if not isinstance(model, JointWAM | CascadedWAM):
         raise PretrainedCheckpointError(
-            f"pretrained checkpoint '{path}' holds a '{train_cfg.model.kind}' model; WamPPO fine-tunes a joint WAM"
-            " (wam train-model --model joint)"
+            f"pretrained checkpoint '{path}' holds a '{train_cfg.model.kind}' model; WamPPO fine-tunes a joint or"
+            " cascaded WAM (wam train-model --model joint|cascaded)"
+        )
+    if isinstance(model, CascadedWAM) and not model.per_step:
+        raise PretrainedCheckpointError(
+            f"pretrained checkpoint '{path}' holds a cascaded WAM with a '{model.cfg.trunk.kind}' world-model trunk;"
+            " WamPPO fine-tunes a cascaded WAM with model.trunk.kind=mlp"
         )
     return model
 

@@ -52,7 +52,7 @@ class WorldModelSteps:
     @torch.no_grad()
     def policy_on(self, batch: Sequences) -> torch.distributions.Normal:
         """The policy at every step of true windows (trunk from zero memory at the window's first step)."""
-        return self.wam.act_sequence(batch.states, batch.instruction, batch.actions, batch.action_before)
+        return self.actor.model.act_sequence(batch.states, batch.instruction, batch.actions, batch.action_before)
 
     @torch.no_grad()
     def heldout_errors(self) -> dict[str, float]:

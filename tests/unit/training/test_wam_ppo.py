@@ -19,7 +19,7 @@ from wam_isaac.models.schema import WamSchema
 from wam_isaac.models.wam import JointWAM
 from wam_isaac.training.checkpoint import save_checkpoint
 from wam_isaac.training.config import TrainModelCfg
-from wam_isaac.training.wam_ppo import PretrainedCheckpointError, build_joint_wam
+from wam_isaac.training.wam_ppo import PretrainedCheckpointError, build_wam
 
 PPO_ARGS = dict(
     num_learning_epochs=2,
@@ -202,12 +202,12 @@ def test_pretrained_checkpoint_for_other_observations_is_refused_by_key(tmp_path
     change(data)
     write_joint_checkpoint(tmp_path / "other.pt", WamSchema.from_dict(data))
     with pytest.raises(PretrainedCheckpointError) as error:
-        build_joint_wam(env_schema(), {"pretrained_checkpoint": str(tmp_path / "other.pt")}, "cpu")
+        build_wam(env_schema(), {"pretrained_checkpoint": str(tmp_path / "other.pt")}, "cpu")
     message = str(error.value)
     assert key in message and "\n" not in message
     assert isinstance(error.value, UsageError) and error.value.exit_code == 2
     with pytest.raises(PretrainedCheckpointError, match="does not exist"):
-        build_joint_wam(env_schema(), {"pretrained_checkpoint": str(tmp_path / "missing.pt")}, "cpu")
+        build_wam(env_schema(), {"pretrained_checkpoint": str(tmp_path / "missing.pt")}, "cpu")
 
 
 def test_on_policy_runner_learns_the_world_model_on_held_out_envs():

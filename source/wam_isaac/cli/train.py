@@ -96,11 +96,13 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
 
     env_cfg, agent_cfg = resolve_task_config(args.task, args.agent, overrides=[])
     check_override_paths(overrides, env_cfg, agent_cfg)
-    pretrained = pretrained_checkpoint(overrides, agent_cfg)
+    pretrained = algorithm_setting(overrides, agent_cfg, "pretrained_checkpoint")
     if pretrained:  # WamPPO's fine-tuning start: a missing or wrong file is bad input, found before the simulator
-        from ..training.wam_ppo_build import load_pretrained
+        from ..training.wam_ppo_build import check_critic, load_pretrained
 
-        load_pretrained(pretrained)
+        shared = algorithm_setting(overrides, agent_cfg, "shared_critic")
+        shared = shared.lower() not in ("false", "0", "no") if isinstance(shared, str) else shared is not False
+        check_critic(load_pretrained(pretrained), shared, pretrained)
     seed, backend_args, distributed = args.seed, (), False
     if context.distributed and device.startswith("cuda"):
         distributed = True  # Isaac Lab's --distributed: cuda:<LOCAL_RANK>, seed + rank, NCCL in rsl-rl's runner
@@ -134,15 +136,16 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     return code
 
 
-def pretrained_checkpoint(overrides: list[str], agent_cfg) -> str | None:
-    """The joint-WAM checkpoint WamPPO will fine-tune: ``agent.algorithm.pretrained_checkpoint=...`` if overridden,
-    else the agent configuration's (None: none, or not a WamPPO agent)."""
+def algorithm_setting(overrides: list[str], agent_cfg, name: str):
+    """The algorithm config's field ``name`` as the run will see it: ``agent.algorithm.<name>=...`` if overridden
+    (the override's text; None for null), else the agent configuration's (None: absent, e.g. not a WamPPO agent);
+    e.g. ``pretrained_checkpoint``, the WAM WamPPO will fine-tune."""
     for token in overrides:
         key, _, value = token.partition("=")
-        if key.lstrip("+~") == "agent.algorithm.pretrained_checkpoint":
+        if key.lstrip("+~") == f"agent.algorithm.{name}":
             value = value.strip("'\"")
             return None if value in ("", "null", "None") else value
-    return getattr(getattr(agent_cfg, "algorithm", None), "pretrained_checkpoint", None)
+    return getattr(getattr(agent_cfg, "algorithm", None), name, None)
 
 
 def _argv_of(args: argparse.Namespace) -> list[str]:

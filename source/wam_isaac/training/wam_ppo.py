@@ -69,6 +69,7 @@ from .wam_ppo_build import (
     WAM_KEYS,
     PretrainedCheckpointError,
     build_wam,
+    check_critic,
     enable_final_observations,
     model_cfg_dict,
     scratch_model_cfg,
@@ -342,12 +343,8 @@ class WamPPO(RankSync, PpoEpochs, WorldModelSteps, ImaginationSteps, PPO):
         wam = build_wam(env_schema, wam_cfg, device)
         actor = (CascadedActor(wam) if isinstance(wam, CascadedWAM) else WamActor(wam)).to(device)
         print(f"Actor Model: {actor}")
+        check_critic(wam, wam_cfg.get("shared_critic", True), wam_cfg.get("pretrained_checkpoint"))
         if wam_cfg.get("shared_critic", True):
-            if isinstance(wam, CascadedWAM):
-                raise PretrainedCheckpointError(
-                    f"pretrained checkpoint '{wam_cfg['pretrained_checkpoint']}' holds a cascaded WAM, which has no"
-                    " value head: set agent.algorithm.shared_critic=false (rsl-rl's MLP critic)"
-                )
             critic = WamValue(actor)
         else:
             critic_class, critic_cfg = resolve_class(cfg["critic"])

@@ -115,6 +115,19 @@ def load_pretrained(path: str, device="cpu") -> JointWAM | CascadedWAM:
     return model
 
 
+def check_critic(model: JointWAM | CascadedWAM, shared_critic: bool, path: str) -> None:
+    """Refuse the shared critic for a cascaded WAM (it has no value head).
+
+    Raises:
+        PretrainedCheckpointError: ``model`` is cascaded and ``shared_critic`` is set.
+    """
+    if isinstance(model, CascadedWAM) and shared_critic:
+        raise PretrainedCheckpointError(
+            f"pretrained checkpoint '{path}' holds a cascaded WAM, which has no value head: set"
+            " agent.algorithm.shared_critic=false (rsl-rl's MLP critic on the 'critic' group)"
+        )
+
+
 @torch.no_grad()
 def rescale_value_head(model: JointWAM) -> None:
     """Put a pretrained value head in the env's reward units: ``wam train-model`` regresses it on returns of

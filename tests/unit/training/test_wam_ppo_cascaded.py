@@ -135,3 +135,18 @@ def test_what_cannot_fine_tune_is_refused_in_one_line(cascaded, tmp_path):
     with pytest.raises(PretrainedCheckpointError, match="'gru' world-model trunk.*model.trunk.kind=mlp") as error:
         build_algorithm(env, pretrained_checkpoint=str(tmp_path / "gru.pt"), shared_critic=False)
     assert "\n" not in str(error.value)
+
+
+def test_wam_train_refuses_the_shared_critic_before_any_simulator(cascaded, monkeypatch, capsys, tmp_path):
+    from wam_isaac.cli import main
+
+    path, _ = cascaded
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--task", "WAM-Cartpole", "--num_envs", "4", "--agent", "rsl_rl_wam_cfg_entry_point"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, f"agent.algorithm.pretrained_checkpoint={path}"])
+    assert exit_.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "cascaded WAM, which has no value head" in errors[0], errors
+    assert "agent.algorithm.shared_critic=false" in errors[0]
+    assert not (tmp_path / "logs").exists()

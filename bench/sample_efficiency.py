@@ -88,6 +88,11 @@ SETTINGS = (
 JOBS_ENV = "WAM_SAMPLE_EFFICIENCY_JOBS"
 """Environment variable: runs at a time (default 1; on a 2-core CPU, 2 gain throughput since a run's physics
 stepping is mostly one thread)."""
+RUNS_ENV = "WAM_SAMPLE_EFFICIENCY_RUNS"
+"""Environment variable: the runs directory of an interrupted benchmark to resume (its finished runs and DAgger
+pretraining are read back, the rest is run); default a new ``logs/bench/sample_efficiency_runs/<time>/``."""
+FINISHED = "[wam] run logged in"
+"""The line ``wam train`` prints when a run has ended (reached its iterations, or checkpointed on SIGTERM)."""
 TASKS_ENV = "WAM_SAMPLE_EFFICIENCY_TASKS"
 """Environment variable: comma-separated task ids to run (default: every task of :data:`SETTINGS`)."""
 QUICK = (
@@ -152,18 +157,27 @@ def _pretrain(setting: TaskSetting, device: str, work: Path) -> tuple[Path, int]
     transitions of every round (the env steps the pretraining cost)."""
     out = work / "pretrain_dagger"
     started = time.perf_counter()
-    _wam(
-        ["dagger", "--task", setting.task, "--out", str(out), "--num_envs", str(setting.dataset_envs),
-         "--steps", str(setting.dataset_steps), "--rounds", str(setting.dagger_rounds),
-         "--epochs", str(setting.pretrain_epochs), "--eval_episodes", str(setting.dataset_envs),
-         "--device", device, "model.trunk.kind=mlp"],
-        work,
-    )  # fmt: skip
+    if _finished_dagger(out, setting):
+        _progress(f"{setting.task} DAgger pretraining: reused {out}")
+    else:
+        _wam(
+            ["dagger", "--task", setting.task, "--out", str(out), "--num_envs", str(setting.dataset_envs),
+             "--steps", str(setting.dataset_steps), "--rounds", str(setting.dagger_rounds),
+             "--epochs", str(setting.pretrain_epochs), "--eval_episodes", str(setting.dataset_envs),
+             "--device", device, "model.trunk.kind=mlp"],
+            work,
+        )  # fmt: skip
     summary = json.loads((out / "dagger.json").read_text())
     manifest = json.loads((out / "data" / "manifest.json").read_text())
     transitions = int(manifest["totals"]["transitions"])
     _progress(f"{setting.task} DAgger pretraining: {transitions} env steps, {time.perf_counter() - started:.0f} s")
-    return out / summary["rounds"][-1]["checkpoint"], transitions
+    return out / f"round_{summary['rounds'][-1]['round']}" / "checkpoints" / "last.pt", transitions
+
+
+def _finished_dagger(out: Path, setting: TaskSetting) -> bool:
+    """Whether ``out`` holds a DAgger run with every round of ``setting`` (a resumed benchmark reuses it)."""
+    summary = out / "dagger.json"
+    return summary.is_file() and len(json.loads(summary.read_text())["rounds"]) == setting.dagger_rounds + 1
 
 
 @dataclass
@@ -204,6 +218,8 @@ def _train(
     """One ``wam train`` run in its own directory, read live from its console log and ended (SIGTERM: ``wam train``
     checkpoints after the iteration in progress and exits 0) as soon as it reaches the threshold."""
     cwd = work / f"{variant}_seed{seed}"
+    if cwd.exists():
+        return _finished_run(cwd, setting, variant, seed, max_iterations, offset)
     cwd.mkdir(parents=True)
     args = ["train", "--task", setting.task, "--agent", AGENTS[variant], "--num_envs", str(setting.num_envs),
             "--max_iterations", str(max_iterations), "--seed", str(seed), "--device", device, *overrides]  # fmt: skip
@@ -237,6 +253,26 @@ def _train(
         f"{setting.task} {variant} seed {seed}: threshold {setting.threshold} at {reached} env steps"
         f" (budget {run.budget}), last success {run.success[-1] if run.success else None}, {run.wall_time:.0f} s"
     )
+    return run
+
+
+def _finished_run(cwd: Path, setting: TaskSetting, variant: str, seed: int, max_iterations: int, offset: int) -> Run:
+    """The :class:`Run` of a finished run's log (a resumed benchmark: the same rule on the same lines)."""
+    log = cwd / "train.log"
+    text = log.read_text() if log.is_file() else ""
+    if FINISHED not in text:
+        raise RuntimeError(f"{cwd} holds an unfinished run: remove it to run it again")
+    reader = CurveReader()
+    for line in text.splitlines(keepends=True):
+        reader.feed(line)
+    reached = steps_to_threshold(reader.steps, reader.success, setting.threshold, offset)
+    per_iteration = reader.per_iteration or 0
+    seconds = re.search(r"^Training time: ([0-9.]+) seconds", text, re.MULTILINE)
+    run = Run(
+        variant, seed, [s + offset for s in reader.steps], reader.success, reached,
+        max_iterations * per_iteration + offset, per_iteration, float(seconds.group(1)) if seconds else 0.0,
+    )  # fmt: skip
+    _progress(f"{setting.task} {variant} seed {seed}: reused {cwd}, threshold at {reached} env steps")
     return run
 
 
@@ -296,12 +332,14 @@ def run(args) -> list[dict]:
     if jobs < 1:
         raise ValueError(f"{JOBS_ENV}={jobs}; expected a positive number of concurrent runs")
     out_dir = Path("logs", "bench")
-    root = out_dir / "sample_efficiency_runs" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    # absolute: every run's cwd is its own directory
+    root = Path(os.environ.get(RUNS_ENV) or out_dir / "sample_efficiency_runs" / time.strftime("%Y-%m-%d_%H-%M-%S"))
+    root = root.resolve()
     figures, all_runs = [], {}
     started = time.perf_counter()
     for setting in settings:
         work = root / setting.task
-        work.mkdir(parents=True)
+        work.mkdir(parents=True, exist_ok=True)
         device = args.device
         with ThreadPoolExecutor(jobs) as pool:
             pretraining = pool.submit(_pretrain, setting, device, work)

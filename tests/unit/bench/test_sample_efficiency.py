@@ -40,17 +40,16 @@ def test_median_needs_most_seeds_to_reach(bench):
     assert bench._median_or_none([None, None]) is None
 
 
-def test_curve_reader_reads_rsl_rl_console_log(bench, tmp_path, capsys):
-    """The reader against the text rsl-rl's own Logger prints: one point per iteration where episodes ended (the
-    iteration without a reset prints no rate and adds none), ``Metrics/success_rate`` and not the reward term whose
-    name also ends in ``success_rate``, env steps = iterations x envs x steps per env."""
+def rsl_rl_console(tmp_path, rates, capsys) -> str:
+    """What rsl-rl's own Logger prints for iterations with these success rates (None: no episode ended), 4 envs x
+    24 steps per iteration."""
     import torch
     from rsl_rl.utils.logger import Logger
     from torch.utils.tensorboard import SummaryWriter
 
     logger = Logger(str(tmp_path), {"num_steps_per_env": 24, "algorithm": {}}, {}, 4, False, 1, 0, "cpu")
     logger.writer = SummaryWriter(str(tmp_path))
-    rates = [0.0, None, 0.25, 1.0]  # None: no episode ended in that iteration
+    capsys.readouterr()
     for it, rate in enumerate(rates):
         if rate is not None:
             extras = {
@@ -60,12 +59,34 @@ def test_curve_reader_reads_rsl_rl_console_log(bench, tmp_path, capsys):
         logger.log(it, 0, len(rates), 1.0, 0.5, {"surrogate": 0.1}, 1e-3, torch.ones(2), None)
         logger.ep_extras.clear()  # the runner clears them after each log
     logger.writer.close()
+    return capsys.readouterr().out
+
+
+def test_curve_reader_reads_rsl_rl_console_log(bench, tmp_path, capsys):
+    """The reader against the text rsl-rl's own Logger prints: one point per iteration where episodes ended (the
+    iteration without a reset prints no rate and adds none), ``Metrics/success_rate`` and not the reward term whose
+    name also ends in ``success_rate``, env steps = iterations x envs x steps per env."""
     reader = bench.CurveReader()
-    for line in capsys.readouterr().out.splitlines(keepends=True):
+    for line in rsl_rl_console(tmp_path, [0.0, None, 0.25, 1.0], capsys).splitlines(keepends=True):
         reader.feed(line)
     assert reader.steps == [96, 288, 384]
     assert reader.success == [0.0, 0.25, 1.0]
     assert reader.per_iteration == 96
+
+
+def test_a_resumed_benchmark_reads_finished_runs_back_and_refuses_unfinished_ones(bench, tmp_path, capsys):
+    setting = bench.TaskSetting("WAM-Cartpole", threshold=0.5, num_envs=4, max_iterations=10, seeds=(1,))
+    run_dir = tmp_path / "WAM-Cartpole" / "wam_pretrained_seed1"
+    run_dir.mkdir(parents=True)
+    console = rsl_rl_console(tmp_path, [0.0, 0.5, 0.5, 0.5, 0.5, 0.5, 1.0], capsys)
+    (run_dir / "train.log").write_text(console)
+    with pytest.raises(RuntimeError, match="unfinished run"):
+        bench._train(setting, "wam_pretrained", 1, "cpu", tmp_path / "WAM-Cartpole", 10, 1000)
+    (run_dir / "train.log").write_text(console + "Training time: 12.5 seconds\n[wam] run logged in somewhere\n")
+    run = bench._train(setting, "wam_pretrained", 1, "cpu", tmp_path / "WAM-Cartpole", 10, 1000)
+    # iterations 1-5 average 0.5: reached at iteration 5's 576 env steps, plus the 1000 of pretraining
+    assert run.reached == 1576 and run.budget == 10 * 96 + 1000 and run.wall_time == 12.5
+    assert run.steps[0] == 1096 and run.success[-1] == 1.0
 
 
 def _run(bench, reached, budget=1000):

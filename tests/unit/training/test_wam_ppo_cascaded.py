@@ -113,16 +113,23 @@ def test_save_then_load_restores_the_cascaded_wam(cascaded, tmp_path):
         assert torch.equal(value, fresh.actor.cascaded.state_dict()[name]), name
 
 
-def test_onnx_copy_acts_as_the_actor(cascaded):
+def test_exported_policy_acts_as_the_actor(cascaded, tmp_path):
+    """rsl-rl's export path (``as_onnx``) on the cascaded actor: onnxruntime's actions equal the actor's mean."""
+    import onnxruntime
+
+    from wam_isaac.export.onnx_policy import export_policy_onnx
+
     path, _ = cascaded
     env = SyntheticPushEnv(num_envs=8, episode_length=10, seed=4)
     alg = build_algorithm(env, pretrained_checkpoint=str(path), shared_critic=False)
     flat = flatten_observations(env.get_observations(), alg.wam.schema)
-    graph = alg.actor.as_onnx()
     inputs = torch.cat([flat[g] for g in ("world_model", "instruction", "previous_action")], dim=-1)
+    entry = export_policy_onnx(alg.actor, tmp_path / "policy.onnx")
+    assert entry["recurrent"] is None and entry["model_class"] == "CascadedActor"
+    session = onnxruntime.InferenceSession(str(tmp_path / "policy.onnx"), providers=["CPUExecutionProvider"])
+    (actions,) = session.run(None, {"obs": inputs.numpy()})
     with torch.no_grad():
-        torch.testing.assert_close(graph(inputs), alg.actor(flat))
-    assert graph.get_dummy_inputs()[0].shape == (1, inputs.shape[-1]) and graph.input_names == ["obs"]
+        torch.testing.assert_close(torch.from_numpy(actions), alg.actor(flat), atol=1e-5, rtol=1e-5)
 
 
 def test_what_cannot_fine_tune_is_refused_in_one_line(cascaded, tmp_path):

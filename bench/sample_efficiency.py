@@ -82,7 +82,7 @@ class TaskSetting:
 SETTINGS = (
     TaskSetting("WAM-Cartpole", threshold=0.9, num_envs=256, max_iterations=60, seeds=(1, 2, 3), dataset_steps=200),
     TaskSetting(
-        "WAM-Push-Cube", threshold=0.3, num_envs=512, max_iterations=80, seeds=(1, 2, 3), scratch_budget_ratio=0.5
+        "WAM-Push-Cube", threshold=0.15, num_envs=512, max_iterations=80, seeds=(1, 2, 3), scratch_budget_ratio=0.5
     ),
 )
 JOBS_ENV = "WAM_SAMPLE_EFFICIENCY_JOBS"
@@ -257,15 +257,16 @@ def _train(
 
 
 def _finished_run(cwd: Path, setting: TaskSetting, variant: str, seed: int, max_iterations: int, offset: int) -> Run:
-    """The :class:`Run` of a finished run's log (a resumed benchmark: the same rule on the same lines)."""
+    """The :class:`Run` of a finished run's log, or of an interrupted one that had reached the threshold (a resumed
+    benchmark: the same rule on the same lines)."""
     log = cwd / "train.log"
     text = log.read_text() if log.is_file() else ""
-    if FINISHED not in text:
-        raise RuntimeError(f"{cwd} holds an unfinished run: remove it to run it again")
     reader = CurveReader()
     for line in text.splitlines(keepends=True):
         reader.feed(line)
     reached = steps_to_threshold(reader.steps, reader.success, setting.threshold, offset)
+    if FINISHED not in text and reached is None:  # one that reached it would have been stopped there anyway
+        raise RuntimeError(f"{cwd} holds an unfinished run: remove it to run it again")
     per_iteration = reader.per_iteration or 0
     seconds = re.search(r"^Training time: ([0-9.]+) seconds", text, re.MULTILINE)
     run = Run(

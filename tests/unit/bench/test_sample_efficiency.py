@@ -80,8 +80,11 @@ def test_a_resumed_benchmark_reads_finished_runs_back_and_refuses_unfinished_one
     run_dir.mkdir(parents=True)
     console = rsl_rl_console(tmp_path, [0.0, 0.5, 0.5, 0.5, 0.5, 0.5, 1.0], capsys)
     (run_dir / "train.log").write_text(console)
+    (run_dir / "train.log").write_text(console.split("Learning iteration 5/")[0])  # interrupted before reaching it
     with pytest.raises(RuntimeError, match="unfinished run"):
         bench._train(setting, "wam_pretrained", 1, "cpu", tmp_path / "WAM-Cartpole", 10, 1000)
+    (run_dir / "train.log").write_text(console)  # interrupted after reaching it: the rule would have stopped it there
+    assert bench._train(setting, "wam_pretrained", 1, "cpu", tmp_path / "WAM-Cartpole", 10, 1000).reached == 1576
     (run_dir / "train.log").write_text(console + "Training time: 12.5 seconds\n[wam] run logged in somewhere\n")
     run = bench._train(setting, "wam_pretrained", 1, "cpu", tmp_path / "WAM-Cartpole", 10, 1000)
     # iterations 1-5 average 0.5: reached at iteration 5's 576 env steps, plus the 1000 of pretraining

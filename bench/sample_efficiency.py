@@ -160,11 +160,12 @@ def _pretrain(setting: TaskSetting, device: str, work: Path) -> tuple[Path, int]
     if _finished_dagger(out, setting):
         _progress(f"{setting.task} DAgger pretraining: reused {out}")
     else:
+        resume = ["--resume"] if (out / "dagger.json").is_file() else []  # an interrupted one continues
         _wam(
             ["dagger", "--task", setting.task, "--out", str(out), "--num_envs", str(setting.dataset_envs),
              "--steps", str(setting.dataset_steps), "--rounds", str(setting.dagger_rounds),
              "--epochs", str(setting.pretrain_epochs), "--eval_episodes", str(setting.dataset_envs),
-             "--device", device, "model.trunk.kind=mlp"],
+             "--device", device, *resume, "model.trunk.kind=mlp"],
             work,
         )  # fmt: skip
     summary = json.loads((out / "dagger.json").read_text())

@@ -106,13 +106,16 @@ class WamActor(nn.Module):
         return [*self.wam.trunk.parameters(), *self.wam.action_head.parameters()]
 
     # inputs and features -------------------------------------------------------------------------------------------
-    def tokens(self, obs: Mapping) -> torch.Tensor:
-        """The WAM's tokens of ``obs`` (batch shape of ``obs``, then D)."""
+    def inputs(self, obs: Mapping) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The state, instruction and previous action of ``obs`` (batch shape of ``obs``, then S, I, A)."""
         schema, previous = self.schema, obs[PREVIOUS_ACTION_GROUP]
         batch = previous.shape[:-1]
         states = group_vector(obs, STATE_GROUP, schema.state_keys, batch)
-        instruction = group_vector(obs, INSTRUCTION_GROUP, schema.instruction_keys, batch)
-        return self.wam.tokens(states, instruction, previous)
+        return states, group_vector(obs, INSTRUCTION_GROUP, schema.instruction_keys, batch), previous
+
+    def tokens(self, obs: Mapping) -> torch.Tensor:
+        """The WAM's tokens of ``obs`` (batch shape of ``obs``, then D)."""
+        return self.wam.tokens(*self.inputs(obs))
 
     def features(self, obs, masks=None, hidden_state=None, advance: bool = True) -> torch.Tensor:
         """Trunk features of ``obs``.
@@ -260,20 +263,8 @@ class CascadedActor(WamActor):
 
         if masks is not None:
             obs = unpad_trajectories(obs, masks)
-        schema, previous = self.schema, obs[PREVIOUS_ACTION_GROUP]
-        batch = previous.shape[:-1]
-        one_step = [
-            x.reshape(-1, 1, x.shape[-1])
-            for x in (
-                group_vector(obs, STATE_GROUP, schema.state_keys, batch),
-                group_vector(obs, INSTRUCTION_GROUP, schema.instruction_keys, batch),
-                previous,
-            )
-        ]
-        policy = self.cascaded.policy_at_last(*one_step)
-        mean, std = policy.mean.reshape(*batch, -1), policy.stddev.reshape(*batch, -1)
-        self._distribution = torch.distributions.Normal(mean, std)
-        return self._distribution.sample() if stochastic_output else mean
+        self._distribution = self.cascaded.policy_per_step(*self.inputs(obs))
+        return self._distribution.sample() if stochastic_output else self._distribution.mean
 
     def as_onnx(self, verbose: bool = False) -> nn.Module:
         """A deterministic copy for ONNX export (see :class:`OnnxCascadedPolicy`)."""

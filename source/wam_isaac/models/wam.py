@@ -122,25 +122,26 @@ class CascadedWAM(nn.Module):
         needs no history, and acts inside rsl-rl as a feed-forward actor."""
         return self.cfg.trunk.kind == "mlp"
 
-    def act_sequence(self, states, instruction, actions, before=None) -> torch.distributions.Normal:
-        """The policy at every step of true sequences (B, T, ·), ``before`` as for :meth:`JointWAM.act_sequence`;
-        each step is the last of a one-step history, which is exact for a :attr:`per_step` world model only.
+    def policy_per_step(self, states, instruction, prev_actions) -> torch.distributions.Normal:
+        """The policy at every step of inputs (..., ·), each step the last of a one-step history: exact for a
+        :attr:`per_step` world model only (what :class:`~wam_isaac.models.rl_adapters.CascadedActor` acts with).
 
         Raises:
             ValueError: the world model's trunk carries memory (GRU or transformer).
         """
         if not self.per_step:
             raise ValueError(
-                f"a cascaded WAM acts on whole sequences with an mlp world-model trunk only, not"
-                f" '{self.cfg.trunk.kind}'"
+                f"a cascaded WAM acts step by step with an mlp world-model trunk only, not '{self.cfg.trunk.kind}'"
             )
-        batch, steps = states.shape[:2]
-        one_step = [x.reshape(batch * steps, 1, x.shape[-1]) for x in (states, instruction)]
-        previous = previous_actions(actions, before).reshape(batch * steps, 1, actions.shape[-1])
-        policy = self.policy_at_last(*one_step, previous)
-        return torch.distributions.Normal(
-            policy.mean.reshape(batch, steps, -1), policy.stddev.reshape(batch, steps, -1)
-        )
+        batch, flat = states.shape[:-1], states.reshape(-1, 1, states.shape[-1])
+        count = flat.shape[0]  # explicit: -1 is ambiguous for an empty instruction (tasks without one)
+        policy = self.policy_at_last(flat, *(x.reshape(count, 1, x.shape[-1]) for x in (instruction, prev_actions)))
+        return torch.distributions.Normal(policy.mean.reshape(*batch, -1), policy.stddev.reshape(*batch, -1))
+
+    def act_sequence(self, states, instruction, actions, before=None) -> torch.distributions.Normal:
+        """The policy at every step of true sequences (B, T, ·), ``before`` as for :meth:`JointWAM.act_sequence`
+        (:meth:`policy_per_step`)."""
+        return self.policy_per_step(states, instruction, previous_actions(actions, before))
 
 
 def build_model(schema: WamSchema, cfg: ModelCfg) -> nn.Module:

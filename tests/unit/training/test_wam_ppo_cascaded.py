@@ -157,3 +157,21 @@ def test_wam_train_refuses_the_shared_critic_before_any_simulator(cascaded, monk
     assert len(errors) == 1 and "cascaded WAM, which has no value head" in errors[0], errors
     assert "agent.algorithm.shared_critic=false" in errors[0]
     assert not (tmp_path / "logs").exists()
+
+
+def test_actor_without_an_instruction_group_acts_as_the_model():
+    """A task without an instruction (Cartpole): the actor reads no ``instruction`` group and acts as the model on a
+    one-step history with an empty instruction."""
+    data = env_schema().to_dict()
+    data["instruction_keys"] = {}
+    schema = WamSchema.from_dict(data)
+    cfg = model_cfg("cascaded", trunk=TrunkCfg(kind="mlp", hidden=16, layers=2))
+    cfg.head_hidden, cfg.policy_hidden, cfg.cascade_horizon = 16, 16, 2
+    torch.manual_seed(3)
+    model = CascadedWAM(schema, cfg)
+    actor = CascadedActor(model)
+    obs = {"world_model": torch.randn(5, schema.state_dim), "previous_action": torch.randn(5, schema.action_dim)}
+    with torch.no_grad():
+        expected = model.act(obs["world_model"][:, None], torch.zeros(5, 1, 0), obs["previous_action"][:, None])
+        torch.testing.assert_close(actor(obs), expected)
+        assert actor.output_std.shape == expected.shape

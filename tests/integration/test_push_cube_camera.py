@@ -265,3 +265,77 @@ def test_depth_frames_are_the_distance_to_the_image_plane(run):
     assert len(distances) >= 2 * NUM_ENVS
     # the pixel's ray hits the disc top a little off its centre: on the tilted view the depth varies ~ 6 mm per px
     assert np.abs(distances).max() < 8.0, distances
+
+
+def test_pixel_closed_loop_acts_on_the_last_frames_and_refills_them_at_resets(run, monkeypatch):
+    """``wam eval``'s pixel closed loop (FrameWindows + FramePolicy in run_closed_loop): at every step the model
+    sees each env's last HISTORY camera frames (a new episode's window: copies of its first frame), the instruction
+    and the previous actions, and the env receives exactly the actions it returned. The expected windows are built
+    here from the camera observations the env returned, independently of FrameWindows."""
+    from wam_isaac.evaluation.closed_loop import run_closed_loop
+    from wam_isaac.evaluation.visual_eval import FramePolicy, FrameWindows
+    from wam_isaac.models import WamSchema
+
+    env = run[0]
+    history = 3
+    obs = env.observation_manager.compute()
+    schema = WamSchema(
+        state_keys={f"obs/world_model/{k}": [int(v.shape[-1])] for k, v in obs["world_model"].items()},
+        instruction_keys={"obs/instruction/goal": [2]},
+        action_shape=[env.action_manager.total_action_dim],
+    )
+    returned = []  # the camera group after reset, then after every step (post-reset frames where an env is done)
+    dones, sent = [], []
+    env_reset, env_step = env.reset, env.step
+
+    def reset(*args, **kwargs):
+        out = env_reset(*args, **kwargs)
+        returned.append(out[0]["camera"].clone())
+        return out
+
+    def step(actions):
+        sent.append(actions.clone())
+        out = env_step(actions)
+        returned.append(out[0]["camera"].clone())
+        dones.append((out[2] | out[3]).clone())
+        return out
+
+    monkeypatch.setattr(env, "reset", reset)
+    monkeypatch.setattr(env, "step", step)
+
+    class Spy:
+        """A pixel WAM's ``act``: records its inputs, returns actions that differ per env and step."""
+
+        instruction_dim = 2
+
+        def __init__(self):
+            self.seen = []
+
+        def act(self, frames, command, prev_actions):
+            self.seen.append((frames.clone(), command.clone(), prev_actions.clone()))
+            k = len(self.seen)
+            n, a = frames.shape[0], schema.action_shape[0]
+            grid = torch.arange(n * a, dtype=torch.float32).reshape(n, a)
+            return torch.sin(0.37 * k + 0.11 * grid) * 0.8
+
+    windows = FrameWindows(env, history, "camera")
+    spy = Spy()
+    stats = run_closed_loop(windows, FramePolicy(spy, windows), schema, history, episodes=2 * NUM_ENVS, seed=5)
+
+    assert len(stats.success) == 2 * NUM_ENVS and stats.steps == len(spy.seen) == len(sent) == 20
+    assert [bool(d.all()) for d in dones] == ([False] * 9 + [True]) * 2  # 10-step episodes, all envs together
+    assert returned[0].dtype == torch.uint8 and returned[0].shape == (NUM_ENVS, 64, 64, 3)
+    expected = returned[0][:, None].repeat(1, history, 1, 1, 1)
+    previous = torch.zeros(NUM_ENVS, schema.action_shape[0])
+    for t, (frames, command, prev_actions) in enumerate(spy.seen):
+        assert torch.equal(frames, expected), f"step {t}"
+        assert command.shape == (NUM_ENVS, history, 2)
+        torch.testing.assert_close(prev_actions[:, -1], previous)
+        grid = torch.arange(sent[t].numel(), dtype=torch.float32).reshape(sent[t].shape)
+        assert torch.equal(sent[t], torch.sin(0.37 * (t + 1) + 0.11 * grid) * 0.8)  # the env got the model's actions
+        new = returned[t + 1]
+        expected = torch.cat((expected[:, 1:], new[:, None]), dim=1)
+        expected[dones[t]] = new[dones[t], None].repeat(1, history, 1, 1, 1)
+        previous = torch.where(dones[t][:, None], torch.zeros_like(sent[t]), sent[t])
+    # a window that slid holds frames of different steps: the check above is not vacuous
+    assert not torch.equal(spy.seen[5][0][:, 0], spy.seen[5][0][:, -1])

@@ -81,14 +81,19 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
 def table(results: dict, monitored: bool) -> str:
     """The per-condition figures as a fixed-width table."""
     header = f"{'condition':<17}{'episodes':>9}{'success':>9}{'return':>10}{'length':>8}"
-    header += f"{'alarm rate':>12}{'stall':>8}{'alarmed ep':>12}{'surprise':>10}" if monitored else ""
+    header += (
+        f"{'alarm rate':>12}{'stall':>8}{'alarmed ep':>12}{'of ok':>8}{'of failed':>11}{'surprise':>10}"
+        if monitored
+        else ""
+    )
     lines = [header]
     for name, r in results.items():
         line = f"{name:<17}{r['episodes']:>9}{_fmt(r['success_rate'], '.1%'):>9}{_fmt(r['mean_return'], '.2f'):>10}"
         line += f"{_fmt(r['mean_episode_length'], '.1f'):>8}"
         if monitored:
             line += f"{_fmt(r['alarm_rate'], '.1%'):>12}{_fmt(r.get('stall_alarm_rate'), '.1%'):>8}"
-            line += f"{_fmt(r.get('episodes_alarmed'), '.1%'):>12}{_fmt(r['mean_surprise'], '.2f'):>10}"
+            line += f"{_fmt(r.get('episodes_alarmed'), '.1%'):>12}{_fmt(r.get('successes_alarmed'), '.1%'):>8}"
+            line += f"{_fmt(r.get('failures_alarmed'), '.1%'):>11}{_fmt(r['mean_surprise'], '.2f'):>10}"
         lines.append(line)
     return "\n".join(lines)
 

@@ -15,7 +15,8 @@ Conditions (each reported with what it changed):
 
 Per condition: episodes, success rate (the task's ``success`` termination, else survival to the time limit), mean
 return, mean episode length, and the monitor's alarm rate (fraction of judged env-steps with the alarm on; of these,
-the stall alarm's), the share of episodes with an alarm at one step at least, and the mean jump statistic.
+the stall alarm's), the share of episodes with an alarm at one step at least (of all, of the successful ones, of the
+failed ones), and the mean jump statistic.
 """
 
 from __future__ import annotations
@@ -111,6 +112,14 @@ class ConditionResult:
     alarmed: list[bool] = field(default_factory=list)
     """Per counted episode: the monitor's alarm was on at one of its steps at least."""
 
+    def _alarmed_share(self, succeeded: bool) -> float | None:
+        """The share of the counted episodes that succeeded (or failed) with an alarm: on successes the alarms are
+        false at the episode level; on failures they flag the episode's trouble."""
+        if not self.judged:
+            return None
+        outcome = [alarmed for alarmed, success in zip(self.alarmed, self.success, strict=True) if success == succeeded]
+        return sum(outcome) / len(outcome) if outcome else None
+
     def to_dict(self) -> dict:
         n = len(self.success)
         return {
@@ -123,6 +132,8 @@ class ConditionResult:
             "alarm_rate": self.alarms / self.judged if self.judged else None,
             "stall_alarm_rate": self.stall_alarms / self.judged if self.judged else None,
             "episodes_alarmed": sum(self.alarmed) / len(self.alarmed) if self.judged and self.alarmed else None,
+            "successes_alarmed": self._alarmed_share(True),
+            "failures_alarmed": self._alarmed_share(False),
             "mean_surprise": self.statistic_sum / self.judged if self.judged else None,
             "judged_steps": self.judged,
         }

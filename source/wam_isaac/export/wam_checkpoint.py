@@ -123,13 +123,12 @@ RANDOM_WINDOWS = "mean + 3 std N(0, 1) of the model's input normalizers, unit qu
 """How the random windows of the world model's parity check are drawn (stated in the metadata)."""
 
 
-def random_windows(schema, history: int, count: int, seed: int = 0, graph=None) -> dict[str, np.ndarray]:
-    """Random world-model inputs with unit quaternions. With ``graph`` (a
-    :class:`~wam_isaac.export.world_model_onnx.WorldModelGraph`), every other entry is drawn from
-    ``mean + 3 std N(0, 1)`` of the model's own input normalizer (states, instructions, actions): the span of what it
-    was trained on, whatever the units (a cube's height varies by millimetres, a joint by radians); without,
-    ``N(0, 3^2)`` in raw units, which puts such entries thousands of stds out and makes float32 rounding inside the
-    network, not the export, decide the comparison."""
+def random_windows(schema, history: int, count: int, *, graph, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random world-model inputs for ``graph`` (a :class:`~wam_isaac.export.world_model_onnx.WorldModelGraph`):
+    quaternions uniform on the unit sphere, every other entry drawn from ``mean + 3 std N(0, 1)`` of the model's own
+    input normalizer (states, instructions, actions), the span of what it was trained on whatever the units (a cube's
+    height varies by millimetres, a joint by radians). Raw-unit draws would put such entries thousands of stds out
+    and make float32 rounding inside the network, not the export, decide a parity check."""
     rng = np.random.default_rng(seed)
     sizes = {
         "states": schema.state_dim,
@@ -137,21 +136,18 @@ def random_windows(schema, history: int, count: int, seed: int = 0, graph=None) 
         "prev_actions": schema.action_dim,
         "action": schema.action_dim,
     }
+    n = graph.members[0].normalizers
     centre = {name: np.zeros(size) for name, size in sizes.items()}
-    spread = {name: np.full(size, 3.0) for name, size in sizes.items()}
-    if graph is not None:
-        n = graph.members[0].normalizers
-        for layout in graph.space.layouts:
-            if not layout.rotation:
-                state = slice(layout.term.start, layout.term.stop)
-                centre["states"][state] = n.state.mean[layout.feature].double().numpy()
-                spread["states"][state] = 3.0 * n.state.std[layout.feature].double().numpy()
-        centre["instruction"], spread["instruction"] = (
-            n.instruction.mean.double().numpy(),
-            3 * n.instruction.std.double().numpy(),
-        )
-        for name in ("prev_actions", "action"):
-            centre[name], spread[name] = n.action.mean.double().numpy(), 3.0 * n.action.std.double().numpy()
+    spread = {name: np.ones(size) for name, size in sizes.items()}  # rotation slices: overwritten below
+    for layout in graph.space.layouts:
+        if not layout.rotation:
+            state = slice(layout.term.start, layout.term.stop)
+            centre["states"][state] = n.state.mean[layout.feature].double().numpy()
+            spread["states"][state] = 3.0 * n.state.std[layout.feature].double().numpy()
+    centre["instruction"] = n.instruction.mean.double().numpy()
+    spread["instruction"] = 3.0 * n.instruction.std.double().numpy()
+    for name in ("prev_actions", "action"):
+        centre[name], spread[name] = n.action.mean.double().numpy(), 3.0 * n.action.std.double().numpy()
     shapes = {name: (count, history, size) for name, size in sizes.items()}
     shapes["action"] = (count, schema.action_dim)
     feed = {name: centre[name] + spread[name] * rng.standard_normal(shape) for name, shape in shapes.items()}

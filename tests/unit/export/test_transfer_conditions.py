@@ -65,3 +65,29 @@ def test_runtime_input_delayed_and_noised_by_the_training_amplitude():
     assert cube == [0.0, 0.0, 0.0, 1.0, 4.0, 4.0]  # two steps late, restarted at t = 4
     joint = np.array([s["joint_pos"] for s in seen]) - np.array(cube)[:, None]
     assert np.abs(joint).max() <= 0.02 and np.abs(joint).max() > 0.01  # uniform noise of 2 x 0.01
+
+
+def test_alarmed_episodes_split_by_outcome():
+    from wam_isaac.cli.transfer_eval import table
+    from wam_isaac.export.transfer import ConditionResult
+
+    result = ConditionResult("training", {})
+    # 5 successes (1 alarmed), 3 failures (2 alarmed)
+    result.success = [True, True, False, True, False, True, True, False]
+    result.alarmed = [False, True, True, False, False, False, False, True]
+    result.returns, result.lengths = [1.0] * 8, [30] * 8
+    result.judged, result.alarms = 200, 9
+    figures = result.to_dict()
+    assert figures["episodes_alarmed"] == pytest.approx(3 / 8)
+    assert figures["successes_alarmed"] == pytest.approx(1 / 5)
+    assert figures["failures_alarmed"] == pytest.approx(2 / 3)
+    assert figures["alarm_rate"] == pytest.approx(9 / 200)
+    row = table({"training": figures}, monitored=True).splitlines()[1].split()
+    assert row[-4:-1] == ["37.5%", "20.0%", "66.7%"]
+    # every episode succeeded: no failure to flag; no monitor: nothing judged
+    result.success = [True] * 8
+    figures = result.to_dict()
+    assert figures["failures_alarmed"] is None and figures["successes_alarmed"] == pytest.approx(3 / 8)
+    result.judged = 0
+    figures = result.to_dict()
+    assert figures["successes_alarmed"] is None and figures["failures_alarmed"] is None

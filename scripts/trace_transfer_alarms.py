@@ -19,30 +19,21 @@ import numpy as np
 def trace(export_dir: str, task: str, num_envs: int, episodes: int, seed: int, device: str) -> tuple[dict, dict]:
     """The condition's figures and the monitor's log: ``alarm``, ``jump``, ``statistic``, ``term`` (index of the
     largest term score, -1 where nothing was judged) and ``fresh`` (a new episode's first step), each (steps, envs)."""
-    from wam_isaac.deploy import surprise
     from wam_isaac.export.exporter import task_env
     from wam_isaac.export.transfer import run_condition
 
     log = {"alarm": [], "jump": [], "statistic": [], "term": [], "fresh": []}
-    original = surprise.SurpriseMonitor.step
 
-    def step(self, state_terms, action, instruction_terms=None):
-        fresh = self._fresh.copy()
-        out = original(self, state_terms, action, instruction_terms)
-        judged = np.isfinite(out.term_scores).any(-1)
-        log["alarm"].append(out.alarm)
-        log["jump"].append(out.jump_alarm)
-        log["statistic"].append(out.statistic)
-        log["term"].append(np.where(judged, np.nanargmax(np.nan_to_num(out.term_scores, nan=-np.inf), -1), -1))
+    def on_judged(surprise, fresh):
+        scores = np.nan_to_num(surprise.term_scores, nan=-np.inf)
+        log["alarm"].append(surprise.alarm)
+        log["jump"].append(surprise.jump_alarm)
+        log["statistic"].append(surprise.statistic)
+        log["term"].append(np.where(np.isfinite(scores).any(-1), scores.argmax(-1), -1))
         log["fresh"].append(fresh)
-        return out
 
-    surprise.SurpriseMonitor.step = step
-    try:
-        with task_env(task, "rsl_rl_cfg_entry_point", device, num_envs, seed) as (env, _):
-            result = run_condition(env, export_dir, "training", {}, episodes, seed).to_dict()
-    finally:
-        surprise.SurpriseMonitor.step = original
+    with task_env(task, "rsl_rl_cfg_entry_point", device, num_envs, seed) as (env, _):
+        result = run_condition(env, export_dir, "training", {}, episodes, seed, on_judged=on_judged).to_dict()
     return result, {name: np.array(values) for name, values in log.items()}
 
 

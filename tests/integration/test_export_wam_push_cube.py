@@ -135,8 +135,8 @@ def test_world_model_only_export_and_monitor(env, tmp_path):
     assert (push > 10.0 * same_step).all() and (push > np.nanmax(nominal["joint_vel"], axis=0)).all(), (push, same_step)
     assert (pushed["statistic"][PUSH_STEP:] > nominal["statistic"][PUSH_STEP:]).all()
     # the alarm is the export's threshold on that statistic. Whether it fires here depends on the threshold, which a
-    # world model fitted in seconds sets from its own nominal contact misses (from 9 to 92 across torch seeds and fit
-    # lengths, measured): every env alarmed with some fits, 3 of 8 with others, so only the rule is asserted
+    # world model fitted in seconds sets from its own nominal contact misses and which varies several-fold with the
+    # torch seed and the fit's length (every env alarmed with some fits, a few with others): only the rule is asserted
     threshold = block["monitor"]["threshold"]
     np.testing.assert_array_equal(pushed["jump"], np.nan_to_num(pushed["statistic"], nan=-1.0) > threshold)
     assert (pushed["alarm"] >= pushed["jump"]).all()

@@ -37,6 +37,8 @@ def test_transfer_eval_reports_every_condition(make_env, tmp_path):
         # Cartpole's success is survival to the time limit: all episodes succeed iff all lasted the limit
         assert (figures["success_rate"] == 1.0) == (figures["mean_episode_length"] == limit), name
         assert figures["alarm_rate"] is None and figures["judged_steps"] == 0  # a policy exported without world model
+        assert figures["episodes_alarmed"] is None and figures["successes_alarmed"] is None, name
+        assert figures["failures_alarmed"] is None, name
     assert report["training"]["changes"] == {}
     assert report["obs_delay_noise"]["changes"] == {"observation_delay_steps": 2, "observation_noise_factor": 2.0}
     assert report["solver"]["changes"] == {"sim.physics.num_substeps": {"trained": 1, "evaluated": 2}}

@@ -112,13 +112,13 @@ class ConditionResult:
     alarmed: list[bool] = field(default_factory=list)
     """Per counted episode: the monitor's alarm was on at one of its steps at least."""
 
-    def _alarmed_share(self, succeeded: bool) -> float | None:
-        """The share of the counted episodes that succeeded (or failed) with an alarm: on successes the alarms are
-        false at the episode level; on failures they flag the episode's trouble."""
+    def _alarmed_share(self, succeeded: bool | None = None) -> float | None:
+        """The share of the counted episodes (all, or those that succeeded / failed) with an alarm: on successes the
+        alarms are false at the episode level; on failures they flag the episode's trouble."""
         if not self.judged:
             return None
-        outcome = [alarmed for alarmed, success in zip(self.alarmed, self.success, strict=True) if success == succeeded]
-        return sum(outcome) / len(outcome) if outcome else None
+        chosen = [a for a, s in zip(self.alarmed, self.success, strict=True) if succeeded is None or s == succeeded]
+        return sum(chosen) / len(chosen) if chosen else None
 
     def to_dict(self) -> dict:
         n = len(self.success)
@@ -131,7 +131,7 @@ class ConditionResult:
             "mean_episode_length": float(np.mean(self.lengths)) if n else None,
             "alarm_rate": self.alarms / self.judged if self.judged else None,
             "stall_alarm_rate": self.stall_alarms / self.judged if self.judged else None,
-            "episodes_alarmed": sum(self.alarmed) / len(self.alarmed) if self.judged and self.alarmed else None,
+            "episodes_alarmed": self._alarmed_share(),
             "successes_alarmed": self._alarmed_share(True),
             "failures_alarmed": self._alarmed_share(False),
             "mean_surprise": self.statistic_sum / self.judged if self.judged else None,
@@ -179,9 +179,12 @@ def world_terms(env, block: dict) -> tuple[dict, dict]:
 
 
 @torch.inference_mode()  # as the env is stepped elsewhere (rsl-rl, the export's recording)
-def run_condition(env, export_dir, condition: str, changes: dict, episodes: int, seed: int = 0) -> ConditionResult:
+def run_condition(
+    env, export_dir, condition: str, changes: dict, episodes: int, seed: int = 0, on_judged=None
+) -> ConditionResult:
     """Drive ``env`` with one deploy runtime per env until ``episodes`` episodes ended (each env contributes at most
-    ``ceil(episodes / num_envs)``); the monitor (if exported) judges every step."""
+    ``ceil(episodes / num_envs)``); the monitor (if exported) judges every step, and ``on_judged(surprise, fresh)``
+    gets its :class:`~wam_isaac.deploy.surprise.Surprise` and which envs began an episode at that step."""
     from ..deploy import Policy, SurpriseMonitor
     from ..rollout.state import episode_success
     from .sim_terms import raw_policy_terms
@@ -220,6 +223,8 @@ def run_condition(env, export_dir, condition: str, changes: dict, episodes: int,
             state_terms = {k: np.stack([r[k] for r in rows]) for k in states}
             instruction_terms = {k: np.stack([r["@" + k] for r in rows]) for k in instruction}
             surprise = monitor.step(state_terms, actions, instruction_terms)
+            if on_judged is not None:
+                on_judged(surprise, fresh.copy())
             judged = ~np.isnan(surprise.statistic)
             result.judged += int(judged.sum())
             result.alarms += int(surprise.alarm[judged].sum())

@@ -91,3 +91,9 @@ def test_alarmed_episodes_split_by_outcome():
     result.judged = 0
     figures = result.to_dict()
     assert figures["successes_alarmed"] is None and figures["failures_alarmed"] is None
+    assert figures["episodes_alarmed"] is None
+    # judged steps but no episode ended yet: no share at all
+    empty = ConditionResult("training", {}, judged=50)
+    figures = empty.to_dict()
+    assert figures["episodes_alarmed"] is None and figures["successes_alarmed"] is None
+    assert figures["failures_alarmed"] is None and figures["alarm_rate"] == 0.0

@@ -75,3 +75,10 @@ def test_sigterm_publishes_the_shard_in_progress_then_resume_completes(tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     check_complete(out)
     assert [s["seed"] for s in load_manifest(out)["segments"]] == [0, 1]
+    # resuming a dataset that holds its size adds nothing and leaves it complete
+    before = {name: data for name, data in snapshot(out).items() if name != "manifest.json"}
+    again = run(generate(out, "--resume"))
+    assert again.returncode == 0, again.stderr[-2000:]
+    check_complete(out)
+    assert load_manifest(out)["complete"]
+    assert {name: data for name, data in snapshot(out).items() if name != "manifest.json"} == before

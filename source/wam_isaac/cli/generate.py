@@ -266,11 +266,24 @@ def generate(args: argparse.Namespace, overrides: list[str], device: str, contex
                     env.close()
                     raise UsageError(str(error)) from None
             env.close()
+    else:  # nothing missing (e.g. a rank that stored its share before another rank was killed): the new segment
+        _mark_complete(journal)  # adds nothing, and its journal (the dataset, on one process) is complete again
     if context.distributed and not _all_finished(args.out, context, stats):
         return 1
     if context.is_main:
         _report(args.out, context, stats, stop_requested, summarize)
     return 0
+
+
+def _mark_complete(directory) -> None:
+    """Mark the manifest of ``directory`` complete (its segment began incomplete and wrote nothing)."""
+    from ..data import load_manifest
+    from ..data.dataset_dir import utc_now
+    from ..data.manifest import MANIFEST_NAME, write_json_atomic
+
+    manifest = load_manifest(directory)
+    manifest.update(complete=True, updated_at=utc_now())
+    write_json_atomic(Path(directory) / MANIFEST_NAME, manifest)
 
 
 def _begin(args, context, cfg_hash: str, env_args: dict, seed: int, num_envs: int):
